@@ -1,0 +1,37 @@
+# layra-rollback: set-up and checks. Every target installs what it needs first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export VENV
+
+.PHONY: install sandbox-up sandbox-down demo test test-unit test-e2e clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	touch $@
+
+sandbox-up: install
+	bash sandbox/up.sh
+
+sandbox-down:
+	bash sandbox/down.sh
+
+demo: sandbox-up
+	bash sandbox/demo.sh
+
+# The README's test command: unit cases, then the e2e tier on the sandbox (never skipped).
+test: sandbox-up
+	$(PY) -m pytest
+
+test-unit: install
+	$(PY) -m pytest -m 'not e2e' tests/test_facts.py tests/test_operations.py tests/test_core.py
+
+test-e2e: sandbox-up
+	$(PY) -m pytest -m e2e
+
+clean: sandbox-down
+	rm -rf $(VENV)

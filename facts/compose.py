@@ -1,0 +1,221 @@
+"""
+Facts about the stack's Docker Compose project: its services and containers, and the
+configuration a target commit would bring.
+
+Every fact and operation here addresses the project the same way, through
+`compose_command`: project directory, project name, compose files and env file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+import posixpath
+import shlex
+
+import yaml
+from pyinfra.api import FactBase, QuoteString, StringCommand
+
+from .shell import section, split_sections
+from .stack import git_command
+
+CONFIG_HASH_LABEL = "com.docker.compose.config-hash"
+
+# Only the fields we need, so that container env (passwords) never leaves the host.
+CONTAINER_TEMPLATE = (
+    '{"service":{{json (index .Config.Labels "com.docker.compose.service")}},'
+    '"name":{{json .Name}},"state":{{json .State.Status}},'
+    '"health":{{if .State.Health}}{{json .State.Health.Status}}{{else}}""{{end}},'
+    '"health_log":{{if .State.Health}}{{json .State.Health.Log}}{{else}}[]{{end}},'
+    '"image":{{json .Image}},'
+    '"config_hash":{{json (index .Config.Labels "' + CONFIG_HASH_LABEL + '")}}}'
+)
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Where a Compose stack lives on a host and how `docker compose` addresses it."""
+
+    dir: str
+    project: str = "layra"
+    files: tuple[str, ...] = ("docker-compose.yml",)
+    env_file: str = ".env"
+
+    def __post_init__(self):
+        object.__setattr__(self, "files", tuple(self.files))
+
+    def __str__(self) -> str:
+        # Also the fact-cache key pyinfra-testing case files name: keep it short and whole.
+        return f"{self.project}:{self.dir}:{','.join(self.files)}:{self.env_file}"
+
+    @classmethod
+    def of(cls, value: "Stack | dict") -> "Stack":
+        """A Stack from itself or from its fields as a mapping (inventory data, case files)."""
+        return value if isinstance(value, cls) else cls(**value)
+
+    def as_data(self) -> dict:
+        """Plain data (lists, not tuples), for FunctionCommand arguments and JSON."""
+        return {"dir": self.dir, "project": self.project, "files": list(self.files), "env_file": self.env_file}
+
+    @property
+    def env_path(self) -> str:
+        return self.env_file if self.env_file.startswith("/") else posixpath.join(self.dir, self.env_file)
+
+
+def compose_command(stack: Stack, *args, files_var: str | None = None) -> StringCommand:
+    """`docker compose` bound to the stack's project.
+
+    `files_var` names a shell variable holding a directory to read the compose files
+    from instead of the stack directory (the target commit's files, for a plan).
+    """
+    file_args: list = []
+    for name in stack.files:
+        if files_var:
+            file_args += ["-f", f'"${files_var}"/' + shlex.quote(name)]
+        else:
+            path = name if name.startswith("/") else posixpath.join(stack.dir, name)
+            file_args += ["-f", QuoteString(path)]
+    return StringCommand(
+        "docker", "compose",
+        "--project-directory", QuoteString(stack.dir),
+        "-p", QuoteString(stack.project),
+        *file_args,
+        "--env-file", QuoteString(stack.env_path),
+        *args,
+    )
+
+
+def project_containers_command(project: str) -> StringCommand:
+    """Inspect the project's service containers (one-off `run` containers excluded)."""
+    return StringCommand(
+        "ids=$(docker", "ps", "-aq",
+        "--filter", QuoteString(f"label=com.docker.compose.project={project}"),
+        "--filter", "label=com.docker.compose.oneoff=False", ");",
+        '[ -z "$ids" ]', "||", "docker", "inspect", "--format", QuoteString(CONTAINER_TEMPLATE), "$ids",
+    )
+
+
+def parse_hashes(lines: list[str]) -> dict[str, str]:
+    hashes = {}
+    for line in lines:
+        parts = line.split()
+        if len(parts) == 2:
+            hashes[parts[0]] = parts[1]
+    return hashes
+
+
+def parse_containers(lines: list[str]) -> dict[str, dict]:
+    containers = {}
+    for line in lines:
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        raw = json.loads(line)
+        log = raw.pop("health_log") or []
+        raw["health_output"] = (log[-1].get("Output") or "").strip()[-300:] if log else ""
+        raw["name"] = raw["name"].lstrip("/")
+        containers[raw.pop("service")] = raw
+    return containers
+
+
+class ComposeServices(FactBase):
+    """
+    Returns every service of the project: what its container is doing, and whether it
+    was created from the compose configuration now on disk (config hash label).
+
+    .. code:: python
+
+        {
+            "backend": {
+                "name": "layra-backend-1",
+                "state": "running",          # or "exited", ..., "missing"
+                "health": "healthy",         # "" when the service has no healthcheck
+                "health_output": "...",      # last healthcheck output, trimmed
+                "image": "sha256:...",
+                "config_hash": "5a1f...",    # label on the container
+                "desired_hash": "5a1f...",   # `docker compose config --hash`
+            },
+        }
+    """
+
+    def requires_command(self, *args, **kwargs) -> str:
+        return "docker"
+
+    def command(self, stack: Stack) -> StringCommand:
+        stack = Stack.of(stack)
+        return StringCommand(
+            section("desired"), ";",
+            compose_command(stack, "config", "--hash", "'*'"), ";",
+            section("containers"), ";",
+            project_containers_command(stack.project),
+        )
+
+    def process(self, output):
+        sections = split_sections(output)
+        desired = parse_hashes(sections.get("desired", []))
+        containers = parse_containers(sections.get("containers", []))
+        services = {}
+        for name in sorted(set(desired) | set(containers)):
+            container = containers.get(name) or {
+                "name": "", "state": "missing", "health": "", "health_output": "",
+                "image": "", "config_hash": "",
+            }
+            services[name] = {**container, "desired_hash": desired.get(name, "")}
+        return services
+
+
+class ComposeTargetConfig(FactBase):
+    """
+    Returns what the compose files at ``ref`` would ask for, without checking it out:
+    the config hash of each service and the build context of services that build.
+
+    .. code:: python
+
+        {
+            "hashes": {"backend": "77c0...", "mysql": "5a1f..."},
+            "build_contexts": {"backend": "backend"},   # relative to the stack directory
+        }
+    """
+
+    def requires_command(self, *args, **kwargs) -> str:
+        return "docker"
+
+    def command(self, stack: Stack, ref: str) -> StringCommand:
+        stack = Stack.of(stack)
+        target = QuoteString(f"{ref}^{{commit}}")
+        files = [QuoteString(name) for name in stack.files]
+        shows = []
+        for name in stack.files:
+            shows += [section("file"), ";", git_command(stack.dir, "show", QuoteString(f"{ref}:{name}")), ";"]
+        return StringCommand(
+            'tmp=$(mktemp -d) &&',
+            git_command(stack.dir, "archive", target, "--", *files), '| tar -x -C "$tmp" &&',
+            section("hashes"), "&&",
+            compose_command(stack, "config", "--hash", "'*'", files_var="tmp"),
+            '; rc=$?; rm -rf "$tmp";',
+            *shows,
+            "exit $rc",
+        )
+
+    def process(self, output):
+        sections = {"hashes": [], "file": []}
+        current = None
+        files: list[list[str]] = []
+        for line in output:
+            marker = line.strip()
+            if marker == "--- layra:hashes ---":
+                current = sections["hashes"]
+            elif marker == "--- layra:file ---":
+                files.append([])
+                current = files[-1]
+            elif current is not None:
+                current.append(line)
+        contexts: dict[str, str] = {}
+        for lines in files:
+            document = yaml.safe_load("\n".join(lines)) or {}
+            for name, service in (document.get("services") or {}).items():
+                build = (service or {}).get("build")
+                if build:
+                    context = build if isinstance(build, str) else build.get("context", ".")
+                    contexts[name] = posixpath.normpath(context)
+        return {"hashes": parse_hashes(sections["hashes"]), "build_contexts": contexts}

@@ -1,0 +1,44 @@
+"""
+Shell pieces every fact shares: several answers in one round trip (sections), and
+probes whose failure is an answer rather than an error.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pyinfra.api import QuoteString, StringCommand
+
+MARKER = re.compile(r"--- layra:([a-z_]+) ---")
+
+
+def section(name: str) -> StringCommand:
+    """A marker line that starts the section called ``name`` in a fact's output."""
+    return StringCommand("echo", QuoteString(f"--- layra:{name} ---"))
+
+
+def split_sections(output: list[str]) -> dict[str, list[str]]:
+    """Split fact output on the marker lines `section` prints."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in output:
+        match = MARKER.fullmatch(line.strip())
+        if match:
+            current = sections.setdefault(match.group(1), [])
+        elif current is not None:
+            current.append(line)
+    return sections
+
+
+def probe(command: StringCommand) -> StringCommand:
+    """Run ``command`` in a subshell; its output and exit status become the fact."""
+    return StringCommand(
+        section("output"), "; (", command, ") 2>&1; rc=$?;", section("status"), '; echo "$rc"'
+    )
+
+
+def parse_probe(output: list[str]) -> dict:
+    """``{"ok": True, "output": "mysqld is alive"}`` from a `probe`'s output."""
+    sections = split_sections(output)
+    status = (sections.get("status") or ["1"])[0].strip()
+    return {"ok": status == "0", "output": "\n".join(sections.get("output", [])).strip()[-300:]}

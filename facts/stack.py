@@ -1,0 +1,117 @@
+"""
+Facts about the stack's git checkout: which commit runs, whether the tree is dirty,
+and where a target commit stands relative to it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pyinfra.api import FactBase, QuoteString, StringCommand
+
+from .shell import section, split_sections
+
+# A ref an operator may name: a sha, a tag or a branch. Anything else never reaches git.
+REF_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
+
+def valid_ref(ref: str) -> bool:
+    return bool(REF_PATTERN.match(ref or "")) and ".." not in ref and not ref.endswith(".lock")
+
+
+def git_command(stack_dir: str, *args) -> StringCommand:
+    """`git -C <stack_dir> ...`; string args are passed as tokens, quote values yourself."""
+    return StringCommand("git", "-C", QuoteString(stack_dir), *args)
+
+
+class StackRepo(FactBase):
+    """
+    Returns the commit checked out in the stack's repository and what is uncommitted,
+    or ``None`` when the directory is not a git repository.
+
+    .. code:: python
+
+        {
+            "commit": "9f8e7d...",
+            "dirty": ["M docker-compose.yml"],
+            "remotes": ["origin"],
+        }
+    """
+
+    def requires_command(self, stack_dir: str) -> str:
+        return "git"
+
+    def command(self, stack_dir: str) -> StringCommand:
+        return StringCommand(
+            "if", git_command(stack_dir, "rev-parse", "--verify", "--quiet", "HEAD"), ">/dev/null;",
+            "then",
+            section("commit"), ";", git_command(stack_dir, "rev-parse", "HEAD"), ";",
+            section("dirty"), ";",
+            git_command(stack_dir, "status", "--porcelain", "--untracked-files=no"), ";",
+            section("remotes"), ";", git_command(stack_dir, "remote"), ";",
+            "fi",
+        )
+
+    def process(self, output):
+        sections = split_sections(output)
+        if "commit" not in sections:
+            return None
+        return {
+            "commit": sections["commit"][0].strip(),
+            "dirty": [line.strip() for line in sections.get("dirty", []) if line.strip()],
+            "remotes": [line.strip() for line in sections.get("remotes", []) if line.strip()],
+        }
+
+
+class StackTarget(FactBase):
+    """
+    Resolves ``ref`` in the stack's repository and compares it with HEAD, or returns
+    ``None`` when the repository does not know the ref.
+
+    .. code:: python
+
+        {
+            "commit": "a1b2c3...",
+            "subject": "release 1.0.0: knowledge bases",
+            "undone": [{"commit": "9f8e7d...", "subject": "release 1.1.0"}],  # HEAD only
+            "added": [],                                                    # target only
+            "changed_files": ["backend/app.py", "docker-compose.yml"],
+        }
+    """
+
+    def requires_command(self, stack_dir: str, ref: str) -> str:
+        return "git"
+
+    def command(self, stack_dir: str, ref: str) -> StringCommand:
+        target = QuoteString(f"{ref}^{{commit}}")
+        return StringCommand(
+            "if", "target=$(", git_command(stack_dir, "rev-parse", "--verify", "--quiet", target), ");",
+            "then",
+            section("commit"), ";", 'echo "$target";',
+            section("subject"), ";", git_command(stack_dir, "log", "-1", "--format=%s", '"$target"'), ";",
+            section("undone"), ";",
+            git_command(stack_dir, "log", QuoteString("--format=%H %s"), '"$target"..HEAD'), ";",
+            section("added"), ";",
+            git_command(stack_dir, "log", QuoteString("--format=%H %s"), 'HEAD.."$target"'), ";",
+            section("changed_files"), ";",
+            git_command(stack_dir, "diff", "--name-only", "HEAD", '"$target"'), ";",
+            "fi",
+        )
+
+    def process(self, output):
+        sections = split_sections(output)
+        if "commit" not in sections:
+            return None
+
+        def commits(lines):
+            return [
+                {"commit": sha, "subject": subject}
+                for sha, _, subject in (line.strip().partition(" ") for line in lines if line.strip())
+            ]
+
+        return {
+            "commit": sections["commit"][0].strip(),
+            "subject": "\n".join(sections.get("subject", [])).strip(),
+            "undone": commits(sections.get("undone", [])),
+            "added": commits(sections.get("added", [])),
+            "changed_files": [line.strip() for line in sections.get("changed_files", []) if line.strip()],
+        }

@@ -1,0 +1,43 @@
+"""
+The sandbox: Docker-in-Docker test hosts started by `make sandbox-up`, each running its
+own Layra-shaped stack. Host keys are checked against the known_hosts file the sandbox
+wrote; nothing here turns checking off.
+
+    pyinfra inventories/sandbox.py rollback.py --data commit=v1.0.0
+"""
+
+import json
+import os
+from pathlib import Path
+
+STATE = Path(os.environ.get("LAYRA_SANDBOX_DIR", Path(__file__).resolve().parent.parent / ".sandbox"))
+
+try:
+    _hosts = json.loads((STATE / "hosts.json").read_text())
+except FileNotFoundError:
+    raise SystemExit(f"no sandbox at {STATE}: run `make sandbox-up` first") from None
+
+_ssh = {
+    "ssh_user": "root",
+    "ssh_key": str(STATE / "id_ed25519"),
+    "ssh_known_hosts_file": str(STATE / "known_hosts"),
+    "ssh_strict_host_key_checking": "yes",
+    "ssh_look_for_keys": False,
+    "ssh_allow_agent": False,
+}
+
+# Which components each sandbox host holds. MongoDB and Qdrant are stand-ins (see README).
+_components = {
+    "mysql": {"engine": "mysql", "service": "mysql", "user": "root",
+              "password_key": "MYSQL_ROOT_PASSWORD", "databases": ["layra"]},
+    "mongodb": {"engine": "mongo", "service": "mongodb"},
+    "redis": {"engine": "redis", "service": "redis", "password_key": "REDIS_PASSWORD"},
+    "milvus": {"engine": "volumes", "services": ["milvus-standalone"]},
+    "qdrant": {"engine": "qdrant", "service": "qdrant"},
+}
+
+app = [
+    (h["name"], {**_ssh, "ssh_hostname": h["address"], "ssh_port": h.get("port", 22),
+                 "layra_components": _components})
+    for h in _hosts
+]

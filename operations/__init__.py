@@ -1,0 +1,1 @@
+"""Custom pyinfra operations for layra-rollback: one module per tool or engine."""

@@ -1,0 +1,145 @@
+"""
+Verification checks, phase by phase (the runbook's post-rollback verification).
+
+Each operation reads the facts it needs, prints one line per check with the value it
+observed, does nothing when every check passes, and fails the host naming each failed
+check otherwise. Checks only read: running them again changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyinfra import host, logger
+from pyinfra.api import QuoteString, StringCommand, operation
+
+from facts.capacity import DiskFree, MemoryUsage
+from facts.compose import ComposeServices, Stack
+from facts.http import HttpResponse
+from facts.mysql import MysqlPing
+from facts.redis import RedisPing
+
+
+@dataclass
+class Check:
+    phase: int
+    name: str
+    observed: str
+    expected: str
+    ok: bool
+
+
+def report(checks: list[Check], what: str):
+    """Noop when all pass; otherwise a command that fails with every failed check named."""
+    if host.state.is_executing:
+        for check in checks:
+            mark = "ok  " if check.ok else "FAIL"
+            logger.info(
+                f"{host.print_prefix}{mark} phase {check.phase} {check.name}: "
+                f"{check.observed} (want {check.expected})"
+            )
+    failed = [check for check in checks if not check.ok]
+    if not failed:
+        host.noop(f"{what}: all {len(checks)} checks pass")
+        return
+    message = f"{what}: {len(failed)} of {len(checks)} checks failed: " + "; ".join(
+        f"{check.name} is {check.observed} (want {check.expected})" for check in failed
+    )
+    yield StringCommand("echo", QuoteString(message), ">&2; exit 1")
+
+
+def service_checks(services: dict) -> list[Check]:
+    checks = []
+    for name, service in sorted(services.items()):
+        observed = service["state"] + (f", {service['health']}" if service["health"] else "")
+        ok = service["state"] == "running" and service["health"] in ("", "healthy")
+        checks.append(Check(1, f"service {name}", observed, "running, healthy", ok))
+    return checks
+
+
+@operation()
+def infrastructure(stack: Stack, disk_paths: list[str] | None = None,
+                   min_disk_free_pct: float = 10, max_memory_used_pct: float = 85):
+    """
+    Verify phase 1, infrastructure: services up and healthy, disk free, memory in use.
+
+    + stack: the stack whose services must all run (and be healthy where they have a healthcheck)
+    + disk_paths: paths whose filesystem must keep ``min_disk_free_pct`` free (default: the stack dir)
+    + min_disk_free_pct: least free disk, in percent
+    + max_memory_used_pct: most memory in use, in percent
+
+    **Example:**
+
+    .. code:: python
+
+        checks.infrastructure(
+            name="Verify phase 1: infrastructure",
+            stack=Stack("/srv/layra"),
+            disk_paths=["/srv/layra", "/var/lib/docker"],
+        )
+    """
+    services = host.get_fact(ComposeServices, stack=stack)
+    checks = service_checks(services)
+    if not services:
+        checks.append(Check(1, "services", "none", f"the {stack.project} project's services", False))
+    for path in disk_paths or [stack.dir]:
+        disk = host.get_fact(DiskFree, path=path)
+        checks.append(Check(1, f"disk free {disk['mount']}", f"{disk['free_pct']}%",
+                            f"> {min_disk_free_pct}%", disk["free_pct"] > min_disk_free_pct))
+    memory = host.get_fact(MemoryUsage)
+    checks.append(Check(1, "memory used", f"{memory['used_pct']}%",
+                        f"< {max_memory_used_pct}%", memory["used_pct"] < max_memory_used_pct))
+    yield from report(checks, "phase 1 (infrastructure)")
+
+
+def ping(stack: Stack, component: dict, services: dict) -> Check:
+    """One component's ping: its client where we speak the engine, else its healthcheck."""
+    engine, name = component["engine"], component["name"]
+    service = component.get("service") or component.get("services", [None])[0]
+    if engine == "mysql":
+        answer = host.get_fact(MysqlPing, stack=stack, service=service,
+                               user=component.get("user", "root"),
+                               password_key=component.get("password_key"))
+        return Check(2, f"{name} ping", answer["output"] or "no answer", "mysqld is alive", answer["ok"])
+    if engine == "redis":
+        answer = host.get_fact(RedisPing, stack=stack, service=service,
+                               password_key=component.get("password_key"))
+        return Check(2, f"{name} ping", answer["output"] or "no answer", "PONG", answer["ok"])
+    status = services.get(service, {}).get("health") or services.get(service, {}).get("state", "missing")
+    return Check(2, f"{name} healthcheck", status, "healthy", status == "healthy")
+
+
+@operation()
+def connectivity(stack: Stack, health_url: str, components: list[dict]):
+    """
+    Verify phase 2, connectivity: the health endpoint answers 200, each database answers.
+
+    + stack: the stack the components run in
+    + health_url: the backend's health endpoint, fetched from the host
+    + components: stateful components, each ``{"name", "engine", "service"}`` plus the
+      engine's credentials (``user``, ``password_key``: a key of the stack's env file)
+
+    MySQL answers ``mysqladmin ping`` and Redis ``PING`` with the stack's credentials;
+    engines without a client here (MongoDB, Qdrant, Milvus) answer through their
+    container's healthcheck.
+
+    **Example:**
+
+    .. code:: python
+
+        checks.connectivity(
+            name="Verify phase 2: connectivity",
+            stack=Stack("/srv/layra"),
+            health_url="http://127.0.0.1:8090/api/v1/health/check",
+            components=[{"name": "mysql", "engine": "mysql", "service": "mysql",
+                         "password_key": "MYSQL_ROOT_PASSWORD"}],
+        )
+    """
+    response = host.get_fact(HttpResponse, url=health_url)
+    observed = f"HTTP {response['status']}" + (f" {response['body'][:120]}" if response["status"] != 200 else "")
+    checks = [Check(2, "health endpoint", observed, "HTTP 200", response["status"] == 200)]
+    needs_services = any(c["engine"] not in ("mysql", "redis") for c in components)
+    services = host.get_fact(ComposeServices, stack=stack) if needs_services else {}
+    checks += [ping(stack, component, services) for component in components]
+    yield from report(checks, "phase 2 (connectivity)")
+

@@ -1,0 +1,1 @@
+"""Deploys (backup, rollback, verify) and the plain-Python core they share."""

@@ -1,0 +1,87 @@
+"""
+Host data: the defaults (the Layra stack's shape) and reading it into typed values,
+rejecting malformed data with the key named before anything runs on a host.
+"""
+
+from __future__ import annotations
+
+from pyinfra.api import DeployError
+
+from facts.compose import Stack
+from facts.secrets import KEY_PATTERN
+
+ENGINES = ("mysql", "mongo", "redis", "qdrant", "volumes")
+
+# The stateful services of Layra's own docker-compose.yml.
+LAYRA_COMPONENTS = {
+    "mysql": {"engine": "mysql", "service": "mysql", "user": "root",
+              "password_key": "MYSQL_ROOT_PASSWORD", "databases": ["layra"]},
+    "mongodb": {"engine": "mongo", "service": "mongodb"},
+    "redis": {"engine": "redis", "service": "redis", "password_key": "REDIS_PASSWORD"},
+    "minio": {"engine": "volumes", "services": ["minio"]},
+    "milvus": {"engine": "volumes", "services": ["milvus-standalone", "milvus-etcd", "milvus-minio"]},
+    "kafka": {"engine": "volumes", "services": ["kafka"]},
+    "qdrant": {"engine": "qdrant", "service": "qdrant"},
+}
+
+DEFAULTS = {
+    "layra_stack_dir": "/srv/layra",
+    "layra_project": "layra",
+    "layra_compose_files": ["docker-compose.yml"],
+    "layra_env_file": ".env",
+    "layra_health_url": "http://127.0.0.1:8090/api/v1/health/check",
+    "layra_ready_timeout": 180,
+    "layra_disk_paths": None,
+    "layra_min_disk_free_pct": 10,
+    "layra_max_memory_used_pct": 85,
+    "layra_components": LAYRA_COMPONENTS,
+}
+
+
+def setting(data, key: str):
+    """A host data value, falling back to DEFAULTS (deploy defaults apply inside @deploy only)."""
+    value = data.get(key)
+    return DEFAULTS.get(key) if value is None else value
+
+
+def expect(data, key: str, kind, description: str):
+    value = setting(data, key)
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise DeployError(f"host data {key!r} must be {description}, got {value!r}")
+    return value
+
+
+def stack_from(data) -> Stack:
+    files = expect(data, "layra_compose_files", list, "a list of compose file paths")
+    if not files or not all(isinstance(name, str) and name for name in files):
+        raise DeployError(f"host data 'layra_compose_files' must be a non-empty list of paths, got {files!r}")
+    return Stack(
+        dir=expect(data, "layra_stack_dir", str, "the stack's directory (a string)"),
+        project=expect(data, "layra_project", str, "the compose project name (a string)"),
+        files=tuple(files),
+        env_file=expect(data, "layra_env_file", str, "the stack's env file (a string)"),
+    )
+
+
+def components_from(data) -> list[dict]:
+    """The host's components as a list of ``{"name", "engine", ...}``, validated."""
+    raw = expect(data, "layra_components", dict, "a mapping of component name to settings")
+    components = []
+    for name, settings in raw.items():
+        where = f"host data 'layra_components.{name}'"
+        if not isinstance(settings, dict):
+            raise DeployError(f"{where} must be a mapping, got {settings!r}")
+        engine = settings.get("engine")
+        if engine not in ENGINES:
+            raise DeployError(f"{where}.engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        if engine == "volumes":
+            services = settings.get("services")
+            if not isinstance(services, list) or not services or not all(isinstance(s, str) for s in services):
+                raise DeployError(f"{where}.services must be a non-empty list of service names")
+        elif not isinstance(settings.get("service"), str):
+            raise DeployError(f"{where}.service must be the compose service name (a string)")
+        key = settings.get("password_key")
+        if key is not None and not (isinstance(key, str) and KEY_PATTERN.match(key)):
+            raise DeployError(f"{where}.password_key must name a variable of the env file, got {key!r}")
+        components.append({"name": name, **settings})
+    return components

@@ -1,0 +1,103 @@
+"""
+The dry-run plan: per host and component, current -> target in concrete numbers,
+computed from facts before anything is applied, printed and written as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from operations.stack import stale_services, uncommitted, unknown_commit
+
+
+def stack_plan(ref: str, stack_dir: str, repo: dict | None, target: dict | None, services: dict,
+               target_config: dict | None) -> dict:
+    """What moving the stack to ``ref`` changes: commits, rebuilds, recreated services.
+
+    A plan with an ``error`` cannot be applied; the deploy refuses it before any change.
+    """
+    plan = {"component": "stack", "ref": ref, "current": (repo or {}).get("commit"),
+            "target": (target or {}).get("commit"), "changes": False}
+    if repo is None:
+        return {**plan, "error": f"{stack_dir} is not a git repository with a commit checked out"}
+    if target is None:
+        return {**plan, "error": unknown_commit(ref, stack_dir, repo["remotes"])}
+    if repo["dirty"]:
+        plan["error"] = uncommitted(stack_dir, repo["dirty"])
+
+    changed = target["changed_files"]
+    contexts = (target_config or {}).get("build_contexts", {})
+    rebuild = sorted(
+        name for name, context in contexts.items()
+        if any(context in (".", "") or path == context or path.startswith(context.rstrip("/") + "/")
+               for path in changed)
+    )
+    hashes = (target_config or {}).get("hashes") or {name: s["desired_hash"] for name, s in services.items()}
+    recreate = sorted(
+        name for name in hashes
+        if name in rebuild
+        or services.get(name, {}).get("state") != "running"
+        or services.get(name, {}).get("config_hash") != hashes[name]
+    )
+    if repo["commit"] == target["commit"]:
+        recreate = sorted(set(recreate) | set(stale_services(services)))
+    remove = sorted(name for name in services if name not in hashes)
+    return {
+        **plan,
+        "subject": target["subject"],
+        "undone": target["undone"],
+        "added": target["added"],
+        "changed_files": changed,
+        "rebuild": rebuild,
+        "recreate": recreate,
+        "remove": remove,
+        "changes": repo["commit"] != target["commit"] or bool(recreate or remove),
+    }
+
+
+def describe(plan: dict) -> list[str]:
+    """Readable lines for one component's plan."""
+    if plan["component"] != "stack":
+        return [f"{plan['component']}: {plan.get('summary', '')}"]
+    current, target = (plan["current"] or "?")[:7], (plan["target"] or "?")[:7]
+    if plan.get("error") and not plan.get("target"):
+        return [f"stack: {plan['error']}"]
+    moves = []
+    if plan["undone"]:
+        moves.append(f"{len(plan['undone'])} commit{'s' * (len(plan['undone']) != 1)} undone")
+    if plan["added"]:
+        moves.append(f"{len(plan['added'])} commit{'s' * (len(plan['added']) != 1)} added")
+    head = f"stack: commit {current} -> {target}" + (f" ({', '.join(moves)})" if moves else " (same commit)")
+    lines = [head]
+    lines += [f"  - {c['commit'][:7]} {c['subject']}" for c in plan["undone"]]
+    lines += [f"  + {c['commit'][:7]} {c['subject']}" for c in plan["added"]]
+    if plan.get("error"):
+        lines.append(f"  refused: {plan['error']}")
+    lines.append(f"  rebuild: {', '.join(plan['rebuild']) or 'nothing'}")
+    lines.append(f"  recreate: {', '.join(plan['recreate']) or 'nothing'}")
+    if plan["remove"]:
+        lines.append(f"  remove: {', '.join(plan['remove'])}")
+    if not plan["changes"]:
+        lines.append("  no change: the stack is already there")
+    return lines
+
+
+class PlanFile:
+    """Collects each host's plan and rewrites one JSON file as hosts are planned."""
+
+    def __init__(self):
+        self.hosts: dict[str, list[dict]] = {}
+
+    def add(self, host_name: str, plans: list[dict], path: str | None):
+        self.hosts[host_name] = plans
+        if path:
+            target = Path(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(target.suffix + ".tmp")
+            tmp.write_text(json.dumps({"hosts": self.hosts}, indent=2, sort_keys=True) + "\n")
+            os.replace(tmp, target)
+
+
+PLANS = PlanFile()

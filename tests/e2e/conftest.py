@@ -1,0 +1,114 @@
+"""
+The e2e harness: the sandbox's SSH test hosts (`make sandbox-up`), reached for real.
+
+pyinfra runs as operators run it (`pyinfra -y inventories/sandbox.py rollback.py ...`);
+the harness itself sets scenes on the hosts over plain ssh with the sandbox's key and
+known_hosts (host keys checked). These tests never skip: without a sandbox they fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+STATE = Path(os.environ.get("LAYRA_SANDBOX_DIR", ROOT / ".sandbox"))
+STACK = "/srv/layra"
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+@dataclass
+class Run:
+    returncode: int
+    output: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def totals(self) -> dict[str, int]:
+        """pyinfra's closing "Grand total" row: operations per host that changed, failed, did not."""
+        for line in self.output.splitlines():
+            if line.strip().startswith("Grand total"):
+                cells = re.split(r"\s{2,}", line.strip())[1:]
+                hosts, changed, error, no_change = (0 if c == "-" else int(c) for c in cells)
+                return {"hosts": hosts, "changed": changed, "error": error, "no_change": no_change}
+        raise AssertionError(f"no results table in pyinfra's output:\n{self.output}")
+
+
+@dataclass
+class SandboxHost:
+    name: str
+    address: str
+    port: int
+
+    def ssh(self, command: str, check: bool = True, timeout: int = 300) -> str:
+        result = subprocess.run(
+            ["ssh", "-i", str(STATE / "id_ed25519"), "-p", str(self.port),
+             "-o", f"UserKnownHostsFile={STATE / 'known_hosts'}", "-o", "StrictHostKeyChecking=yes",
+             "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", f"root@{self.address}", command],
+            capture_output=True, text=True, timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"{self.name}: {command!r} failed: {result.stderr or result.stdout}")
+        return result.stdout.strip()
+
+    def stack(self, command: str, check: bool = True) -> str:
+        return self.ssh(f"cd {STACK} && {command}", check=check)
+
+    def commit(self, ref: str = "HEAD") -> str:
+        return self.stack(f"git rev-parse {shlex.quote(ref + '^{commit}')}")
+
+    def containers(self) -> dict[str, str]:
+        """service -> container id, for the stack's running containers."""
+        out = self.ssh("docker ps --filter label=com.docker.compose.project=layra "
+                       "--format '{{.Label \"com.docker.compose.service\"}} {{.ID}}'")
+        return dict(line.split() for line in out.splitlines() if line.strip())
+
+    def health(self) -> str:
+        return self.ssh("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8090/api/v1/health/check",
+                        check=False)
+
+    def deploy_by_hand(self, ref: str):
+        """What an operator did to ship a release: checkout and compose up, no waiting."""
+        self.stack(f"git checkout -q {shlex.quote(ref)} && docker compose up -d --build --quiet-pull 2>&1")
+
+
+class Sandbox:
+    def __init__(self):
+        hosts_file = STATE / "hosts.json"
+        if not hosts_file.exists():
+            pytest.fail(f"no sandbox at {STATE}: run `make sandbox-up` (make test does it)", pytrace=False)
+        self.hosts = [SandboxHost(h["name"], h["address"], int(h.get("port", 22)))
+                      for h in json.loads(hosts_file.read_text())]
+
+    def pyinfra(self, deploy: str, *args: str, timeout: int = 600) -> Run:
+        result = subprocess.run(
+            [sys.executable, "-m", "pyinfra", "-y", "inventories/sandbox.py", deploy, *args],
+            cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+            env={**os.environ, "LAYRA_SANDBOX_DIR": str(STATE), "COLUMNS": "200"},
+        )
+        return Run(result.returncode, result.stdout + result.stderr)
+
+    def at_good_release(self):
+        """Every host at v1.0.0 and healthy, whatever an earlier test left."""
+        run = self.pyinfra("rollback.py", "--data", "commit=v1.0.0")
+        assert run.ok, run.output
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Sandbox:
+    return Sandbox()
