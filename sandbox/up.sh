@@ -245,8 +245,15 @@ for i in $(seq 1 "$N"); do
   hd="$STATE/hosts/$(host_name "$i")"
   if docker container inspect "$c" >/dev/null 2>&1; then
     if [ "$(docker container inspect -f '{{.Image}}' "$c")" != "$host_img_id" ]; then
+      # /srv/layra lives in the container: its inner volumes (and their passwords) go too
       log "$c runs an old $HOST_IMAGE: recreating it"
       docker rm -f "$c" >/dev/null
+      docker volume rm "$(host_volume "$i")" >/dev/null 2>&1 || true
+    elif [ "$(docker container inspect -f '{{index .Config.Labels "org.layra.sandbox.state"}}' "$c")" != "$STATE" ]; then
+      # its keys live in another state dir (another checkout): ours would not match them
+      log "$c belongs to another sandbox state dir: recreating it"
+      docker rm -f "$c" >/dev/null
+      docker volume rm "$(host_volume "$i")" >/dev/null 2>&1 || true
     elif [ "$(docker container inspect -f '{{.State.Running}}' "$c")" != true ]; then
       log "starting $c"
       docker start "$c" >/dev/null
@@ -259,7 +266,7 @@ for i in $(seq 1 "$N"); do
   docker run -d --name "$c" --hostname "$(host_name "$i")" \
     --network "$NETWORK" --ip "$(host_ip "$i")" \
     "${DIND_FLAGS[@]}" \
-    --label org.layra.sandbox=host --stop-timeout 30 \
+    --label org.layra.sandbox=host --label "org.layra.sandbox.state=$STATE" --stop-timeout 30 \
     -v "$(host_volume "$i"):/var/lib/docker" \
     -v "$hd/ssh_host_ed25519_key:/etc/ssh/ssh_host_ed25519_key:ro" \
     -v "$hd/ssh_host_ed25519_key.pub:/etc/ssh/ssh_host_ed25519_key.pub:ro" \
