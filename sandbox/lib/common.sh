@@ -5,6 +5,9 @@ SANDBOX_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 REPO_ROOT="$(cd "$SANDBOX_SRC/.." && pwd)"
 STATE="${LAYRA_SANDBOX_DIR:-$REPO_ROOT/.sandbox}"
 VENV="${VENV:-$REPO_ROOT/.venv}"
+# absolute, so links and mounts made from them work from anywhere
+STATE=$(realpath -m "$STATE")
+VENV=$(realpath -m "$VENV")
 
 NETWORK=layra-sandbox
 SUBNET=198.18.1.0/24
