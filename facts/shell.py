@@ -42,3 +42,11 @@ def parse_probe(output: list[str]) -> dict:
     sections = split_sections(output)
     status = (sections.get("status") or ["1"])[0].strip()
     return {"ok": status == "0", "output": "\n".join(sections.get("output", [])).strip()[-300:]}
+
+
+def assign(**values: str) -> StringCommand:
+    """``name='value';`` for each value: how values enter our fixed shell scripts."""
+    parts: list = []
+    for name, value in values.items():
+        parts.append(StringCommand(f"{name}=", QuoteString(str(value)), ";", _separator=""))
+    return StringCommand(*parts)

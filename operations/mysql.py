@@ -1,0 +1,293 @@
+"""
+Back up and restore MySQL / MariaDB databases of a Compose stack.
+
+Every operation here takes the same connection arguments:
+
++ stack: the ``facts.compose.Stack`` the database runs in
++ database: the database name (letters, digits, underscores; 48 characters at most)
++ service: the compose service of the server (default ``mysql``)
++ user: the client user (default ``root``)
++ password_key: the key of the stack's env file holding that user's password; the value
+  is read on the host and reaches the client as ``MYSQL_PWD``, never on a command line
+
+A restore is two operations so that the live database is only touched once a complete
+copy is known good: ``shadow_loaded`` loads the dump into ``<database>__restore`` and
+``swapped_in`` checks that copy's fingerprint against the snapshot's, then exchanges all
+tables in one ``RENAME TABLE``. The replaced tables stay in ``<database>__pre_restore``
+until the next restore.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
+
+from facts.compose import Stack
+from facts.mysql import (
+    PREVIOUS_SUFFIX,
+    SHADOW_SUFFIX,
+    MysqlFingerprint,
+    MysqlVersions,
+    client_function,
+    fingerprint_command,
+    same_data,
+    valid_database,
+)
+from facts.shell import assign
+
+PART_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def check_names(database: str, **paths: str):
+    if not valid_database(database):
+        raise OperationError(f"database {database!r} is not a plain name (letters, digits, _; at most 48)")
+    for what, value in paths.items():
+        if not isinstance(value, str) or not value.startswith("/") or "\n" in value:
+            raise OperationError(f"{what} {value!r} must be an absolute path")
+
+
+def summary(fingerprint: dict) -> str:
+    tables = fingerprint.get("tables", {})
+    rows = sum(table.get("rows", 0) for table in tables.values())
+    return f"{len(tables)} tables, {rows} rows"
+
+
+def bash(*parts) -> StringCommand:
+    """A command run by bash with pipefail: a failing dump must fail its pipeline."""
+    return StringCommand("set -o pipefail;", *parts, _shell_executable="bash")
+
+
+def checksum_verified(path: str, sha256: str) -> StringCommand:
+    """Fails, before anything else runs, when ``path`` does not have the sha256 recorded."""
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256 or ""):
+        raise OperationError(f"{sha256!r} is not a sha256 checksum")
+    return StringCommand(
+        "echo", QuoteString(f"{sha256}  {path}"), "| sha256sum -c --status ||",
+        "{ echo", QuoteString(f"{path}: checksum does not match the snapshot; restore refused, nothing was changed"),
+        ">&2; exit 1; }",
+    )
+
+
+@operation()
+def dumped(stack: Stack, database: str, directory: str, part: str, service: str = "mysql",
+           user: str = "root", password_key: str | None = "MYSQL_ROOT_PASSWORD"):
+    """
+    Dump a database into a snapshot directory: ``<part>.sql.gz`` and its descriptor ``<part>.json``.
+
+    + directory: the (partial) snapshot directory on the host
+    + part: the base name of the files written there, e.g. ``mysql.layra``
+
+    ``mysqldump --single-transaction --routines --triggers --events`` streams out of the
+    container and is compressed on the host; the file appears under its final name only
+    once the whole dump succeeded. The fingerprint is taken before the dump and again
+    after it: if they differ, writes were not quiesced and the dump is refused.
+
+    **Example:**
+
+    .. code:: python
+
+        mysql.dumped(
+            name="Dump layra",
+            stack=Stack("/srv/layra"),
+            database="layra",
+            directory="/var/backups/layra/20261121T130000Z-pre-migration.partial",
+            part="mysql.layra",
+        )
+    """
+    check_names(database, directory=directory)
+    if not PART_PATTERN.match(part):
+        raise OperationError(f"part name {part!r} is not a plain file name")
+    fingerprint = host.get_fact(MysqlFingerprint, stack=stack, database=database, service=service,
+                                user=user, password_key=password_key)
+    if not fingerprint.get("exists"):
+        raise OperationError(f"database {database!r} does not exist in service {service!r}")
+    versions = host.get_fact(MysqlVersions, stack=stack, service=service, user=user, password_key=password_key)
+
+    fingerprint_again = fingerprint_command(stack, database, service, user, password_key)
+    yield bash(
+        assign(out=f"{directory}/{part}"),
+        "(", fingerprint_again, ') > "$out.fingerprint.before" &&',
+        "(", client_function(stack, service, user, password_key),
+        assign(db=database),
+        'm -dump --single-transaction --routines --triggers --events --hex-blob --no-tablespaces'
+        ' --skip-dump-date "$db" </dev/null', ') | gzip -c > "$out.sql.gz.tmp" &&',
+        "(", fingerprint_again, ') > "$out.fingerprint.after" &&',
+        'if ! cmp -s "$out.fingerprint.before" "$out.fingerprint.after"; then',
+        'rm -f "$out.sql.gz.tmp" "$out.fingerprint.before" "$out.fingerprint.after";',
+        "echo", QuoteString(f"{database} changed while it was dumped (writes not quiesced); dump refused"),
+        ">&2; exit 1; fi &&",
+        'rm -f "$out.fingerprint.before" "$out.fingerprint.after" &&',
+        'chmod 0600 "$out.sql.gz.tmp" && mv "$out.sql.gz.tmp" "$out.sql.gz"',
+    )
+    descriptor = {
+        "component": part.split(".")[0], "engine": "mysql", "service": service, "database": database,
+        "file": f"{part}.sql.gz", "fingerprint": fingerprint,
+        "tool_versions": versions,
+    }
+    yield FileUploadCommand(StringIO(json.dumps(descriptor, indent=2, sort_keys=True) + "\n"), f"{directory}/{part}.json")
+    yield StringCommand("chmod", "0600", QuoteString(f"{directory}/{part}.json"))
+
+
+@operation()
+def shadow_loaded(stack: Stack, database: str, dump_file: str, sha256: str, fingerprint: dict,
+                  service: str = "mysql", user: str = "root", password_key: str | None = "MYSQL_ROOT_PASSWORD"):
+    """
+    Load a snapshot's dump into the shadow database ``<database>__restore``, live untouched.
+
+    + dump_file: the ``.sql.gz`` file of the snapshot on the host
+    + sha256: its checksum from the snapshot's manifest; a mismatch refuses the restore
+    + fingerprint: the snapshot's fingerprint of the database
+
+    Nothing happens when the live database already matches the snapshot, or when a
+    previous run already loaded a shadow copy that matches it.
+
+    **Example:**
+
+    .. code:: python
+
+        mysql.shadow_loaded(
+            name="Load layra from the snapshot",
+            stack=Stack("/srv/layra"),
+            database="layra",
+            dump_file="/var/backups/layra/20261121T130000Z-pre-migration/mysql.layra.sql.gz",
+            sha256="9f86d08...",
+            fingerprint={"exists": True, "schema_sha256": "...", "tables": {}},
+        )
+    """
+    check_names(database, dump_file=dump_file)
+    args = dict(stack=stack, service=service, user=user, password_key=password_key)
+    live = host.get_fact(MysqlFingerprint, database=database, **args)
+    if same_data(live, fingerprint):
+        host.noop(f"mysql/{database} already matches the snapshot ({summary(fingerprint)})")
+        return
+    shadow = host.get_fact(MysqlFingerprint, database=database + SHADOW_SUFFIX, **args)
+    if same_data(shadow, fingerprint):
+        host.noop(f"mysql/{database}: the shadow copy is already loaded and matches the snapshot")
+        return
+
+    yield checksum_verified(dump_file, sha256)
+    yield bash(
+        client_function(stack, service, user, password_key),
+        assign(db=database, shadow=database + SHADOW_SUFFIX, dump=dump_file),
+        # the shadow copy gets the live database's character set and collation, if it has one
+        'charset=$(m "" -N -B -e "SELECT CONCAT(\' CHARACTER SET \', default_character_set_name,'
+        ' \' COLLATE \', default_collation_name) FROM information_schema.schemata'
+        ' WHERE schema_name = \'$db\'" </dev/null) &&',
+        'm "" -e "DROP DATABASE IF EXISTS \\`$shadow\\`; CREATE DATABASE \\`$shadow\\`$charset" </dev/null &&',
+        'if ! gunzip -c "$dump" | m "" "$shadow"; then',
+        'm "" -e "DROP DATABASE IF EXISTS \\`$shadow\\`" </dev/null;',
+        "echo", QuoteString(f"{dump_file} did not load; mysql/{database} was not touched"), ">&2; exit 1; fi",
+    )
+
+
+# Statements that empty the live database of views, routines, events and triggers (which
+# would block moving tables across databases) and exchange all tables in one RENAME.
+SWAP_SQL = """
+SELECT CONCAT('DROP TRIGGER ', {q_schema_trigger}, ';') FROM information_schema.triggers
+ WHERE trigger_schema IN ('$db', '$shadow');
+SELECT CONCAT('DROP VIEW ', {q_view}, ';') FROM information_schema.views WHERE table_schema = '$db';
+SELECT CONCAT('DROP ', routine_type, ' ', {q_routine}, ';') FROM information_schema.routines
+ WHERE routine_schema = '$db';
+SELECT CONCAT('DROP EVENT ', {q_event}, ';') FROM information_schema.events WHERE event_schema = '$db';
+SELECT CONCAT('RENAME TABLE ', GROUP_CONCAT(pair ORDER BY step SEPARATOR ', '), ';') FROM (
+  SELECT 1 AS step, CONCAT('`$db`.', {q_table}, ' TO `$previous`.', {q_table}) AS pair
+    FROM information_schema.tables WHERE table_schema = '$db' AND table_type = 'BASE TABLE'
+  UNION ALL
+  SELECT 2, CONCAT('`$shadow`.', {q_table}, ' TO `$db`.', {q_table})
+    FROM information_schema.tables WHERE table_schema = '$shadow' AND table_type = 'BASE TABLE'
+) AS pairs HAVING COUNT(*) > 0;
+""".strip()
+
+
+def _q(column: str) -> str:
+    return f"CONCAT('`', REPLACE({column}, '`', '``'), '`')"
+
+
+SWAP_SQL = SWAP_SQL.format(
+    q_schema_trigger=f"{_q('trigger_schema')}, '.', {_q('trigger_name')}",
+    q_view=f"{_q('table_schema')}, '.', {_q('table_name')}",
+    q_routine=f"{_q('routine_schema')}, '.', {_q('routine_name')}",
+    q_event=f"{_q('event_schema')}, '.', {_q('event_name')}",
+    q_table=_q("table_name"),
+)
+
+def swap_sql(database: str) -> str:
+    """SWAP_SQL for one database (a validated plain name, safe inside SQL quotes)."""
+    return (SWAP_SQL.replace("$db", database).replace("$shadow", database + SHADOW_SUFFIX)
+            .replace("$previous", database + PREVIOUS_SUFFIX))
+
+
+# Writes a database's triggers, routines, events and then views to a file, to recreate them.
+OBJECTS_DUMP = """
+dump_objects() {
+  views=$(m "" -N -B -r -e "SELECT table_name FROM information_schema.views WHERE table_schema = '$1'" </dev/null) || return 1
+  m -dump --no-create-info --no-data --routines --triggers --events --skip-comments "$1" </dev/null > "$2" || return 1
+  if [ -n "$views" ]; then
+    (set -f; IFS=$'\\n'; m -dump --no-data --skip-triggers --skip-comments "$1" $views </dev/null) >> "$2"
+  fi
+}
+""".strip()
+
+
+@operation()
+def swapped_in(stack: Stack, database: str, fingerprint: dict, service: str = "mysql",
+               user: str = "root", password_key: str | None = "MYSQL_ROOT_PASSWORD"):
+    """
+    Swap the verified shadow copy in for the live database, in one ``RENAME TABLE``.
+
+    + fingerprint: the snapshot's fingerprint of the database; the shadow copy must
+      match it, or the live database is left as it is
+
+    Views, triggers, routines and events are recreated from the shadow copy; tables
+    that only the live database had go with the replaced ones to
+    ``<database>__pre_restore``. If the exchange fails, the live database keeps its
+    tables and gets its views and routines back.
+
+    **Example:**
+
+    .. code:: python
+
+        mysql.swapped_in(
+            name="Swap the restored layra in",
+            stack=Stack("/srv/layra"),
+            database="layra",
+            fingerprint={"exists": True, "schema_sha256": "...", "tables": {}},
+        )
+    """
+    check_names(database)
+    args = dict(stack=stack, service=service, user=user, password_key=password_key)
+    live = host.get_fact(MysqlFingerprint, database=database, **args)
+    if same_data(live, fingerprint):
+        host.noop(f"mysql/{database} already matches the snapshot ({summary(fingerprint)})")
+        return
+    shadow = host.get_fact(MysqlFingerprint, database=database + SHADOW_SUFFIX, **args)
+    if not same_data(shadow, fingerprint):
+        found = summary(shadow) if shadow.get("exists") else "no shadow copy"
+        yield StringCommand("echo", QuoteString(
+            f"mysql/{database}: the shadow copy does not match the snapshot ({found}, want "
+            f"{summary(fingerprint)}); the live database was not touched"), ">&2; exit 1")
+        return
+
+    yield bash(
+        client_function(stack, service, user, password_key),
+        assign(db=database, shadow=database + SHADOW_SUFFIX, previous=database + PREVIOUS_SUFFIX),
+        'tmp=$(mktemp -d) && trap \'rm -rf "$tmp"\' EXIT &&',
+        OBJECTS_DUMP, ";",
+        'dump_objects "$shadow" "$tmp/objects.sql" && dump_objects "$db" "$tmp/live-objects.sql" &&',
+        'm "" -e "CREATE DATABASE IF NOT EXISTS \\`$db\\`; DROP DATABASE IF EXISTS \\`$previous\\`;'
+        ' CREATE DATABASE \\`$previous\\`" </dev/null &&',
+        'm "" -N -B -r -e', QuoteString(swap_sql(database)),
+        '</dev/null > "$tmp/swap.sql" || exit 1;',
+        'if ! m "" "$db" < "$tmp/swap.sql"; then',
+        'm "" "$db" < "$tmp/live-objects.sql";',
+        "echo", QuoteString(f"mysql/{database}: the table exchange failed; the live database kept its tables"),
+        ">&2; exit 1; fi;",
+        'm "" "$db" < "$tmp/objects.sql" || { echo',
+        QuoteString(f"mysql/{database}: tables restored, but views/routines/triggers failed to load; run again"),
+        '>&2; exit 1; };',
+        'm "" -e "DROP DATABASE \\`$shadow\\`" </dev/null',
+    )
