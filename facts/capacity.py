@@ -9,7 +9,8 @@ from pyinfra.api import FactBase, QuoteString, StringCommand
 
 class DiskFree(FactBase):
     """
-    Returns the filesystem holding ``path`` and how much of it is free.
+    Returns the filesystem holding ``path`` (or, while it does not exist yet, its nearest
+    existing parent) and how much of it is free.
 
     .. code:: python
 
@@ -17,7 +18,10 @@ class DiskFree(FactBase):
     """
 
     def command(self, path: str) -> StringCommand:
-        return StringCommand("df", "-Pk", QuoteString(path), "| tail -n 1")
+        return StringCommand(
+            StringCommand("p=", QuoteString(path), _separator=""), '; while [ ! -e "$p" ]; do p=$(dirname "$p"); done;',
+            'df -Pk "$p" | tail -n 1',
+        )
 
     def process(self, output):
         fields = output[-1].split()

@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pyinfra import host, logger
-from pyinfra.api import QuoteString, StringCommand, operation
+from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 
 from facts.capacity import DiskFree, MemoryUsage
 from facts.compose import ComposeServices, Stack
 from facts.http import HttpResponse
-from facts.mysql import MysqlPing
-from facts.redis import RedisPing
+from facts.mysql import MysqlFingerprint, MysqlPing, same_data
+from facts.redis import RedisFingerprint, RedisPing
 
 
 @dataclass
@@ -143,3 +143,75 @@ def connectivity(stack: Stack, health_url: str, components: list[dict]):
     checks += [ping(stack, component, services) for component in components]
     yield from report(checks, "phase 2 (connectivity)")
 
+
+
+def fingerprint_summary(engine: str, fingerprint: dict) -> str:
+    if engine == "mysql":
+        if not fingerprint.get("exists"):
+            return "no database"
+        tables = fingerprint.get("tables", {})
+        return f"{len(tables)} tables, {sum(t.get('rows', 0) for t in tables.values())} rows"
+    return f"{fingerprint.get('dbsize')} keys"
+
+
+@operation()
+def integrity(stack: Stack, expected: list[dict]):
+    """
+    Verify phase 4, integrity: each restored component's live fingerprint equals the snapshot's.
+
+    + stack: the stack the components run in
+    + expected: one entry per restored part: ``{"name", "engine"}`` (``mysql`` or ``redis``),
+      the connection settings (``service``, ``user``, ``password_key``, and ``database``
+      for MySQL) and the snapshot's ``fingerprint``
+
+    **Example:**
+
+    .. code:: python
+
+        checks.integrity(
+            name="Verify phase 4: integrity",
+            stack=Stack("/srv/layra"),
+            expected=[{"name": "mysql/layra", "engine": "mysql", "database": "layra",
+                       "service": "mysql", "password_key": "MYSQL_ROOT_PASSWORD",
+                       "fingerprint": {"exists": True, "schema_sha256": "...", "tables": {}}}],
+        )
+    """
+    checks = []
+    for part in expected:
+        engine, want = part["engine"], part["fingerprint"]
+        if engine == "mysql":
+            live = host.get_fact(MysqlFingerprint, stack=stack, database=part["database"],
+                                 service=part["service"], user=part.get("user", "root"),
+                                 password_key=part.get("password_key"))
+            ok = same_data(live, want)
+        elif engine == "redis":
+            live = host.get_fact(RedisFingerprint, stack=stack, service=part["service"],
+                                 password_key=part.get("password_key"))
+            ok = live == want
+        else:
+            raise OperationError(f"no integrity check for engine {engine!r}")
+        observed = fingerprint_summary(engine, live) + ("" if ok else ", differs from the snapshot")
+        checks.append(Check(4, f"{part['name']} fingerprint", observed,
+                            f"the snapshot's: {fingerprint_summary(engine, want)}", ok))
+    yield from report(checks, "phase 4 (integrity)")
+
+
+@operation()
+def failed(message: str):
+    """
+    Fail the host with a message: the last step of a deploy that caught a failure earlier
+    (and cleaned up after it) but must not end green.
+
+    + message: what failed, printed on the host's error output
+
+    **Example:**
+
+    .. code:: python
+
+        checks.failed(
+            name="Fail the backup",
+            message="backup 20261121T130000Z failed: no snapshot was kept",
+            _if=lambda: any(step.did_error() for step in steps),
+        )
+    """
+    yield StringCommand("echo", QuoteString(message), ">&2; exit 1")

@@ -14,7 +14,8 @@ import time
 from pyinfra import host, logger
 from pyinfra.api import FunctionCommand, OperationError, QuoteString, StringCommand, operation
 
-from facts.compose import ComposeServices, Stack, compose_command
+from facts.compose import ComposeServices, Stack, compose_command, project_containers_command
+from facts.shell import assign
 from facts.stack import StackRepo, StackTarget, git_command, valid_ref
 
 
@@ -149,3 +150,46 @@ def services_ready(stack: Stack, timeout: int = 120):
         host.noop(f"all {len(services)} services running and healthy")
         return
     yield FunctionCommand(wait_until_ready, (stack.as_data(), timeout), {})
+
+
+@operation(is_idempotent=False)
+def state_saved(stack: Stack, directory: str):
+    """
+    Save what the stack is into a (partial) snapshot directory, under ``stack/``.
+
+    + stack: the stack (see the module docstring)
+    + directory: the snapshot directory on the host
+
+    Writes ``commit``, ``diff.patch`` (uncommitted changes to tracked files), the compose
+    files under ``compose/``, the env file as ``env``, ``containers.json`` (state, health,
+    image id and config hash of each container, never their environment) and
+    ``config-hashes``. Directory 0700, files 0600: the env file holds the stack's secrets.
+
+    **Example:**
+
+    .. code:: python
+
+        stack.state_saved(
+            name="Save the stack's state",
+            stack=Stack("/srv/layra"),
+            directory="/var/backups/layra/20261121T130000Z-pre-migration.partial",
+        )
+    """
+    if not directory.startswith("/") or "\n" in directory:
+        raise OperationError(f"directory {directory!r} must be an absolute path")
+    copies = []
+    for name in stack.files:
+        source = name if name.startswith("/") else f"{stack.dir}/{name}"
+        copies += ["cp --", QuoteString(source), '"$d/compose/" &&']
+    yield StringCommand(
+        "set -o pipefail;", assign(d=f"{directory}/stack"),
+        'mkdir -p -m 0700 "$d/compose" &&',
+        git_command(stack.dir, "rev-parse", "HEAD"), '> "$d/commit" &&',
+        git_command(stack.dir, "diff", "HEAD"), '> "$d/diff.patch" &&',
+        *copies,
+        "cp --", QuoteString(stack.env_path), '"$d/env" &&',
+        "(", project_containers_command(stack.project), ') > "$d/containers.json" &&',
+        compose_command(stack, "config", "--hash", "'*'"), '> "$d/config-hashes" &&',
+        'chmod 0600 "$d"/* "$d"/compose/* && chmod 0700 "$d" "$d/compose"',
+        _shell_executable="bash",
+    )

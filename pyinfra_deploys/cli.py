@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from .catalog import snapshots
 from .plan import describe
 
 
@@ -42,3 +43,6 @@ def show_plan(plan_file: Path):
         for component in components:
             for line in describe(component):
                 click.echo(f"  {line}")
+
+
+main.add_command(snapshots)

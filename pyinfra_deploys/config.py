@@ -8,6 +8,7 @@ from __future__ import annotations
 from pyinfra.api import DeployError
 
 from facts.compose import Stack
+from facts.mysql import valid_database
 from facts.secrets import KEY_PATTERN
 
 ENGINES = ("mysql", "mongo", "redis", "qdrant", "volumes")
@@ -17,7 +18,8 @@ LAYRA_COMPONENTS = {
     "mysql": {"engine": "mysql", "service": "mysql", "user": "root",
               "password_key": "MYSQL_ROOT_PASSWORD", "databases": ["layra"]},
     "mongodb": {"engine": "mongo", "service": "mongodb"},
-    "redis": {"engine": "redis", "service": "redis", "password_key": "REDIS_PASSWORD"},
+    "redis": {"engine": "redis", "service": "redis", "password_key": "REDIS_PASSWORD",
+              "flush_patterns": ["user:session:*", "kb:cache:*", "embedding:*"], "rdb": False},
     "minio": {"engine": "volumes", "services": ["minio"]},
     "milvus": {"engine": "volumes", "services": ["milvus-standalone", "milvus-etcd", "milvus-minio"]},
     "kafka": {"engine": "volumes", "services": ["kafka"]},
@@ -35,6 +37,7 @@ DEFAULTS = {
     "layra_min_disk_free_pct": 10,
     "layra_max_memory_used_pct": 85,
     "layra_components": LAYRA_COMPONENTS,
+    "layra_snapshot_root": "/var/backups/layra",
 }
 
 
@@ -63,6 +66,13 @@ def stack_from(data) -> Stack:
     )
 
 
+def snapshot_root(data) -> str:
+    root = expect(data, "layra_snapshot_root", str, "an absolute directory for snapshots")
+    if not root.startswith("/") or "\n" in root or root.rstrip("/") == "":
+        raise DeployError(f"host data 'layra_snapshot_root' must be an absolute directory, got {root!r}")
+    return root.rstrip("/")
+
+
 def components_from(data) -> list[dict]:
     """The host's components as a list of ``{"name", "engine", ...}``, validated."""
     raw = expect(data, "layra_components", dict, "a mapping of component name to settings")
@@ -80,6 +90,17 @@ def components_from(data) -> list[dict]:
                 raise DeployError(f"{where}.services must be a non-empty list of service names")
         elif not isinstance(settings.get("service"), str):
             raise DeployError(f"{where}.service must be the compose service name (a string)")
+        if engine == "mysql":
+            databases = settings.get("databases", [])
+            if not isinstance(databases, list) or not all(valid_database(d) for d in databases):
+                raise DeployError(f"{where}.databases must be a list of plain database names "
+                                  f"(letters, digits, _; at most 48), got {databases!r}")
+        if engine == "redis":
+            patterns = settings.get("flush_patterns", [])
+            if not isinstance(patterns, list) or not all(isinstance(p, str) and p and "\n" not in p for p in patterns):
+                raise DeployError(f"{where}.flush_patterns must be a list of key patterns, got {patterns!r}")
+            if not isinstance(settings.get("rdb", False), bool):
+                raise DeployError(f"{where}.rdb must be true (Redis holds state: back it up) or false (cache only)")
         key = settings.get("password_key")
         if key is not None and not (isinstance(key, str) and KEY_PATTERN.match(key)):
             raise DeployError(f"{where}.password_key must name a variable of the env file, got {key!r}")

@@ -9,6 +9,7 @@ import json
 import os
 from pathlib import Path
 
+from facts.mysql import same_data
 from operations.stack import stale_services, uncommitted, unknown_commit
 
 
@@ -57,8 +58,50 @@ def stack_plan(ref: str, stack_dir: str, repo: dict | None, target: dict | None,
     }
 
 
+def mysql_plan(name: str, database: str, live: dict, snapshot: dict) -> dict:
+    """Restoring one database: per-table rows current -> snapshot, tables added/dropped."""
+    live_tables = live.get("tables", {}) if live.get("exists") else {}
+    snap_tables = snapshot.get("tables", {})
+    tables = {
+        table: [live_tables.get(table, {}).get("rows"), snap_tables.get(table, {}).get("rows")]
+        for table in sorted(set(live_tables) | set(snap_tables))
+    }
+    changed_rows = {
+        table: counts for table, counts in tables.items()
+        if table in live_tables and table in snap_tables
+        and (counts[0] != counts[1] or live_tables[table].get("checksum") != snap_tables[table].get("checksum"))
+    }
+    return {
+        "component": f"{name}/{database}",
+        "engine": "mysql",
+        "exists": bool(live.get("exists")),
+        "tables_changed": changed_rows,
+        "tables_added": sorted(set(snap_tables) - set(live_tables)),      # the restore brings them back
+        "tables_dropped": sorted(set(live_tables) - set(snap_tables)),    # the restore moves them aside
+        "schema_changed": live.get("schema_sha256") != snapshot.get("schema_sha256"),
+        "changes": not same_data(live, snapshot),
+    }
+
+
+def redis_plan(name: str, flush_counts: dict[str, int], live: dict | None = None,
+               snapshot: dict | None = None) -> dict:
+    """Flushing caches by pattern (how many keys match each), and an RDB restore if any."""
+    plan = {"component": name, "engine": "redis", "flush": flush_counts,
+            "changes": any(flush_counts.values())}
+    if snapshot is not None:
+        plan["restore"] = {"dbsize": [(live or {}).get("dbsize"), snapshot.get("dbsize")],
+                           "changes": live != snapshot}
+        plan["changes"] = plan["changes"] or live != snapshot
+    return plan
+
+
 def describe(plan: dict) -> list[str]:
     """Readable lines for one component's plan."""
+    engine = plan.get("engine")
+    if engine == "mysql":
+        return describe_mysql(plan)
+    if engine == "redis":
+        return describe_redis(plan)
     if plan["component"] != "stack":
         return [f"{plan['component']}: {plan.get('summary', '')}"]
     current, target = (plan["current"] or "?")[:7], (plan["target"] or "?")[:7]
@@ -82,6 +125,31 @@ def describe(plan: dict) -> list[str]:
     if not plan["changes"]:
         lines.append("  no change: the stack is already there")
     return lines
+
+
+def describe_mysql(plan: dict) -> list[str]:
+    head = f"{plan['component']}: "
+    if not plan["changes"]:
+        return [head + "no change: already matches the snapshot"]
+    lines = [head + ("restore from the snapshot" if plan["exists"] else "create from the snapshot (no live database)")]
+    lines += [f"  {table}: {counts[0]} -> {counts[1]} rows" + (" (same count, other content)" if counts[0] == counts[1] else "")
+              for table, counts in plan["tables_changed"].items()]
+    lines += [f"  table {table} added" for table in plan["tables_added"]]
+    lines += [f"  table {table} dropped (kept in the __pre_restore database)" for table in plan["tables_dropped"]]
+    lines.append("  schema changed" if plan["schema_changed"] else "  schema unchanged")
+    return lines
+
+
+def describe_redis(plan: dict) -> list[str]:
+    lines = []
+    restore = plan.get("restore")
+    if restore:
+        current, target = restore["dbsize"]
+        lines.append(f"{plan['component']}: " + (f"restore RDB, {current} -> {target} keys" if restore["changes"]
+                                                 else "RDB already matches the snapshot"))
+    for pattern, count in plan["flush"].items():
+        lines.append(f"{plan['component']}: {count:,} keys match {pattern}" + (" (flush)" if count else ""))
+    return lines or [f"{plan['component']}: nothing to do"]
 
 
 class PlanFile:
