@@ -2,24 +2,106 @@
 Redis engine facts, and the `redis-cli` command every Redis fact and operation runs:
 inside the service's container, authenticated through ``REDISCLI_AUTH`` read on the host
 from the stack's env file (never ``-a PASSWORD`` on a command line).
+
+``redis-cli --no-raw`` prints every key and value in Redis's quoted form (``"a b\\n"``),
+one per line whatever bytes it holds; that same form is what ``redis-cli`` parses back
+when it reads commands from its standard input. So key names travel through pipes, line
+by line, never through a command line (session keys are secrets too), and facts never
+see a raw binary value.
+
+Facts that pipe one program into another run under ``bash`` with ``pipefail``, so a
+failing ``redis-cli`` fails the fact instead of feeding an error message to ``sort``.
 """
 
 from __future__ import annotations
+
+import hashlib
+import re
 
 from pyinfra.api import FactBase, QuoteString, StringCommand
 
 from .compose import Stack, compose_command
 from .secrets import export_from_env_file
-from .shell import parse_probe, probe
+from .shell import parse_probe, probe, section, split_sections
+
+# At most how many keys RedisFingerprint hashes the values of: every n-th key of the
+# sorted key list, spread over the whole key space (~0.1 s per 1000 keys).
+SAMPLE_SIZE = 1000
+
+# Reads one key (KEYS[1]) on the server and returns "<type> <sha1 of its value>": values
+# never leave Redis, so binary data is no trouble. Sets and hashes are sorted (their order
+# is not kept by an RDB round trip); big collections (> 1000 members) count as their size.
+# Written on one line, without double quotes or backslashes, for redis-cli's line parser.
+SAMPLE_SCRIPT = (
+    "local k = KEYS[1] local t = redis.call('TYPE', k)['ok'] local v = {} "
+    "if t == 'string' then v = {redis.call('GET', k)} "
+    "elseif t == 'list' then v = redis.call('LRANGE', k, 0, 999) "
+    "elseif t == 'zset' then v = redis.call('ZRANGE', k, 0, 999, 'WITHSCORES') "
+    "elseif t == 'set' then local n = redis.call('SCARD', k) "
+    "if n <= 1000 then v = redis.call('SMEMBERS', k) table.sort(v) else v = {'#' .. n} end "
+    "elseif t == 'hash' then local n = redis.call('HLEN', k) "
+    "if n <= 1000 then local h = redis.call('HGETALL', k) "
+    "for i = 1, #h, 2 do v[#v + 1] = h[i] .. '=' .. h[i + 1] end table.sort(v) "
+    "else v = {'#' .. n} end "
+    "elseif t == 'stream' then v = {'#' .. redis.call('XLEN', k)} end "
+    "return t .. ' ' .. redis.sha1hex(table.concat(v, string.char(0)))"
+)
+
+# Settings RedisPersistence reads with CONFIG GET (one at a time: Redis 6 takes one).
+PERSISTENCE_SETTINGS = ("dir", "dbfilename", "appendonly", "appenddirname", "appendfilename")
+
+ARRAY_ITEM = re.compile(r'^\d+\) (".*")$')
+INFO_LINE = re.compile(r"^([a-z0-9_]+):(.*)$")
+QUOTED_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "a": "\a", "b": "\b", '"': '"', "\\": "\\"}
+
+
+def redis_auth(stack: Stack, password_key: str | None) -> list:
+    """Shell that exports ``REDISCLI_AUTH`` from the env file (nothing without a key)."""
+    return [export_from_env_file(stack.env_path, password_key, "REDISCLI_AUTH")] if password_key else []
+
+
+def redis_exec(stack: Stack, service: str, password_key: str | None, *args) -> StringCommand:
+    """`redis-cli` in the service's container, with ``REDISCLI_AUTH`` already exported.
+
+    Without ``args`` it reads commands from its standard input, one per line.
+    """
+    env = ["-e", "REDISCLI_AUTH"] if password_key else []
+    return compose_command(stack, "exec", "-T", *env, QuoteString(service), "redis-cli", "--no-raw", *args)
 
 
 def redis_cli(stack: Stack, service: str, password_key: str | None, *args) -> StringCommand:
-    export = [export_from_env_file(stack.env_path, password_key, "REDISCLI_AUTH")] if password_key else []
-    env = ["-e", "REDISCLI_AUTH"] if password_key else []
-    return StringCommand(
-        *export,
-        compose_command(stack, "exec", "-T", *env, QuoteString(service), "redis-cli", "--no-raw", *args),
-    )
+    """One `redis-cli` call, credentials included."""
+    return StringCommand(*redis_auth(stack, password_key), redis_exec(stack, service, password_key, *args))
+
+
+def unquote(value: str) -> str:
+    """The text of a value as ``redis-cli --no-raw`` quotes it (``"a\\"b"`` -> ``a"b``)."""
+    if len(value) < 2 or value[0] != '"' or value[-1] != '"':
+        return value
+    body, out, i = value[1:-1], bytearray(), 0
+    while i < len(body):
+        char = body[i]
+        if char == "\\" and body[i + 1:i + 2] == "x" and len(body) >= i + 4:
+            out.append(int(body[i + 2:i + 4], 16))
+            i += 4
+        elif char == "\\" and i + 1 < len(body):
+            out += QUOTED_ESCAPES.get(body[i + 1], body[i + 1]).encode()
+            i += 2
+        else:
+            out += char.encode()
+            i += 1
+    return out.decode("utf-8", "surrogateescape")
+
+
+def raise_on_errors(lines: list[str], what: str):
+    errors = [line.strip() for line in lines if line.strip().startswith("(error)")]
+    if errors:
+        raise ValueError(f"{what}: {errors[0]}")
+
+
+def valid_pattern(pattern) -> bool:
+    """A key pattern we can hand to ``SCAN MATCH``: a non-empty string on one line."""
+    return isinstance(pattern, str) and bool(pattern) and "\n" not in pattern and "\r" not in pattern
 
 
 class RedisFactBase(FactBase):
@@ -29,6 +111,13 @@ class RedisFactBase(FactBase):
 
     def requires_command(self, *args, **kwargs) -> str:
         return "docker"
+
+
+class RedisPipeFactBase(RedisFactBase):
+    """Redis facts built from pipelines: run under bash, with ``pipefail``."""
+
+    abstract = True
+    shell_executable = "bash"
 
 
 class RedisPing(RedisFactBase):
@@ -48,3 +137,135 @@ class RedisPing(RedisFactBase):
     def process(self, output):
         ok = parse_probe(output)
         return {**ok, "ok": ok["ok"] and "PONG" in ok["output"]}
+
+
+class RedisKeyCounts(RedisPipeFactBase):
+    """
+    Returns how many keys match each pattern, counted with ``SCAN`` (never ``KEYS``,
+    which blocks the server), each key once.
+
+    .. code:: python
+
+        {"user:session:*": 1234, "kb:cache:*": 0}
+
+    ``patterns`` is a list (or tuple) of ``SCAN MATCH`` patterns; operations pass it as
+    a list, so the fact's arguments read ``patterns=['user:session:*', 'kb:cache:*']``
+    whichever the caller gave.
+    """
+
+    def command(self, stack: Stack, patterns: list[str], service: str = "redis",
+                password_key: str | None = "REDIS_PASSWORD") -> StringCommand:
+        stack = Stack.of(stack)
+        if isinstance(patterns, str) or not all(valid_pattern(p) for p in patterns):
+            raise ValueError(f"patterns must be a list of one-line key patterns, got {patterns!r}")
+        counts = []
+        for pattern in patterns:
+            counts += [
+                "n=$(", redis_exec(stack, service, password_key, "--scan", "--pattern", QuoteString(pattern)),
+                "| LC_ALL=C sort -u | wc -l) || exit 1;",
+                "printf '%s\\t%s\\n' \"$n\"", QuoteString(pattern), ";",
+            ]
+        return StringCommand("set -o pipefail;", *redis_auth(stack, password_key), *counts)
+
+    def process(self, output):
+        counts = {}
+        for line in output:
+            count, _, pattern = line.strip("\r").partition("\t")
+            if count.strip().isdigit():
+                counts[pattern] = int(count)
+        return counts
+
+
+class RedisFingerprint(RedisPipeFactBase):
+    """
+    Returns what the data is, content-based and exact enough to tell two data sets apart,
+    without any key or value leaving the host:
+
+    .. code:: python
+
+        {
+            "dbsize": 42,              # keys, as SCAN sees them (each once)
+            "keys_sha256": "9f2c...",  # sha256 of the sorted key names
+            "sample": 42,              # keys whose values are hashed (every n-th, at most 1000)
+            "sample_sha256": "d1e4...",
+        }
+
+    The key names are listed with ``SCAN`` and sorted and hashed on the host; the sample's
+    values are hashed by the server itself (a read-only Lua script, ``SAMPLE_SCRIPT``: type
+    plus sha1 of the value per key), so binary values need no care. Only database 0 is
+    read (the one Layra uses; an RDB restore brings every database back).
+
+    The same data gives the same fingerprint, also after an RDB restore. Keys with a TTL
+    count while they live: a snapshot restored after some of its keys expired has fewer.
+    """
+
+    def command(self, stack: Stack, service: str = "redis",
+                password_key: str | None = "REDIS_PASSWORD") -> StringCommand:
+        stack = Stack.of(stack)
+        sample = QuoteString('(NR - 1) % s == 0 {print "EVAL \\"' + SAMPLE_SCRIPT + '\\" 1 " $0}')
+        return StringCommand(
+            "set -o pipefail;", *redis_auth(stack, password_key),
+            'keys=$(mktemp) || exit 1; trap \'rm -f "$keys"\' EXIT;',
+            redis_exec(stack, service, password_key, "--scan"), '| LC_ALL=C sort -u >"$keys" || exit 1;',
+            'n=$(wc -l <"$keys");', f"step=$(( (n + {SAMPLE_SIZE - 1}) / {SAMPLE_SIZE} + (n == 0) ));",
+            section("keys"), '; echo "$n"; sha256sum <"$keys";',
+            section("sample"), '; awk -v s="$step"', sample, '"$keys" |',
+            redis_exec(stack, service, password_key),
+        )
+
+    def process(self, output):
+        sections = split_sections(output)
+        keys = [line.strip() for line in sections.get("keys", []) if line.strip()]
+        sample = [line.strip() for line in sections.get("sample", []) if line.strip()]
+        raise_on_errors(sample, "redis fingerprint")
+        if len(keys) != 2 or not keys[0].isdigit():
+            raise ValueError(f"redis fingerprint: unexpected output {keys!r}")
+        return {
+            "dbsize": int(keys[0]),
+            "keys_sha256": keys[1].split()[0],
+            "sample": len(sample),
+            "sample_sha256": hashlib.sha256("".join(f"{line}\n" for line in sample).encode()).hexdigest(),
+        }
+
+
+class RedisPersistence(RedisFactBase):
+    """
+    Returns where and how the server keeps its data, and what it is:
+
+    .. code:: python
+
+        {
+            "dir": "/data",                   # inside the container
+            "dbfilename": "dump.rdb",
+            "appendonly": False,
+            "appenddirname": "appendonlydir", # "" before Redis 7 (one AOF file, appendfilename)
+            "appendfilename": "appendonly.aof",
+            "version": "7.0.15",
+            "used_memory": 1048576,           # bytes
+        }
+    """
+
+    def command(self, stack: Stack, service: str = "redis",
+                password_key: str | None = "REDIS_PASSWORD") -> StringCommand:
+        stack = Stack.of(stack)
+        commands = [f"CONFIG GET {name}" for name in PERSISTENCE_SETTINGS] + ["INFO server", "INFO memory"]
+        return StringCommand(
+            *redis_auth(stack, password_key),
+            "printf '%s\\n'", *(QuoteString(c) for c in commands), "|",
+            redis_exec(stack, service, password_key),
+        )
+
+    def process(self, output):
+        raise_on_errors(output, "redis persistence")
+        items = [unquote(m.group(1)) for m in (ARRAY_ITEM.match(line.strip()) for line in output) if m]
+        config = dict(zip(items[0::2], items[1::2]))
+        info = dict(m.groups() for m in (INFO_LINE.match(line.strip()) for line in output) if m)
+        return {
+            "dir": config.get("dir", ""),
+            "dbfilename": config.get("dbfilename", "dump.rdb"),
+            "appendonly": config.get("appendonly") == "yes",
+            "appenddirname": config.get("appenddirname", ""),
+            "appendfilename": config.get("appendfilename", "appendonly.aof"),
+            "version": info.get("redis_version", ""),
+            "used_memory": int(info.get("used_memory", "0") or 0),
+        }

@@ -31,13 +31,17 @@ _components = {
     "mysql": {"engine": "mysql", "service": "mysql", "user": "root",
               "password_key": "MYSQL_ROOT_PASSWORD", "databases": ["layra"]},
     "mongodb": {"engine": "mongo", "service": "mongodb"},
-    "redis": {"engine": "redis", "service": "redis", "password_key": "REDIS_PASSWORD"},
+    "redis": {"engine": "redis", "service": "redis", "password_key": "REDIS_PASSWORD",
+              "flush_patterns": ["user:session:*", "kb:cache:*", "embedding:*"], "rdb": False},
     "milvus": {"engine": "volumes", "services": ["milvus-standalone"]},
     "qdrant": {"engine": "qdrant", "service": "qdrant"},
 }
 
+# The second host keeps state in Redis: it is backed up as an RDB and restored, not flushed.
+_redis_as_state = {**_components, "redis": {**_components["redis"], "flush_patterns": [], "rdb": True}}
+
 app = [
     (h["name"], {**_ssh, "ssh_hostname": h["address"], "ssh_port": h.get("port", 22),
-                 "layra_components": _components})
-    for h in _hosts
+                 "layra_components": _redis_as_state if index % 2 else _components})
+    for index, h in enumerate(_hosts)
 ]

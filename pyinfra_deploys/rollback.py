@@ -1,5 +1,6 @@
 """
-The rollback deploy: bring every host's stack to a known-good commit, then wait for it.
+The rollback deploy: bring every host's stack to a known-good commit and, given a
+snapshot, its databases to the snapshot's content; flush caches; verify integrity.
 """
 
 from __future__ import annotations
@@ -8,11 +9,17 @@ from pyinfra import host, logger
 from pyinfra.api import DeployError, deploy
 
 from facts.compose import ComposeServices, ComposeTargetConfig
+from facts.mysql import MysqlFingerprint
+from facts.redis import RedisFingerprint, RedisKeyCounts
+from facts.snapshots import SnapshotCatalog, SnapshotFiles, SnapshotManifest, snapshot_dir, valid_snapshot_id
 from facts.stack import StackRepo, StackTarget, valid_ref
+from operations import checks, mysql, redis, snapshots
+from operations.snapshots import snapshot_problems
 from operations import stack as stack_ops
 
-from .config import DEFAULTS, setting, stack_from
-from .plan import PLANS, describe, stack_plan
+from .backup import mysql_args, redis_args
+from .config import DEFAULTS, components_from, setting, snapshot_root, stack_from
+from .plan import PLANS, describe, mysql_plan, redis_plan, stack_plan
 
 
 def plan_stack(stack, ref: str) -> dict:
@@ -30,16 +37,74 @@ def show_plan(plans: list[dict]):
     PLANS.add(host.name, plans, host.data.get("plan_out"))
 
 
+def load_manifest(root: str, snapshot_id: str) -> dict:
+    """The snapshot's manifest, once every file is checked against it; refused otherwise."""
+    if not valid_snapshot_id(snapshot_id):
+        raise DeployError(f"snapshot id {snapshot_id!r} must match [A-Za-z0-9][A-Za-z0-9._-]{{0,127}}")
+    manifest = host.get_fact(SnapshotManifest, root=root, snapshot_id=snapshot_id)
+    if not manifest:
+        known = sorted(host.get_fact(SnapshotCatalog, root=root).get("snapshots", {}))
+        raise DeployError(
+            f"{host.name}: no snapshot {snapshot_id!r} under {root}"
+            + (f" (this host has: {', '.join(known[-5:])})" if known else " (this host has none)")
+        )
+    files = host.get_fact(SnapshotFiles, directory=snapshot_dir(root, snapshot_id))
+    problems = snapshot_problems(snapshot_id, manifest, files) if files else ["its directory is unreadable"]
+    if problems:
+        raise DeployError(f"{host.name}: snapshot {snapshot_id} fails its checksums, nothing was restored: "
+                          + "; ".join(problems))
+    return manifest
+
+
+def restorable_parts(manifest: dict, components: list[dict], directory: str) -> list[tuple[dict, dict, str]]:
+    """(component settings, part descriptor, file path) for each part this host holds."""
+    by_name = {component["name"]: component for component in components}
+    parts = []
+    for name, part in sorted(manifest.get("parts", {}).items()):
+        component = by_name.get(part.get("component"))
+        if component is None or component["engine"] != part.get("engine"):
+            logger.info(f"{host.print_prefix}snapshot part {name} is not a component of this host: skipped")
+            continue
+        parts.append((component, part, f"{directory}/{part['file']}"))
+    return parts
+
+
 @deploy("Roll back the Layra stack", data_defaults=DEFAULTS)
 def rollback():
     stack = stack_from(host.data)
+    components = components_from(host.data)
+    snapshot_id = host.data.get("snapshot")
     ref = host.data.get("commit")
-    if not ref:
-        raise DeployError("rollback.py needs the commit to roll back to: --data commit=<sha|tag>")
+    if not snapshot_id and not ref:
+        raise DeployError("rollback.py needs a snapshot and/or a commit: --data snapshot=<id> "
+                          "(stack at the snapshot's commit) or --data commit=<sha|tag>")
+
+    manifest, parts = None, []
+    if snapshot_id:
+        root = snapshot_root(host.data)
+        manifest = load_manifest(root, str(snapshot_id))
+        parts = restorable_parts(manifest, components, snapshot_dir(root, str(snapshot_id)))
+        ref = ref or manifest["stack"]["commit"]
     if not isinstance(ref, str) or not valid_ref(ref):
         raise DeployError(f"commit {ref!r} is not a valid git ref (sha, tag or branch)")
 
     plans = [plan_stack(stack, ref)]
+    restored_redis = set()
+    for component, part, _ in parts:
+        if part["engine"] == "mysql":
+            live = host.get_fact(MysqlFingerprint, stack=stack, database=part["database"], **mysql_args(component))
+            plans.append(mysql_plan(component["name"], part["database"], live, part["fingerprint"]))
+    redis_components = [c for c in components if c["engine"] == "redis"]
+    for component in redis_components:
+        part = next((p for c, p, _ in parts if c is component), None)
+        if part:
+            restored_redis.add(component["name"])
+            live = host.get_fact(RedisFingerprint, stack=stack, **redis_args(component))
+            plans.append(redis_plan(component["name"], {}, live, part["fingerprint"]))
+        elif component.get("flush_patterns"):
+            counts = host.get_fact(RedisKeyCounts, stack=stack, patterns=component["flush_patterns"],
+                                   **redis_args(component))
+            plans.append(redis_plan(component["name"], counts))
     show_plan(plans)
     refused = [plan["error"] for plan in plans if plan.get("error")]
     if refused:
@@ -47,9 +112,36 @@ def rollback():
         # whole run with no host changed.
         raise DeployError(f"{host.name}: " + "; ".join(refused))
 
+    if manifest:
+        snapshots.verified(name=f"Check snapshot {snapshot_id}'s checksums", root=root, snapshot_id=snapshot_id)
+
     stack_ops.at_commit(name=f"Stack at {ref}", stack=stack, commit=ref)
-    stack_ops.services_ready(
-        name="Services running and healthy",
-        stack=stack,
-        timeout=int(setting(host.data, "layra_ready_timeout")),
-    )
+    stack_ops.services_ready(name="Services running and healthy", stack=stack,
+                             timeout=int(setting(host.data, "layra_ready_timeout")))
+
+    expected = []
+    for component, part, path in parts:
+        sha256 = manifest["files"][part["file"]]["sha256"]
+        if part["engine"] == "mysql":
+            database, args = part["database"], mysql_args(component)
+            mysql.shadow_loaded(name=f"Load {component['name']}/{database} into a shadow copy", stack=stack,
+                                database=database, dump_file=path, sha256=sha256,
+                                fingerprint=part["fingerprint"], **args)
+            mysql.swapped_in(name=f"Swap {component['name']}/{database} in", stack=stack, database=database,
+                             fingerprint=part["fingerprint"], **args)
+            expected.append({"name": f"{component['name']}/{database}", "engine": "mysql",
+                             "database": database, **args, "fingerprint": part["fingerprint"]})
+        elif part["engine"] == "redis":
+            args = redis_args(component)
+            redis.restored(name=f"Restore {component['name']} from its RDB", stack=stack, rdb_file=path,
+                           sha256=sha256, fingerprint=part["fingerprint"], **args)
+            expected.append({"name": component["name"], "engine": "redis", **args,
+                             "fingerprint": part["fingerprint"]})
+
+    for component in redis_components:
+        if component["name"] not in restored_redis and component.get("flush_patterns"):
+            redis.caches_flushed(name=f"Flush {component['name']} caches", stack=stack,
+                                 patterns=component["flush_patterns"], **redis_args(component))
+
+    if expected:
+        checks.integrity(name="Verify phase 4: integrity", stack=stack, expected=expected)

@@ -1,0 +1,5 @@
+"""Back up: pyinfra inventories/prod.py backup.py [--data label=pre-migration] [--data snapshot=<id>]"""
+
+from pyinfra_deploys.backup import backup
+
+backup()

@@ -1,0 +1,373 @@
+"""
+Manage a stack's Redis: flush caches by key pattern, dump the data set to an RDB file
+of a snapshot, and restore it from one.
+
+Every operation here takes the server the same way:
+
++ stack: a ``facts.compose.Stack``: where the Compose project lives and how to address it
++ service: the compose service running ``redis-server`` (its image must also hold
+  ``redis-cli``; the restore runs the same image once more, with its volumes)
++ password_key: the key of the stack's env file holding the password (``None``: no AUTH);
+  read on the host into ``REDISCLI_AUTH``, never put on a command line
+
+Key names travel between Redis and the host in ``redis-cli --no-raw``'s quoted form, one
+per line, through pipes: a key with spaces, quotes or newlines is handled like any other,
+and no key (session ids are secrets) appears on a command line either.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import posixpath
+import re
+
+from pyinfra import host, logger
+from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
+
+from facts.compose import Stack, compose_command
+from facts.secrets import KEY_PATTERN
+from facts.redis import (
+    RedisFingerprint,
+    RedisKeyCounts,
+    RedisPersistence,
+    redis_auth,
+    redis_exec,
+    valid_pattern,
+)
+
+PART_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+FINGERPRINT_FIELDS = ("dbsize", "keys_sha256", "sample", "sample_sha256")
+STOP_TIMEOUT = 120  # seconds `docker compose stop` lets Redis save before it is killed
+
+# Groups the quoted key names SCAN prints into `UNLINK k1 k2 ...` lines of n keys each.
+BATCH_AWK = '{b = b " " $0} NR % n == 0 {print "UNLINK" b; b = ""} END {if (b != "") print "UNLINK" b}'
+# Adds up UNLINK's replies; anything else is an error reply: print it and fail.
+SUM_AWK = '/^\\(integer\\) [0-9]+$/ {n += $2; next} NF {print > "/dev/stderr"; bad = 1} END {print n + 0; exit bad}'
+
+# Runs in a throwaway container of the Redis service (`docker compose run`, as root, with
+# the service's volumes), the service itself being stopped. Arguments: mode (swap|revert),
+# dir, dbfilename, appendonly (yes|no), appenddirname ("" before Redis 7), appendfilename.
+#
+# swap: the RDB arrives on stdin. The service's own redis-server loads it in a staging
+# directory beside the data (nothing live is touched if it does not load: bad file, newer
+# RDB version), saves it back (a clean RDB) and, when the server runs with AOF, turns AOF
+# on so that it writes the AOF from the loaded data: Redis 7 started with appendonly yes
+# loads only its AOF, never dump.rdb. Then the live files are renamed to *.pre-restore
+# (the safety copy) and the new ones renamed in; any failure puts the old ones back.
+# revert: put the *.pre-restore files back (the service did not come up on the new data).
+SWAP_SCRIPT = r"""set -eu
+umask 077
+unset REDISCLI_AUTH
+mode=$1 dir=$2 db=$3 aof=$4 aofdir=$5 aoffile=$6
+aofpath=${aofdir:-$aoffile}
+stage=.layra-restore sock=/tmp/layra-restore.sock log=/tmp/layra-restore.log
+pid= swapping=0
+cd "$dir"
+revert() {
+  if [ -e "$db.pre-restore" ]; then mv -f "$db.pre-restore" "$db"; else rm -f "$db"; fi
+  rm -rf "$aofpath"
+  if [ -e "$aofpath.pre-restore" ]; then mv "$aofpath.pre-restore" "$aofpath"; fi
+}
+if [ "$mode" = revert ]; then revert; exit 0; fi
+cleanup() {
+  rc=$?
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
+  if [ "$swapping" = 1 ]; then revert || true; fi
+  rm -rf "$dir/$stage"
+  exit "$rc"
+}
+trap cleanup EXIT
+D=$dir awk '$5 != "/" && (ENVIRON["D"] == $5 || index(ENVIRON["D"], $5 "/") == 1) {f = 1} END {exit !f}' \
+  /proc/self/mountinfo || { echo "$dir is not on a volume: a restore would not outlive this container" >&2; exit 1; }
+if [ -e "$db" ]; then owner=$(stat -c %u:%g "$db"); else owner=$(stat -c %u:%g .); fi
+rm -rf "$stage" && mkdir "$stage"
+cat >"$stage/$db"
+set -- --port 0 --unixsocket "$sock" --unixsocketperm 700 --dir "$dir/$stage" --dbfilename "$db" \
+  --appendonly no --save "" --appendfilename "$aoffile" --logfile "$log"
+if [ -n "$aofdir" ]; then set -- "$@" --appenddirname "$aofdir"; fi
+redis-server "$@" &
+pid=$!
+cli() { redis-cli -s "$sock" "$@" 2>/dev/null; }
+until [ "$(cli ping)" = PONG ]; do
+  if ! kill -0 "$pid" 2>/dev/null; then
+    pid=
+    tail -n 3 "$log" >&2 || true
+    echo "the snapshot does not load in this service's redis-server" >&2
+    exit 1
+  fi
+  sleep 1
+done
+keys=$(cli dbsize)
+[ "$(cli save)" = OK ] || { echo "redis-server could not save the loaded snapshot" >&2; exit 1; }
+if [ "$aof" = yes ]; then
+  [ "$(cli config set appendonly yes)" = OK ] || { echo "could not turn AOF on" >&2; exit 1; }
+  while :; do
+    info=$(cli info persistence)
+    case $info in *aof_last_bgrewrite_status:err*) echo "the AOF rewrite failed" >&2; exit 1 ;; esac
+    case $info in *aof_rewrite_in_progress:0*aof_rewrite_scheduled:0*) break ;; esac
+    sleep 1
+  done
+fi
+cli shutdown nosave >/dev/null || true
+wait "$pid" || true
+pid=
+[ "$aof" != yes ] || [ -e "$stage/$aofpath" ] || { echo "no AOF was written" >&2; exit 1; }
+chown -R "$owner" "$stage"
+swapping=1
+rm -rf "$db.pre-restore" "$aofpath.pre-restore"
+if [ -e "$db" ]; then mv "$db" "$db.pre-restore"; fi
+if [ -e "$aofpath" ]; then mv "$aofpath" "$aofpath.pre-restore"; fi
+mv "$stage/$db" "$db"
+if [ "$aof" = yes ]; then mv "$stage/$aofpath" "$aofpath"; fi
+swapping=0
+echo "loaded $keys keys into $dir/$db"
+"""
+
+
+def check_common(stack, service, password_key) -> Stack:
+    if not isinstance(service, str) or not service:
+        raise OperationError(f"service must name a compose service, got {service!r}")
+    if password_key is not None and not (isinstance(password_key, str) and KEY_PATTERN.match(password_key)):
+        raise OperationError(f"password_key must name a key of the env file or be None, got {password_key!r}")
+    return Stack.of(stack)
+
+
+def one_line_path(value, what: str) -> str:
+    if not isinstance(value, str) or not value.startswith("/") or "\n" in value or "\r" in value:
+        raise OperationError(f"{what} must be an absolute path on one line, got {value!r}")
+    return value
+
+
+@operation()
+def caches_flushed(stack: Stack, patterns: list[str], service: str = "redis",
+                   password_key: str | None = "REDIS_PASSWORD", batch: int = 500):
+    """
+    Remove every key matching the patterns: ``SCAN`` them and ``UNLINK`` them in batches.
+
+    + stack: the stack (see the module docstring)
+    + patterns: ``SCAN MATCH`` patterns (``*``, ``?``, ``[...]``), e.g. ``user:session:*``
+    + service: the Redis service
+    + password_key: the env-file key of its password
+    + batch: keys per ``UNLINK`` command
+
+    ``DEL user:session:*`` deletes nothing (``DEL`` takes key names, not patterns) and
+    ``KEYS`` blocks the server: the keys are listed with ``SCAN`` and removed with
+    ``UNLINK``, which frees their memory in the background. Keys written while the scan
+    runs may survive: flush with writes stopped (maintenance on). Nothing happens when no
+    key matches; each pattern's command prints how many keys it removed.
+
+    **Example:**
+
+    .. code:: python
+
+        redis.caches_flushed(
+            name="Flush Layra's caches",
+            stack=Stack("/srv/layra"),
+            patterns=["user:session:*", "kb:cache:*", "embedding:*"],
+        )
+    """
+    stack = check_common(stack, service, password_key)
+    if isinstance(patterns, str) or not isinstance(patterns, (list, tuple)) or not patterns:
+        raise OperationError(f"patterns must be a non-empty list of key patterns, got {patterns!r}")
+    bad = [p for p in patterns if not valid_pattern(p)]
+    if bad:
+        raise OperationError(f"key patterns must be non-empty strings on one line, got {bad[0]!r}")
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 100_000:
+        raise OperationError(f"batch must be a whole number of keys from 1 to 100000, got {batch!r}")
+
+    counts = host.get_fact(RedisKeyCounts, stack=stack, patterns=list(patterns),
+                           service=service, password_key=password_key)
+    matching = [p for p in dict.fromkeys(patterns) if counts.get(p, 0) > 0]
+    if not matching:
+        host.noop(f"no key matches {', '.join(dict.fromkeys(patterns))}")
+        return
+
+    logger.info(f"{host.print_prefix}redis {service}: "
+                + "; ".join(f"{counts[p]:,} key{'s' * (counts[p] != 1)} match {p}" for p in matching)
+                + " (unlinking)")
+    for pattern in matching:
+        yield StringCommand(
+            "set -o pipefail;", *redis_auth(stack, password_key),
+            "n=$(", redis_exec(stack, service, password_key, "--scan", "--pattern", QuoteString(pattern)),
+            f"| awk -v n={batch}", QuoteString(BATCH_AWK), "|",
+            redis_exec(stack, service, password_key), "| awk", QuoteString(SUM_AWK), ")",
+            "|| { echo", QuoteString(f"flushing {pattern} failed"), ">&2; exit 1; };",
+            "printf 'unlinked %s keys matching %s\\n' \"$n\"", QuoteString(pattern),
+            _shell_executable="bash",
+        )
+
+
+@operation(is_idempotent=False)
+def dumped(stack: Stack, directory: str, part: str, service: str = "redis",
+           password_key: str | None = "REDIS_PASSWORD"):
+    """
+    Dump the server's data set into a snapshot: ``<directory>/<part>.rdb.gz`` and its
+    part descriptor ``<directory>/<part>.json``.
+
+    + stack: the stack (see the module docstring)
+    + directory: the snapshot directory on the host (it must exist; 0700)
+    + part: the part's name, e.g. ``redis`` (letters, digits, ``._-``)
+    + service: the Redis service
+    + password_key: the env-file key of its password
+
+    The RDB streams from the live server (``redis-cli --rdb -``, replication's own
+    snapshot, no file left in the server's volume) through gzip into a temporary name,
+    renamed only when every stage of the pipeline succeeded. Files are 0600. The
+    descriptor holds the fingerprint taken just before the dump (take it with writes
+    stopped for it to describe the dump exactly) and the server's version:
+
+    .. code:: python
+
+        {"component": "redis", "engine": "redis", "service": "redis", "file": "redis.rdb.gz",
+         "fingerprint": {"dbsize": 42, "keys_sha256": "...", "sample": 42, "sample_sha256": "..."},
+         "tool_versions": {"redis": "7.0.15"}}
+
+    A master with diskless replication (the default) waits ``repl-diskless-sync-delay``
+    (5 s) before it streams; ``redis-cli`` 7.0 leaves the 40-byte end marker of such a
+    stream after the RDB's checksum, which Redis ignores when it loads the file.
+
+    **Example:**
+
+    .. code:: python
+
+        redis.dumped(
+            name="Dump Redis (RDB)",
+            stack=Stack("/srv/layra"),
+            directory="/var/backups/layra/20261121T130000Z-pre-migration.partial",
+            part="redis",
+        )
+    """
+    stack = check_common(stack, service, password_key)
+    one_line_path(directory, "directory")
+    if not isinstance(part, str) or not PART_PATTERN.match(part):
+        raise OperationError(f"part must match [A-Za-z0-9][A-Za-z0-9._-]{{0,127}}, got {part!r}")
+
+    fingerprint = host.get_fact(RedisFingerprint, stack=stack, service=service, password_key=password_key)
+    persistence = host.get_fact(RedisPersistence, stack=stack, service=service, password_key=password_key)
+    rdb_file = posixpath.join(directory, f"{part}.rdb.gz")
+    descriptor_file = posixpath.join(directory, f"{part}.json")
+    tmp = posixpath.join(directory, f".{part}.rdb.gz.tmp")
+    descriptor = {
+        "component": part,
+        "engine": "redis",
+        "service": service,
+        "file": f"{part}.rdb.gz",
+        "fingerprint": dict(fingerprint),
+        "tool_versions": {"redis": persistence["version"]},
+    }
+
+    yield StringCommand(
+        "set -o pipefail; umask 077;", *redis_auth(stack, password_key),
+        StringCommand("tmp=", QuoteString(tmp), _separator=""), ";",
+        "{", redis_exec(stack, service, password_key, "--rdb", "-"),
+        '| gzip -c >"$tmp" && mv -f "$tmp"', QuoteString(rdb_file), "; }",
+        '|| { rm -f "$tmp"; echo', QuoteString(f"redis dump of {service} failed: {rdb_file} was not written"),
+        ">&2; exit 1; }",
+        _shell_executable="bash",
+    )
+    yield FileUploadCommand(io.StringIO(json.dumps(descriptor, indent=2, sort_keys=True) + "\n"), descriptor_file)
+    yield StringCommand("chmod 0600", QuoteString(rdb_file), QuoteString(descriptor_file))
+
+
+@operation()
+def restored(stack: Stack, rdb_file: str, sha256: str, fingerprint: dict, service: str = "redis",
+             password_key: str | None = "REDIS_PASSWORD", timeout: int = 120):
+    """
+    Put the server's data back to a snapshot's RDB: nothing happens when its fingerprint
+    already equals the snapshot's.
+
+    + stack: the stack (see the module docstring)
+    + rdb_file: the snapshot's ``<part>.rdb.gz`` on the host
+    + sha256: the file's checksum from the snapshot manifest
+    + fingerprint: the part's fingerprint from the snapshot (``RedisFingerprint``'s shape)
+    + service: the Redis service
+    + password_key: the env-file key of its password
+    + timeout: seconds to wait for the service to answer ``PING`` once started again
+
+    The file's checksum is checked first: a file that does not match is refused before
+    Redis is touched. Then the service stops (Redis saves on the way down when it
+    persists) and a throwaway container of the same service, with its volumes, loads the
+    snapshot in the service's own ``redis-server`` beside the live data, writes it back as
+    ``<dir>/<dbfilename>`` (and as the AOF when the server runs with ``appendonly yes``:
+    Redis 7 would otherwise start empty), and swaps it in, keeping the data it replaces as
+    ``<dbfilename>.pre-restore`` (and ``<appenddirname>.pre-restore``) in the volume. The
+    service starts again and must answer ``PING``. A snapshot that does not load, or a
+    server that does not come back on it, leaves (or puts) the previous data in place,
+    and the operation fails. The data directory must be on a volume or bind mount, and
+    the service must be running when the operation starts (its fingerprint is read).
+
+    Keys with a TTL are part of the fingerprint while they live: restoring a snapshot
+    after some of its keys expired loads fewer keys, so the live fingerprint will not
+    equal the snapshot's (the verify step reports it; a second run restores again).
+
+    **Example:**
+
+    .. code:: python
+
+        redis.restored(
+            name="Restore Redis from its RDB",
+            stack=Stack("/srv/layra"),
+            rdb_file="/var/backups/layra/20261121T130000Z-pre-migration/redis.rdb.gz",
+            sha256="5f1c...",
+            fingerprint={"dbsize": 42, "keys_sha256": "...", "sample": 42, "sample_sha256": "..."},
+        )
+    """
+    stack = check_common(stack, service, password_key)
+    one_line_path(rdb_file, "rdb_file")
+    if not isinstance(sha256, str) or not SHA256_PATTERN.match(sha256):
+        raise OperationError(f"sha256 must be 64 lowercase hex digits, got {sha256!r}")
+    if not isinstance(fingerprint, dict) or any(field not in fingerprint for field in FINGERPRINT_FIELDS):
+        raise OperationError(f"fingerprint must be a RedisFingerprint ({', '.join(FINGERPRINT_FIELDS)}), "
+                             f"got {fingerprint!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
+        raise OperationError(f"timeout must be a whole number of seconds, got {timeout!r}")
+
+    live = host.get_fact(RedisFingerprint, stack=stack, service=service, password_key=password_key)
+    if dict(live) == dict(fingerprint):
+        host.noop(f"redis already matches the snapshot (dbsize {live['dbsize']})")
+        return
+
+    persistence = host.get_fact(RedisPersistence, stack=stack, service=service, password_key=password_key)
+    if not persistence["dir"].startswith("/"):
+        raise OperationError(f"redis reports no absolute data directory (dir {persistence['dir']!r})")
+    logger.info(f"{host.print_prefix}redis {service}: dbsize {live['dbsize']} -> {fingerprint['dbsize']} "
+                f"(restoring {rdb_file}" + (", AOF on)" if persistence["appendonly"] else ")"))
+
+    yield StringCommand(
+        "[ -f", QuoteString(rdb_file), "] || { echo", QuoteString(f"{rdb_file}: no such file; redis was not touched"),
+        ">&2; exit 1; };",
+        "sum=$(sha256sum <", QuoteString(rdb_file), ") || exit 1;",
+        '[ "${sum%% *}" =', QuoteString(sha256), "] || { echo",
+        QuoteString(f"{rdb_file}: sha256 differs from the snapshot's ({sha256}): refusing to restore; "
+                    "redis was not touched"), ">&2; exit 1; }",
+    )
+
+    def swap(mode: str) -> StringCommand:
+        return StringCommand(
+            compose_command(stack, "run", "--rm", "--no-deps", "-T", "--user", "0", "--entrypoint", "sh",
+                            QuoteString(service)),
+            "-c", QuoteString(SWAP_SCRIPT), "sh", mode,
+            QuoteString(persistence["dir"]), QuoteString(persistence["dbfilename"]),
+            "yes" if persistence["appendonly"] else "no",
+            QuoteString(persistence["appenddirname"]), QuoteString(persistence["appendfilename"]),
+        )
+
+    stop = compose_command(stack, "stop", "--timeout", str(STOP_TIMEOUT), QuoteString(service))
+    start = compose_command(stack, "start", QuoteString(service))
+    ping = redis_exec(stack, service, password_key, "ping")
+    yield StringCommand(
+        "set -o pipefail;", *redis_auth(stack, password_key),
+        'fail() { echo "redis restore: $*" >&2; exit 1; };',
+        'ready() { i=0; until [ "$(', ping, '2>/dev/null)" = PONG ]; do i=$((i + 1));',
+        f'[ "$i" -lt {timeout} ] || return 1; sleep 1; done; }};',
+        stop, "|| fail", QuoteString(f"could not stop {service}; nothing was changed"), ";",
+        "gzip -dc", QuoteString(rdb_file), "|", swap("swap"),
+        "|| {", start, "; ready; fail",
+        QuoteString(f"the snapshot was not put in place; {service} runs on its previous data"), "; };",
+        "{", start, "&& ready; } || {", stop, ";", swap("revert"), ";", start, "; ready; fail",
+        QuoteString(f"{service} did not answer PING on the restored data within {timeout}s; "
+                    "its previous data is back in place"), "; }",
+        _shell_executable="bash",
+    )

@@ -1,0 +1,134 @@
+"""
+The backup deploy: one snapshot per host of the stack's state and every stateful
+component it holds, written as `<id>.partial/` and renamed only once whole.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from pyinfra import host, logger
+from pyinfra.api import DeployError, deploy
+
+from facts.capacity import DiskFree
+from facts.compose import ComposeServices
+from facts.mysql import MysqlDatabaseSize
+from facts.redis import RedisPersistence
+from facts.snapshots import SnapshotManifest, new_snapshot_id, partial_dir, valid_snapshot_id
+from facts.stack import StackRepo
+from operations import checks, mysql, redis, snapshots
+from operations import stack as stack_ops
+
+from .config import DEFAULTS, components_from, snapshot_root, stack_from
+
+# Every host of one run shares one snapshot id.
+_RUN: dict[str, str] = {}
+# Room kept free beyond the estimate (dumps compress, but the filesystem must not fill).
+HEADROOM_BYTES = 64 * 1024 * 1024
+
+
+def snapshot_id_for_run(data) -> str:
+    explicit = data.get("snapshot")
+    if explicit:
+        if not valid_snapshot_id(str(explicit)):
+            raise DeployError(f"snapshot id {explicit!r} must match [A-Za-z0-9][A-Za-z0-9._-]{{0,127}}")
+        return str(explicit)
+    if "id" not in _RUN:
+        try:
+            _RUN["id"] = new_snapshot_id(data.get("label"), datetime.now(timezone.utc))
+        except ValueError as error:
+            raise DeployError(str(error)) from None
+    return _RUN["id"]
+
+
+def mysql_parts(components: list[dict]):
+    for component in components:
+        if component["engine"] == "mysql":
+            for database in component.get("databases", []):
+                yield component, database, f"{component['name']}.{database}"
+
+
+def redis_parts(components: list[dict]):
+    for component in components:
+        if component["engine"] == "redis" and component.get("rdb"):
+            yield component, component["name"]
+
+
+def mysql_args(component: dict) -> dict:
+    return {"service": component["service"], "user": component.get("user", "root"),
+            "password_key": component.get("password_key")}
+
+
+def redis_args(component: dict) -> dict:
+    return {"service": component["service"], "password_key": component.get("password_key")}
+
+
+def estimated_bytes(stack, components) -> int:
+    """What the dumps may take before compression: data + indexes, Redis memory, stack files."""
+    total = 1024 * 1024
+    for component, database, _ in mysql_parts(components):
+        total += host.get_fact(MysqlDatabaseSize, stack=stack, database=database, **mysql_args(component))
+    for component, _ in redis_parts(components):
+        total += host.get_fact(RedisPersistence, stack=stack, **redis_args(component)).get("used_memory", 0)
+    return total
+
+
+def stack_metadata(stack) -> dict:
+    repo = host.get_fact(StackRepo, stack_dir=stack.dir) or {}
+    services = host.get_fact(ComposeServices, stack=stack)
+    return {
+        **stack.as_data(),
+        "commit": repo.get("commit"),
+        "dirty": repo.get("dirty", []),
+        "images": {name: service["image"] for name, service in services.items()},
+        "config_hashes": {name: service["desired_hash"] for name, service in services.items()},
+    }
+
+
+@deploy("Back up the Layra stack", data_defaults=DEFAULTS)
+def backup():
+    stack = stack_from(host.data)
+    components = components_from(host.data)
+    root = snapshot_root(host.data)
+    snapshot_id = snapshot_id_for_run(host.data)
+
+    if host.get_fact(SnapshotManifest, root=root, snapshot_id=snapshot_id):
+        logger.info(f"{host.print_prefix}snapshot {snapshot_id} is already complete: nothing to do")
+        return
+
+    needed = estimated_bytes(stack, components) + HEADROOM_BYTES
+    disk = host.get_fact(DiskFree, path=root)
+    free = disk["free_kb"] * 1024
+    if free < needed:
+        raise DeployError(
+            f"{host.name}: a backup needs about {needed / 2**20:.0f} MiB under {root}, "
+            f"{free / 2**20:.0f} MiB are free on {disk['mount']}: {(needed - free) / 2**20:.0f} MiB missing"
+        )
+    logger.info(f"{host.print_prefix}snapshot {snapshot_id}: about {needed / 2**20:.0f} MiB "
+                f"({free / 2**20:.0f} MiB free on {disk['mount']})")
+
+    directory = partial_dir(root, snapshot_id)
+    steps = [snapshots.started(name=f"Start snapshot {snapshot_id}", root=root, snapshot_id=snapshot_id)]
+    # Failures are caught here, not at the first failed step, so the partial snapshot is removed.
+    keep_going = {"_ignore_errors": True}
+    steps.append(stack_ops.state_saved(name="Save the stack's commit, files and containers",
+                                       stack=stack, directory=directory, **keep_going))
+    for component, database, part in mysql_parts(components):
+        steps.append(mysql.dumped(name=f"Dump {component['name']}/{database}", stack=stack, database=database,
+                                  directory=directory, part=part, **mysql_args(component), **keep_going))
+    for component, part in redis_parts(components):
+        steps.append(redis.dumped(name=f"Dump {component['name']} (RDB)", stack=stack, directory=directory,
+                                  part=part, **redis_args(component), **keep_going))
+
+    def failed() -> bool:
+        return any(step.did_error() for step in steps)
+
+    snapshots.completed(
+        name=f"Complete snapshot {snapshot_id}", root=root, snapshot_id=snapshot_id,
+        metadata={"label": host.data.get("label") or "", "host": host.name, "stack": stack_metadata(stack)},
+        _if=lambda: not failed(),
+    )
+    snapshots.abandoned(name=f"Remove the partial snapshot {snapshot_id}", root=root,
+                        snapshot_id=snapshot_id, _if=failed)
+    checks.failed(name="Fail the backup", message=f"backup {snapshot_id} failed: no snapshot was kept",
+                  _if=failed)
