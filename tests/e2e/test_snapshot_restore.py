@@ -145,7 +145,7 @@ def test_a_dump_that_breaks_midway_leaves_the_live_database_exactly_as_it_was(sa
         "sum=$(sha256sum mysql.layra.sql.gz | cut -d' ' -f1) && size=$(stat -c %s mysql.layra.sql.gz) && "
         "python3 -c 'import json,sys; m=json.load(open(\"manifest.json\")); "
         "m[\"files\"][\"mysql.layra.sql.gz\"].update(sha256=sys.argv[1], size=int(sys.argv[2])); "
-        "json.dump(m, open(\"manifest.json\", \"w\"))' \"$sum\" \"$size\""
+        "json.dump(m, open(\"manifest.json\", \"w\"))' \"$sum\" \"$size\" && chmod 0600 *"
     )
 
     run = sandbox.pyinfra("rollback.py", "--data", f"snapshot={snapshot_id}", "--limit", host.name)
