@@ -104,7 +104,11 @@ def dumped(stack: Stack, database: str, directory: str, part: str, service: str 
     fingerprint = host.get_fact(MysqlFingerprint, stack=stack, database=database, service=service,
                                 user=user, password_key=password_key)
     if not fingerprint.get("exists"):
-        raise OperationError(f"database {database!r} does not exist in service {service!r}")
+        # a failing command, not an exception: this is found while executing, and the
+        # backup deploy must get the chance to remove its partial snapshot
+        yield StringCommand("echo", QuoteString(f"database {database!r} does not exist in service {service!r}"),
+                            ">&2; exit 1")
+        return
     versions = host.get_fact(MysqlVersions, stack=stack, service=service, user=user, password_key=password_key)
 
     fingerprint_again = fingerprint_command(stack, database, service, user, password_key)

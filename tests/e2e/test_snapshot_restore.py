@@ -78,10 +78,14 @@ def test_backup_writes_a_whole_snapshot_with_checksums_and_private_permissions(s
 
 
 def test_rollback_restores_rows_and_tables_shows_the_diff_first_and_then_changes_nothing(sandbox: Sandbox, tmp_path):
+    for host in sandbox.hosts:
+        sql(host, "CREATE OR REPLACE VIEW kb_names AS SELECT name FROM knowledge_bases; "
+                  "DROP PROCEDURE IF EXISTS kb_count; CREATE PROCEDURE kb_count() SELECT COUNT(*) FROM knowledge_bases")
     snapshot_id = backup(sandbox, "restore")
     backed_up = {host.name: sql(host, "SELECT COUNT(*) FROM knowledge_bases") for host in sandbox.hosts}
     for host in sandbox.hosts:
         damage(host)
+        sql(host, "DROP VIEW kb_names; DROP PROCEDURE kb_count")
     redis_cli(sandbox.hosts[1], "SET", "state:after-backup", "1")
     damaged = {host.name: sql(host, "SELECT COUNT(*) FROM knowledge_bases") for host in sandbox.hosts}
 
@@ -106,6 +110,8 @@ def test_rollback_restores_rows_and_tables_shows_the_diff_first_and_then_changes
     for host in sandbox.hosts:
         assert sql(host, "SELECT COUNT(*) FROM knowledge_bases") == backed_up[host.name]
         assert sql(host, "SHOW TABLES LIKE 'extra'") == ""
+        assert sql(host, "SELECT COUNT(*) FROM kb_names") == backed_up[host.name]
+        assert sql(host, "SHOW PROCEDURE STATUS WHERE Db = 'layra' AND Name = 'kb_count'").count("kb_count") == 1
     assert redis_cli(sandbox.hosts[1], "EXISTS", "state:after-backup") == "0"
 
     again = sandbox.pyinfra("rollback.py", "--data", f"snapshot={snapshot_id}", "-v")
@@ -154,6 +160,22 @@ def test_a_dump_that_breaks_midway_leaves_the_live_database_exactly_as_it_was(sa
     assert "did not load; mysql/layra was not touched" in run.output
     assert sql(host, "CHECKSUM TABLE knowledge_bases, extra, users") == before
     assert sql(host, "SHOW DATABASES LIKE 'layra\\_\\_restore'") == ""
+
+
+def test_a_backup_that_fails_midway_leaves_no_snapshot_and_no_partial_directory(sandbox: Sandbox):
+    host = sandbox.hosts[0]
+    before = host.ssh(f"ls -A {ROOT}")
+    components = json.dumps({"mysql": {"engine": "mysql", "service": "mysql", "password_key": "MYSQL_ROOT_PASSWORD",
+                                       "databases": ["layra", "no_such_db"]}})
+
+    run = sandbox.pyinfra("backup.py", "--limit", host.name, "--data", "label=fails",
+                          "--data", f"layra_components={components}")
+
+    assert not run.ok
+    assert "database 'no_such_db' does not exist in service 'mysql'" in run.output
+    assert "failed: no snapshot was kept" in run.output
+    assert "Traceback" not in run.output
+    assert host.ssh(f"ls -A {ROOT}") == before
 
 
 def test_an_unknown_snapshot_is_refused_naming_what_the_host_has(sandbox: Sandbox):
