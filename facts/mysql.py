@@ -63,7 +63,7 @@ BASE_TABLES = "information_schema.tables WHERE table_schema = DATABASE() AND tab
 
 # Everything but the data, independent of the database's own name, so that a shadow
 # copy and the live database fingerprint alike.
-SCHEMA_SQL = f"""
+SCHEMA_SQL = """
 SET SESSION group_concat_max_len = 4294967295;
 SELECT 'database', DATABASE();
 SELECT 'schema', SHA2(CONCAT_WS('|',

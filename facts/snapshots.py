@@ -53,6 +53,32 @@ ID_TIME = "%Y%m%dT%H%M%SZ"
 CREATED_TIME = "%Y-%m-%dT%H:%M:%SZ"
 
 
+# A part's files are `<part>.<ext>` at the top of the snapshot: a plain name, like an id.
+PART_NAME = SNAPSHOT_ID
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def valid_part_name(part) -> bool:
+    return isinstance(part, str) and bool(PART_NAME.match(part))
+
+
+def checksum_checked(path: str, sha256: str, restoring: str) -> StringCommand:
+    """Shell that fails, naming the file, unless ``path`` exists with the manifest's sha256.
+
+    Every engine's restore runs it first, so a corrupt or missing file stops the restore
+    before ``restoring`` (what the restore would change) is touched.
+    """
+    if not isinstance(sha256, str) or not SHA256.match(sha256):
+        raise ValueError(f"sha256 must be 64 lowercase hex digits, got {sha256!r}")
+    return StringCommand(
+        "[ -f", QuoteString(path), "] || { echo",
+        QuoteString(f"{path}: no such file; restore refused, {restoring} was not touched"), ">&2; exit 1; };",
+        "echo", QuoteString(f"{sha256}  {path}"), "| sha256sum -c --status ||",
+        "{ echo", QuoteString(f"{path}: checksum does not match the snapshot's ({sha256}); "
+                              f"restore refused, {restoring} was not touched"), ">&2; exit 1; }",
+    )
+
+
 def valid_snapshot_id(snapshot_id) -> bool:
     """True for a string that may name a snapshot directory (never ``..``, ``a/b``, ``x y``)."""
     return (

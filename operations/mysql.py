@@ -20,7 +20,6 @@ until the next restore.
 from __future__ import annotations
 
 import json
-import re
 from io import StringIO
 
 from pyinfra import host
@@ -38,9 +37,7 @@ from facts.mysql import (
     valid_database,
 )
 from facts.shell import assign
-
-PART_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
+from facts.snapshots import checksum_checked, valid_part_name
 
 def check_names(database: str, **paths: str):
     if not valid_database(database):
@@ -59,17 +56,6 @@ def summary(fingerprint: dict) -> str:
 def bash(*parts) -> StringCommand:
     """A command run by bash with pipefail: a failing dump must fail its pipeline."""
     return StringCommand("set -o pipefail;", *parts, _shell_executable="bash")
-
-
-def checksum_verified(path: str, sha256: str) -> StringCommand:
-    """Fails, before anything else runs, when ``path`` does not have the sha256 recorded."""
-    if not re.fullmatch(r"[0-9a-f]{64}", sha256 or ""):
-        raise OperationError(f"{sha256!r} is not a sha256 checksum")
-    return StringCommand(
-        "echo", QuoteString(f"{sha256}  {path}"), "| sha256sum -c --status ||",
-        "{ echo", QuoteString(f"{path}: checksum does not match the snapshot; restore refused, nothing was changed"),
-        ">&2; exit 1; }",
-    )
 
 
 @operation()
@@ -99,7 +85,7 @@ def dumped(stack: Stack, database: str, directory: str, part: str, service: str 
         )
     """
     check_names(database, directory=directory)
-    if not PART_PATTERN.match(part):
+    if not valid_part_name(part):
         raise OperationError(f"part name {part!r} is not a plain file name")
     fingerprint = host.get_fact(MysqlFingerprint, stack=stack, database=database, service=service,
                                 user=user, password_key=password_key)
@@ -173,7 +159,10 @@ def shadow_loaded(stack: Stack, database: str, dump_file: str, sha256: str, fing
         host.noop(f"mysql/{database}: the shadow copy is already loaded and matches the snapshot")
         return
 
-    yield checksum_verified(dump_file, sha256)
+    try:
+        yield checksum_checked(dump_file, sha256, f"mysql/{database}")
+    except ValueError as error:
+        raise OperationError(str(error)) from None
     yield bash(
         client_function(stack, service, user, password_key),
         assign(db=database, shadow=database + SHADOW_SUFFIX, dump=dump_file),

@@ -20,13 +20,13 @@ from __future__ import annotations
 import io
 import json
 import posixpath
-import re
 
 from pyinfra import host, logger
 from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
 
 from facts.compose import Stack, compose_command
 from facts.secrets import KEY_PATTERN
+from facts.snapshots import checksum_checked, valid_part_name
 from facts.redis import (
     RedisFingerprint,
     RedisKeyCounts,
@@ -36,8 +36,6 @@ from facts.redis import (
     valid_pattern,
 )
 
-PART_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 FINGERPRINT_FIELDS = ("dbsize", "keys_sha256", "sample", "sample_sha256")
 STOP_TIMEOUT = 120  # seconds `docker compose stop` lets Redis save before it is killed
 
@@ -241,7 +239,7 @@ def dumped(stack: Stack, directory: str, part: str, service: str = "redis",
     """
     stack = check_common(stack, service, password_key)
     one_line_path(directory, "directory")
-    if not isinstance(part, str) or not PART_PATTERN.match(part):
+    if not valid_part_name(part):
         raise OperationError(f"part must match [A-Za-z0-9][A-Za-z0-9._-]{{0,127}}, got {part!r}")
 
     fingerprint = host.get_fact(RedisFingerprint, stack=stack, service=service, password_key=password_key)
@@ -316,8 +314,10 @@ def restored(stack: Stack, rdb_file: str, sha256: str, fingerprint: dict, servic
     """
     stack = check_common(stack, service, password_key)
     one_line_path(rdb_file, "rdb_file")
-    if not isinstance(sha256, str) or not SHA256_PATTERN.match(sha256):
-        raise OperationError(f"sha256 must be 64 lowercase hex digits, got {sha256!r}")
+    try:
+        check_file = checksum_checked(rdb_file, sha256, "redis")
+    except ValueError as error:
+        raise OperationError(str(error)) from None
     if not isinstance(fingerprint, dict) or any(field not in fingerprint for field in FINGERPRINT_FIELDS):
         raise OperationError(f"fingerprint must be a RedisFingerprint ({', '.join(FINGERPRINT_FIELDS)}), "
                              f"got {fingerprint!r}")
@@ -335,14 +335,7 @@ def restored(stack: Stack, rdb_file: str, sha256: str, fingerprint: dict, servic
     logger.info(f"{host.print_prefix}redis {service}: dbsize {live['dbsize']} -> {fingerprint['dbsize']} "
                 f"(restoring {rdb_file}" + (", AOF on)" if persistence["appendonly"] else ")"))
 
-    yield StringCommand(
-        "[ -f", QuoteString(rdb_file), "] || { echo", QuoteString(f"{rdb_file}: no such file; redis was not touched"),
-        ">&2; exit 1; };",
-        "sum=$(sha256sum <", QuoteString(rdb_file), ") || exit 1;",
-        '[ "${sum%% *}" =', QuoteString(sha256), "] || { echo",
-        QuoteString(f"{rdb_file}: sha256 differs from the snapshot's ({sha256}): refusing to restore; "
-                    "redis was not touched"), ">&2; exit 1; }",
-    )
+    yield check_file
 
     def swap(mode: str) -> StringCommand:
         return StringCommand(

@@ -13,7 +13,7 @@ from facts.mysql import MysqlFingerprint
 from facts.redis import RedisFingerprint, RedisKeyCounts
 from facts.snapshots import SnapshotCatalog, SnapshotFiles, SnapshotManifest, snapshot_dir, valid_snapshot_id
 from facts.stack import StackRepo, StackTarget, valid_ref
-from operations import checks, mysql, redis, snapshots
+from operations import checks, mysql, redis
 from operations.snapshots import snapshot_problems
 from operations import stack as stack_ops
 
@@ -112,9 +112,8 @@ def rollback():
         # whole run with no host changed.
         raise DeployError(f"{host.name}: " + "; ".join(refused))
 
-    if manifest:
-        snapshots.verified(name=f"Check snapshot {snapshot_id}'s checksums", root=root, snapshot_id=snapshot_id)
-
+    # Every file was checked against the manifest while planning (load_manifest), and each
+    # restore checks its own file again right before loading it: no third pass here.
     stack_ops.at_commit(name=f"Stack at {ref}", stack=stack, commit=ref)
     stack_ops.services_ready(name="Services running and healthy", stack=stack,
                              timeout=int(setting(host.data, "layra_ready_timeout")))
