@@ -56,6 +56,10 @@ def clean_slate(sandbox: Sandbox):
     for host in sandbox.hosts:
         host.ssh(f"rm -rf {ROOT}")
         sql(host, "DROP TABLE IF EXISTS extra")
+        # `damage` deletes a knowledge base per run: top them up so reruns on one sandbox work
+        sql(host, "INSERT INTO knowledge_bases (name, owner_id, created_at) "
+                  "SELECT CONCAT('kb-e2e-', seq), 1, NOW() FROM seq_1_to_3 "
+                  "WHERE (SELECT COUNT(*) FROM knowledge_bases) < 3")
     yield
 
 
@@ -86,7 +90,8 @@ def test_rollback_restores_rows_and_tables_shows_the_diff_first_and_then_changes
     for host in sandbox.hosts:
         damage(host)
         sql(host, "DROP VIEW kb_names; DROP PROCEDURE kb_count")
-    redis_cli(sandbox.hosts[1], "SET", "state:after-backup", "1")
+    written_after = f"state:after-backup:{snapshot_id}"   # unique: reruns never find it in a snapshot
+    redis_cli(sandbox.hosts[1], "SET", written_after, "1")
     damaged = {host.name: sql(host, "SELECT COUNT(*) FROM knowledge_bases") for host in sandbox.hosts}
 
     dry = sandbox.pyinfra("rollback.py", "--data", f"snapshot={snapshot_id}", "--dry",
@@ -112,7 +117,7 @@ def test_rollback_restores_rows_and_tables_shows_the_diff_first_and_then_changes
         assert sql(host, "SHOW TABLES LIKE 'extra'") == ""
         assert sql(host, "SELECT COUNT(*) FROM kb_names") == backed_up[host.name]
         assert sql(host, "SHOW PROCEDURE STATUS WHERE Db = 'layra' AND Name = 'kb_count'").count("kb_count") == 1
-    assert redis_cli(sandbox.hosts[1], "EXISTS", "state:after-backup") == "0"
+    assert redis_cli(sandbox.hosts[1], "EXISTS", written_after) == "0"
 
     again = sandbox.pyinfra("rollback.py", "--data", f"snapshot={snapshot_id}", "-v")
 
