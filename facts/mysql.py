@@ -197,6 +197,14 @@ def same_data(live: dict | None, snapshot: dict | None) -> bool:
     return bool(live) and bool(snapshot) and all(live.get(k) == snapshot.get(k) for k in keys)
 
 
+def summary(fingerprint: dict) -> str:
+    """``3 tables, 120 rows`` (or ``no database``), for plans and checks."""
+    if not fingerprint.get("exists"):
+        return "no database"
+    tables = fingerprint.get("tables", {})
+    return f"{len(tables)} tables, {sum(table.get('rows', 0) for table in tables.values())} rows"
+
+
 class MysqlDatabaseSize(MysqlFactBase):
     """
     Returns the bytes a database takes (data + indexes), an estimate of its dump's size

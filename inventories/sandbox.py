@@ -33,12 +33,17 @@ _components = {
     "mongodb": {"engine": "mongo", "service": "mongodb"},
     "redis": {"engine": "redis", "service": "redis", "password_key": "REDIS_PASSWORD",
               "flush_patterns": ["user:session:*", "kb:cache:*", "embedding:*"], "rdb": False},
-    "milvus": {"engine": "volumes", "services": ["milvus-standalone"]},
-    "qdrant": {"engine": "qdrant", "service": "qdrant"},
+    # Milvus Lite + a real etcd: one volume set, stopped and archived together
+    "milvus": {"engine": "volumes", "services": ["milvus-standalone", "milvus-etcd"],
+               "milvus": {"client_service": "backend", "uri": "http://milvus-standalone:19530"}},
+    "qdrant": {"engine": "qdrant", "service": "qdrant", "url": "http://127.0.0.1:6333",
+               "password_key": "QDRANT_API_KEY"},
 }
 
-# The second host keeps state in Redis: it is backed up as an RDB and restored, not flushed.
-_redis_as_state = {**_components, "redis": {**_components["redis"], "flush_patterns": [], "rdb": True}}
+# The second host keeps state in Redis (backed up as an RDB and restored, not flushed)
+# and backs Qdrant up by volume instead of through its snapshot API.
+_redis_as_state = {**_components, "redis": {**_components["redis"], "flush_patterns": [], "rdb": True},
+                   "qdrant": {"engine": "volumes", "services": ["qdrant"]}}
 
 app = [
     (h["name"], {**_ssh, "ssh_hostname": h["address"], "ssh_port": h.get("port", 22),

@@ -17,7 +17,9 @@ from facts.capacity import DiskFree, MemoryUsage
 from facts.compose import ComposeServices, Stack
 from facts.http import HttpResponse
 from facts.mysql import MysqlFingerprint, MysqlPing, same_data
+from facts.mysql import summary as mysql_summary
 from facts.redis import RedisFingerprint, RedisPing
+from facts.volumes import VolumeSet, at_snapshot
 
 
 @dataclass
@@ -105,8 +107,11 @@ def ping(stack: Stack, component: dict, services: dict) -> Check:
         answer = host.get_fact(RedisPing, stack=stack, service=service,
                                password_key=component.get("password_key"))
         return Check(2, f"{name} ping", answer["output"] or "no answer", "PONG", answer["ok"])
-    status = services.get(service, {}).get("health") or services.get(service, {}).get("state", "missing")
-    return Check(2, f"{name} healthcheck", status, "healthy", status == "healthy")
+    names = component.get("services") or [service]
+    states = {s: services.get(s, {}).get("health") or services.get(s, {}).get("state", "missing") for s in names}
+    observed = ", ".join(f"{s} {state}" for s, state in states.items()) if len(names) > 1 else states[service]
+    return Check(2, f"{name} healthcheck", observed, "healthy",
+                 all(state in ("healthy", "running") for state in states.values()))
 
 
 @operation()
@@ -120,8 +125,8 @@ def connectivity(stack: Stack, health_url: str, components: list[dict]):
       engine's credentials (``user``, ``password_key``: a key of the stack's env file)
 
     MySQL answers ``mysqladmin ping`` and Redis ``PING`` with the stack's credentials;
-    engines without a client here (MongoDB, Qdrant, Milvus) answer through their
-    container's healthcheck.
+    engines without a client here (MongoDB, Qdrant, volume sets) answer through their
+    containers' healthchecks (every service of a set; "running" where there is none).
 
     **Example:**
 
@@ -145,13 +150,32 @@ def connectivity(stack: Stack, health_url: str, components: list[dict]):
 
 
 
-def fingerprint_summary(engine: str, fingerprint: dict) -> str:
-    if engine == "mysql":
-        if not fingerprint.get("exists"):
-            return "no database"
-        tables = fingerprint.get("tables", {})
-        return f"{len(tables)} tables, {sum(t.get('rows', 0) for t in tables.values())} rows"
-    return f"{fingerprint.get('dbsize')} keys"
+def mysql_matches(stack: Stack, part: dict) -> tuple[str, bool, str]:
+    live = host.get_fact(MysqlFingerprint, stack=stack, database=part["database"], service=part["service"],
+                         user=part.get("user", "root"), password_key=part.get("password_key"))
+    return mysql_summary(live), same_data(live, part["fingerprint"]), mysql_summary(part["fingerprint"])
+
+
+def redis_matches(stack: Stack, part: dict) -> tuple[str, bool, str]:
+    live = host.get_fact(RedisFingerprint, stack=stack, service=part["service"], password_key=part.get("password_key"))
+    return f"{live.get('dbsize')} keys", live == part["fingerprint"], f"{part['fingerprint'].get('dbsize')} keys"
+
+
+def volumes_matches(stack: Stack, part: dict) -> tuple[str, bool, str]:
+    live = host.get_fact(VolumeSet, stack=stack, services=part["services"])["volumes"]
+    wanted = part["volumes"]
+    same = {name: name in live and at_snapshot(live[name], want["fingerprint"], want["sha256"])
+            for name, want in wanted.items()}
+    files = sum((live.get(name, {}).get("fingerprint") or {}).get("files", 0) for name in wanted)
+    observed = f"{len(wanted)} volumes, {files} files" + "".join(
+        f", {name} differs" for name, ok in same.items() if not ok)
+    want_files = sum(want["fingerprint"].get("files", 0) for want in wanted.values())
+    return observed, all(same.values()), f"{len(wanted)} volumes, {want_files} files"
+
+
+# engine -> how to read a restored part's live fingerprint and compare it with the snapshot's:
+# (observed summary, whether it matches, the snapshot's summary)
+MATCHERS = {"mysql": mysql_matches, "redis": redis_matches, "volumes": volumes_matches}
 
 
 @operation()
@@ -160,9 +184,10 @@ def integrity(stack: Stack, expected: list[dict]):
     Verify phase 4, integrity: each restored component's live fingerprint equals the snapshot's.
 
     + stack: the stack the components run in
-    + expected: one entry per restored part: ``{"name", "engine"}`` (``mysql`` or ``redis``),
+    + expected: one entry per restored part: ``{"name", "engine"}`` (a key of ``MATCHERS``),
       the connection settings (``service``, ``user``, ``password_key``, and ``database``
-      for MySQL) and the snapshot's ``fingerprint``
+      for MySQL) and the snapshot's ``fingerprint``; for a volume set, ``services`` and
+      ``volumes`` (per volume: ``fingerprint`` and the archive's ``sha256``)
 
     **Example:**
 
@@ -178,21 +203,12 @@ def integrity(stack: Stack, expected: list[dict]):
     """
     checks = []
     for part in expected:
-        engine, want = part["engine"], part["fingerprint"]
-        if engine == "mysql":
-            live = host.get_fact(MysqlFingerprint, stack=stack, database=part["database"],
-                                 service=part["service"], user=part.get("user", "root"),
-                                 password_key=part.get("password_key"))
-            ok = same_data(live, want)
-        elif engine == "redis":
-            live = host.get_fact(RedisFingerprint, stack=stack, service=part["service"],
-                                 password_key=part.get("password_key"))
-            ok = live == want
-        else:
-            raise OperationError(f"no integrity check for engine {engine!r}")
-        observed = fingerprint_summary(engine, live) + ("" if ok else ", differs from the snapshot")
-        checks.append(Check(4, f"{part['name']} fingerprint", observed,
-                            f"the snapshot's: {fingerprint_summary(engine, want)}", ok))
+        matches = MATCHERS.get(part["engine"])
+        if matches is None:
+            raise OperationError(f"no integrity check for engine {part['engine']!r}")
+        observed, ok, want = matches(stack, part)
+        checks.append(Check(4, f"{part['name']} fingerprint", observed + ("" if ok else ", differs from the snapshot"),
+                            f"the snapshot's: {want}", ok))
     yield from report(checks, "phase 4 (integrity)")
 
 

@@ -34,6 +34,7 @@ from facts.mysql import (
     client_function,
     fingerprint_command,
     same_data,
+    summary,
     valid_database,
 )
 from facts.shell import assign
@@ -45,12 +46,6 @@ def check_names(database: str, **paths: str):
     for what, value in paths.items():
         if not isinstance(value, str) or not value.startswith("/") or "\n" in value:
             raise OperationError(f"{what} {value!r} must be an absolute path")
-
-
-def summary(fingerprint: dict) -> str:
-    tables = fingerprint.get("tables", {})
-    rows = sum(table.get("rows", 0) for table in tables.values())
-    return f"{len(tables)} tables, {rows} rows"
 
 
 def bash(*parts) -> StringCommand:

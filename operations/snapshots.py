@@ -122,9 +122,11 @@ def completion_problems(files: dict | None, partial: str) -> list[str]:
     if not files["parts"] and not problems:
         problems.append(f"no part was written into {partial} (no <part>.json descriptor)")
     for name, descriptor in files["parts"].items():
-        data_file = descriptor.get("file")
-        if isinstance(data_file, str) and data_file not in files["files"]:
-            problems.append(f"part {name} names file {data_file!r}, which is not there")
+        named = [descriptor.get("file")] + [v.get("file") for v in (descriptor.get("volumes") or {}).values()
+                                            if isinstance(v, dict)]
+        for data_file in named:
+            if isinstance(data_file, str) and data_file not in files["files"]:
+                problems.append(f"part {name} names file {data_file!r}, which is not there")
     unsummed = [name for name, entry in files["files"].items() if not entry.get("sha256")]
     problems += [f"{name} could not be checksummed" for name in unsummed]
     return problems

@@ -12,14 +12,13 @@ from pyinfra.api import DeployError, deploy
 
 from facts.capacity import DiskFree
 from facts.compose import ComposeServices
-from facts.mysql import MysqlDatabaseSize
-from facts.redis import RedisPersistence
 from facts.snapshots import SnapshotManifest, new_snapshot_id, partial_dir, valid_snapshot_id
 from facts.stack import StackRepo
-from operations import checks, mysql, redis, snapshots
+from operations import checks, snapshots
 from operations import stack as stack_ops
 
 from .config import DEFAULTS, components_from, snapshot_root, stack_from
+from .engines import ENGINES
 
 # Every host of one run shares one snapshot id.
 _RUN: dict[str, str] = {}
@@ -41,36 +40,16 @@ def snapshot_id_for_run(data) -> str:
     return _RUN["id"]
 
 
-def mysql_parts(components: list[dict]):
-    for component in components:
-        if component["engine"] == "mysql":
-            for database in component.get("databases", []):
-                yield component, database, f"{component['name']}.{database}"
+def backup_parts(stack, components: list[dict]) -> list[tuple]:
+    """(engine, component, part name, part) for every part this host's components dump."""
+    return [(ENGINES[component["engine"]], component, name, part)
+            for component in components if component["engine"] in ENGINES  # TEMP until mongo/qdrant land
+            for name, part in ENGINES[component["engine"]].parts(stack, component).items()]
 
 
-def redis_parts(components: list[dict]):
-    for component in components:
-        if component["engine"] == "redis" and component.get("rdb"):
-            yield component, component["name"]
-
-
-def mysql_args(component: dict) -> dict:
-    return {"service": component["service"], "user": component.get("user", "root"),
-            "password_key": component.get("password_key")}
-
-
-def redis_args(component: dict) -> dict:
-    return {"service": component["service"], "password_key": component.get("password_key")}
-
-
-def estimated_bytes(stack, components) -> int:
-    """What the dumps may take before compression: data + indexes, Redis memory, stack files."""
-    total = 1024 * 1024
-    for component, database, _ in mysql_parts(components):
-        total += host.get_fact(MysqlDatabaseSize, stack=stack, database=database, **mysql_args(component))
-    for component, _ in redis_parts(components):
-        total += host.get_fact(RedisPersistence, stack=stack, **redis_args(component)).get("used_memory", 0)
-    return total
+def estimated_bytes(stack, parts) -> int:
+    """What the dumps may take before compression (data, Redis memory, volume bytes), plus stack files."""
+    return 1024 * 1024 + sum(engine.estimate(stack, component, part) for engine, component, _, part in parts)
 
 
 def stack_metadata(stack) -> dict:
@@ -96,7 +75,8 @@ def backup():
         logger.info(f"{host.print_prefix}snapshot {snapshot_id} is already complete: nothing to do")
         return
 
-    needed = estimated_bytes(stack, components) + HEADROOM_BYTES
+    parts = backup_parts(stack, components)
+    needed = estimated_bytes(stack, parts) + HEADROOM_BYTES
     disk = host.get_fact(DiskFree, path=root)
     free = disk["free_kb"] * 1024
     if free < needed:
@@ -113,12 +93,8 @@ def backup():
     keep_going = {"_ignore_errors": True}
     steps.append(stack_ops.state_saved(name="Save the stack's commit, files and containers",
                                        stack=stack, directory=directory, **keep_going))
-    for component, database, part in mysql_parts(components):
-        steps.append(mysql.dumped(name=f"Dump {component['name']}/{database}", stack=stack, database=database,
-                                  directory=directory, part=part, **mysql_args(component), **keep_going))
-    for component, part in redis_parts(components):
-        steps.append(redis.dumped(name=f"Dump {component['name']} (RDB)", stack=stack, directory=directory,
-                                  part=part, **redis_args(component), **keep_going))
+    for engine, component, name, part in parts:
+        steps += engine.dump(stack, component, name, part, directory, **keep_going)
 
     def failed() -> bool:
         return any(step.did_error() for step in steps)

@@ -10,6 +10,7 @@ from pyinfra.api import DeployError
 from facts.compose import Stack
 from facts.mysql import valid_database
 from facts.secrets import KEY_PATTERN
+from facts.volumes import valid_service
 
 ENGINES = ("mysql", "mongo", "redis", "qdrant", "volumes")
 
@@ -21,7 +22,8 @@ LAYRA_COMPONENTS = {
     "redis": {"engine": "redis", "service": "redis", "password_key": "REDIS_PASSWORD",
               "flush_patterns": ["user:session:*", "kb:cache:*", "embedding:*"], "rdb": False},
     "minio": {"engine": "volumes", "services": ["minio"]},
-    "milvus": {"engine": "volumes", "services": ["milvus-standalone", "milvus-etcd", "milvus-minio"]},
+    "milvus": {"engine": "volumes", "services": ["milvus-standalone", "milvus-etcd", "milvus-minio"],
+               "milvus": {"client_service": "backend", "uri": "http://milvus-standalone:19530"}},
     "kafka": {"engine": "volumes", "services": ["kafka"]},
     "qdrant": {"engine": "qdrant", "service": "qdrant"},
 }
@@ -86,9 +88,14 @@ def components_from(data) -> list[dict]:
             raise DeployError(f"{where}.engine must be one of {', '.join(ENGINES)}, got {engine!r}")
         if engine == "volumes":
             services = settings.get("services")
-            if not isinstance(services, list) or not services or not all(isinstance(s, str) for s in services):
-                raise DeployError(f"{where}.services must be a non-empty list of service names")
-        elif not isinstance(settings.get("service"), str):
+            if not isinstance(services, list) or not services or not all(valid_service(s) for s in services):
+                raise DeployError(f"{where}.services must be a non-empty list of service names, got {services!r}")
+            milvus = settings.get("milvus")
+            if milvus is not None and not (isinstance(milvus, dict) and set(milvus) <= {"client_service", "uri"}
+                                           and all(isinstance(v, str) and v for v in milvus.values())):
+                raise DeployError(f"{where}.milvus must be a mapping with client_service (a service with "
+                                  f"pymilvus) and/or uri (strings), got {milvus!r}")
+        elif not valid_service(settings.get("service")):
             raise DeployError(f"{where}.service must be the compose service name (a string)")
         if engine == "mysql":
             databases = settings.get("databases", [])

@@ -95,6 +95,25 @@ def redis_plan(name: str, flush_counts: dict[str, int], live: dict | None = None
     return plan
 
 
+def volumes_plan(name: str, live: dict, descriptor: dict, matches: dict[str, bool], row_counts: dict) -> dict:
+    """Restoring a volume set: per volume changed or not (files, bytes current -> snapshot),
+    and Milvus row counts where both sides have them."""
+    volumes = {}
+    for volume, want in sorted(descriptor["volumes"].items()):
+        current = (live.get(volume) or {}).get("fingerprint") or {}
+        volumes[volume] = {"changed": not matches[volume],
+                           "files": [current.get("files"), want["fingerprint"].get("files")],
+                           "bytes": [current.get("bytes"), want["fingerprint"].get("bytes")]}
+    plan = {"component": name, "engine": "volumes", "services": descriptor["services"], "volumes": volumes,
+            "changes": not all(matches.values())}
+    snapshot_counts = descriptor.get("milvus_collections")
+    if snapshot_counts is not None and row_counts:
+        live_counts = row_counts["milvus_collections"]
+        plan["milvus_collections"] = {c: [live_counts.get(c), snapshot_counts.get(c)]
+                                      for c in sorted(set(live_counts) | set(snapshot_counts))}
+    return plan
+
+
 def describe(plan: dict) -> list[str]:
     """Readable lines for one component's plan."""
     engine = plan.get("engine")
@@ -102,6 +121,8 @@ def describe(plan: dict) -> list[str]:
         return describe_mysql(plan)
     if engine == "redis":
         return describe_redis(plan)
+    if engine == "volumes":
+        return describe_volumes(plan)
     if plan["component"] != "stack":
         return [f"{plan['component']}: {plan.get('summary', '')}"]
     current, target = (plan["current"] or "?")[:7], (plan["target"] or "?")[:7]
@@ -150,6 +171,26 @@ def describe_redis(plan: dict) -> list[str]:
     for pattern, count in plan["flush"].items():
         lines.append(f"{plan['component']}: {count:,} keys match {pattern}" + (" (flush)" if count else ""))
     return lines or [f"{plan['component']}: nothing to do"]
+
+
+def describe_volumes(plan: dict) -> list[str]:
+    head = f"{plan['component']} ({', '.join(plan['services'])}): "
+    if not plan["changes"]:
+        return [head + "no change: every volume matches the snapshot"]
+    lines = [head + "stop together, restore, start"]
+    for volume, change in plan["volumes"].items():
+        (files, want_files), (size, want_size) = change["files"], change["bytes"]
+        lines.append(f"  volume {volume}: " + (f"{files} -> {want_files} files, {size_text(size)} -> {size_text(want_size)}"
+                                               if change["changed"] else "unchanged"))
+    for collection, (current, want) in plan.get("milvus_collections", {}).items():
+        lines.append(f"  milvus {collection}: {current} -> {want} rows")
+    return lines
+
+
+def size_text(size) -> str:
+    if size is None:
+        return "?"
+    return f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size / 1024:.1f} KiB"
 
 
 class PlanFile:

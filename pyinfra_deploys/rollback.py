@@ -9,17 +9,16 @@ from pyinfra import host, logger
 from pyinfra.api import DeployError, deploy
 
 from facts.compose import ComposeServices, ComposeTargetConfig
-from facts.mysql import MysqlFingerprint
-from facts.redis import RedisFingerprint, RedisKeyCounts
+from facts.redis import RedisKeyCounts
 from facts.snapshots import SnapshotCatalog, SnapshotFiles, SnapshotManifest, snapshot_dir, valid_snapshot_id
 from facts.stack import StackRepo, StackTarget, valid_ref
-from operations import checks, mysql, redis
+from operations import checks, redis
 from operations.snapshots import snapshot_problems
 from operations import stack as stack_ops
 
-from .backup import mysql_args, redis_args
 from .config import DEFAULTS, components_from, setting, snapshot_root, stack_from
-from .plan import PLANS, describe, mysql_plan, redis_plan, stack_plan
+from .engines import ENGINES, redis_args
+from .plan import PLANS, describe, redis_plan, stack_plan
 
 
 def plan_stack(stack, ref: str) -> dict:
@@ -56,8 +55,8 @@ def load_manifest(root: str, snapshot_id: str) -> dict:
     return manifest
 
 
-def restorable_parts(manifest: dict, components: list[dict], directory: str) -> list[tuple[dict, dict, str]]:
-    """(component settings, part descriptor, file path) for each part this host holds."""
+def restorable_parts(manifest: dict, components: list[dict]) -> list[tuple[dict, dict]]:
+    """(component settings, part descriptor) for each part of the snapshot this host holds."""
     by_name = {component["name"]: component for component in components}
     parts = []
     for name, part in sorted(manifest.get("parts", {}).items()):
@@ -65,7 +64,7 @@ def restorable_parts(manifest: dict, components: list[dict], directory: str) -> 
         if component is None or component["engine"] != part.get("engine"):
             logger.info(f"{host.print_prefix}snapshot part {name} is not a component of this host: skipped")
             continue
-        parts.append((component, part, f"{directory}/{part['file']}"))
+        parts.append((component, part))
     return parts
 
 
@@ -79,32 +78,26 @@ def rollback():
         raise DeployError("rollback.py needs a snapshot and/or a commit: --data snapshot=<id> "
                           "(stack at the snapshot's commit) or --data commit=<sha|tag>")
 
-    manifest, parts = None, []
+    manifest, parts, files, sha256s = None, [], {}, {}
     if snapshot_id:
         root = snapshot_root(host.data)
         manifest = load_manifest(root, str(snapshot_id))
-        parts = restorable_parts(manifest, components, snapshot_dir(root, str(snapshot_id)))
+        parts = restorable_parts(manifest, components)
+        directory = snapshot_dir(root, str(snapshot_id))
+        files = {name: f"{directory}/{name}" for name in manifest["files"]}
+        sha256s = {name: entry["sha256"] for name, entry in manifest["files"].items()}
         ref = ref or manifest["stack"]["commit"]
     if not isinstance(ref, str) or not valid_ref(ref):
         raise DeployError(f"commit {ref!r} is not a valid git ref (sha, tag or branch)")
 
     plans = [plan_stack(stack, ref)]
-    restored_redis = set()
-    for component, part, _ in parts:
-        if part["engine"] == "mysql":
-            live = host.get_fact(MysqlFingerprint, stack=stack, database=part["database"], **mysql_args(component))
-            plans.append(mysql_plan(component["name"], part["database"], live, part["fingerprint"]))
-    redis_components = [c for c in components if c["engine"] == "redis"]
-    for component in redis_components:
-        part = next((p for c, p, _ in parts if c is component), None)
-        if part:
-            restored_redis.add(component["name"])
-            live = host.get_fact(RedisFingerprint, stack=stack, **redis_args(component))
-            plans.append(redis_plan(component["name"], {}, live, part["fingerprint"]))
-        elif component.get("flush_patterns"):
-            counts = host.get_fact(RedisKeyCounts, stack=stack, patterns=component["flush_patterns"],
-                                   **redis_args(component))
-            plans.append(redis_plan(component["name"], counts))
+    plans += [ENGINES[part["engine"]].plan(stack, component, part, sha256s) for component, part in parts]
+    restored = {component["name"] for component, _ in parts}
+    caches = [c for c in components if c["engine"] == "redis" and c["name"] not in restored and c.get("flush_patterns")]
+    for component in caches:
+        counts = host.get_fact(RedisKeyCounts, stack=stack, patterns=component["flush_patterns"],
+                               **redis_args(component))
+        plans.append(redis_plan(component["name"], counts))
     show_plan(plans)
     refused = [plan["error"] for plan in plans if plan.get("error")]
     if refused:
@@ -118,29 +111,11 @@ def rollback():
     stack_ops.services_ready(name="Services running and healthy", stack=stack,
                              timeout=int(setting(host.data, "layra_ready_timeout")))
 
-    expected = []
-    for component, part, path in parts:
-        sha256 = manifest["files"][part["file"]]["sha256"]
-        if part["engine"] == "mysql":
-            database, args = part["database"], mysql_args(component)
-            mysql.shadow_loaded(name=f"Load {component['name']}/{database} into a shadow copy", stack=stack,
-                                database=database, dump_file=path, sha256=sha256,
-                                fingerprint=part["fingerprint"], **args)
-            mysql.swapped_in(name=f"Swap {component['name']}/{database} in", stack=stack, database=database,
-                             fingerprint=part["fingerprint"], **args)
-            expected.append({"name": f"{component['name']}/{database}", "engine": "mysql",
-                             "database": database, **args, "fingerprint": part["fingerprint"]})
-        elif part["engine"] == "redis":
-            args = redis_args(component)
-            redis.restored(name=f"Restore {component['name']} from its RDB", stack=stack, rdb_file=path,
-                           sha256=sha256, fingerprint=part["fingerprint"], **args)
-            expected.append({"name": component["name"], "engine": "redis", **args,
-                             "fingerprint": part["fingerprint"]})
-
-    for component in redis_components:
-        if component["name"] not in restored_redis and component.get("flush_patterns"):
-            redis.caches_flushed(name=f"Flush {component['name']} caches", stack=stack,
-                                 patterns=component["flush_patterns"], **redis_args(component))
+    expected = [ENGINES[part["engine"]].restore(stack, component, part, files, sha256s)
+                for component, part in parts]
+    for component in caches:
+        redis.caches_flushed(name=f"Flush {component['name']} caches", stack=stack,
+                             patterns=component["flush_patterns"], **redis_args(component))
 
     if expected:
         checks.integrity(name="Verify phase 4: integrity", stack=stack, expected=expected)

@@ -277,8 +277,8 @@ done
 # --- 8. per host (in parallel): ssh, stack images, stack ------------------------------------
 stack_tar="$STATE/build/stack.tar"
 (cd "$SANDBOX_SRC" && tar -c --exclude=__pycache__ --exclude='*.pyc' \
-   --transform 's,^stack/,,;s,^lib/install-stack.sh$,install-stack.sh,' \
-   stack/release-1.0.0 stack/release-1.1.0 lib/install-stack.sh) >"$stack_tar"
+   --transform 's,^stack/,,;s,^lib/install-stack.sh$,install-stack.sh,;s,^lib/seed-data.py$,seed-data.py,' \
+   stack/release-1.0.0 stack/release-1.1.0 lib/install-stack.sh lib/seed-data.py) >"$stack_tar"
 
 provision_host() {  # I
   local i=$1 c ip name ok=0

@@ -44,6 +44,14 @@ if [ "${SANDBOX_RESET:-0}" = 1 ]; then
   rm -rf "$DIR"
 fi
 
+# The sandbox's own stack sources, hashed: an install from other sources is redone.
+src_hash=$(cd "$SRC" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
+if [ -d "$DIR/.git" ] && [ "$(cat "$DIR/.git/layra-sandbox-src" 2>/dev/null)" != "$src_hash" ]; then
+  log "the sandbox's stack sources changed: reinstalling"
+  purge_project
+  rm -rf "$DIR"
+fi
+
 if [ -d "$DIR/.git" ] && [ -f "$DIR/.env" ]; then
   if stack_healthy; then
     log "stack present and healthy at $(git -C "$DIR" describe --tags --always 2>/dev/null || echo '?'): unchanged"
@@ -71,7 +79,8 @@ git config advice.detachedHead false
 commit_release() {  # SRC_SUBDIR DATE SUBJECT TAG
   git ls-files -z | xargs -0 -r rm -f --
   find . -mindepth 1 -path ./.git -prune -o -type d -empty -delete 2>/dev/null || true
-  (cd "$SRC/$1" && tar -c --exclude=__pycache__ --exclude='*.pyc' .) | tar -x
+  # -h: a release shares files with another through symlinks (standins/)
+  (cd "$SRC/$1" && tar -ch --exclude=__pycache__ --exclude='*.pyc' .) | tar -x
   git add -A
   GIT_AUTHOR_DATE="$2" GIT_COMMITTER_DATE="$2" git commit -q -m "$3"
   GIT_COMMITTER_DATE="$2" git tag -a "$4" -m "Layra ${4#v}"
@@ -79,6 +88,7 @@ commit_release() {  # SRC_SUBDIR DATE SUBJECT TAG
 commit_release release-1.0.0 "2025-11-01T10:00:00Z" "release 1.0.0: knowledge bases" v1.0.0
 commit_release release-1.1.0 "2025-11-15T10:00:00Z" "release 1.1.0: kb sharing (broken)" v1.1.0
 git checkout -q v1.0.0
+echo "$src_hash" >.git/layra-sandbox-src
 
 secret() { od -An -tx1 -N24 /dev/urandom | tr -d ' \n'; }
 umask 077
@@ -88,6 +98,8 @@ umask 077
   printf 'MYSQL_USER=layra\n'
   printf 'MYSQL_PASSWORD=%s\n' "$(secret)"
   printf 'REDIS_PASSWORD=%s\n' "$(secret)"
+  printf 'MONGO_ROOT_PASSWORD=%s\n' "$(secret)"
+  printf 'QDRANT_API_KEY=%s\n' "$(secret)"
   printf 'MAINTENANCE_MODE=false\n'
 } >.env.tmp
 chmod 0600 .env.tmp
@@ -100,4 +112,8 @@ if ! docker compose up -d --build --wait --wait-timeout 300 >/tmp/layra-up.log 2
   log "stack did not become healthy"
   exit 1
 fi
+log "seeding MongoDB (stand-in), Qdrant (stand-in) and Milvus Lite"
+set -a; . ./.env; set +a
+docker compose exec -T -e QDRANT_API_KEY backend python3 - <"$SRC/seed-data.py" >&2
+docker compose exec -T milvus-etcd etcdctl put layra/sandbox/seeded 1.0.0 </dev/null >/dev/null
 log "stack healthy at $(git describe --tags)"

@@ -1,0 +1,269 @@
+"""
+Volume-set engine facts, and the shell library every volume fact and operation runs.
+
+A volume set is the services that keep one data set between them and must be stopped,
+archived and restored together (Milvus standalone + its etcd + its MinIO). Their named
+volumes are read and written on the host, at the path Docker keeps each volume's data
+(``docker inspect`` of the services' containers gives it), so the host's own tar and
+compressor do the work and no helper image is needed. Runs as root (or with ``_sudo``).
+
+Engine protocol: ``VolumeSet`` (which volumes, where, and their content fingerprint),
+``operations.volumes.dumped``, ``operations.volumes.restored``, and the deploy's verify
+step comparing fingerprints. ``MilvusCollections`` adds row counts where Milvus is up.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from pyinfra.api import FactBase, QuoteString, StringCommand
+
+from .compose import Stack, compose_command
+from .shell import assign
+
+SERVICE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+# Shell functions (bash) shared by VolumeSet and the volume operations, so that the
+# fingerprint of a live volume, of an extracted archive and of the snapshot's descriptor
+# are computed by one and the same code.
+#
+# fingerprint DIR: one JSON object, keys sorted like Python's json.dumps(sort_keys=True):
+# the number and bytes of regular files and a sha256 over every entry's type, mode,
+# owner, size (files), link target (symlinks) and name, then every file's content.
+# Modification times are left out (they say nothing about the data); sockets too (tar
+# cannot archive them). A directory that does not exist prints {"exists": false}.
+#
+# containers SERVICE: the ids of the service's containers in the project ($project).
+# running SERVICE...: the services of those with a running container.
+# wait_ready TIMEOUT SERVICE...: until every container runs and is healthy (or has no
+# healthcheck); on timeout, names each one that is not and why.
+LIBRARY = r"""
+fingerprint() {
+  if [ ! -d "$1" ]; then printf '{"exists": false}'; return 0; fi
+  ( set -o pipefail; cd "$1" || exit 1
+    sum=$( { find . -maxdepth 0 -printf 'root %m %U:%G\0' &&
+             find . -mindepth 1 ! -type s \( -type f -printf 'f %m %U:%G %s %P\0' \) -o \
+               \( -type l -printf 'l %U:%G %P -> %l\0' \) -o \( ! -type s -printf '%y %m %U:%G %P\0' \) |
+               LC_ALL=C sort -z &&
+             find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum -- ; } | sha256sum) || exit 1
+    find . -type f -printf '%s\n' | awk -v s="${sum%% *}" \
+      '{n++; b += $1} END {printf "{\"bytes\": %.0f, \"files\": %.0f, \"sha256\": \"%s\"}", b, n, s}' )
+}
+containers() {
+  docker ps -aq --filter "label=com.docker.compose.project=$project" \
+    --filter "label=com.docker.compose.service=$1" --filter label=com.docker.compose.oneoff=False
+}
+running() {
+  local s; for s in "$@"; do
+    [ -z "$(docker ps -q --filter "label=com.docker.compose.project=$project" \
+      --filter "label=com.docker.compose.service=$s" --filter status=running)" ] || printf '%s ' "$s"
+  done
+}
+wait_ready() {
+  local timeout=$1 i=0 s c state pending; shift
+  while :; do
+    pending=
+    for s in "$@"; do
+      for c in $(containers "$s"); do
+        state=$(docker inspect -f '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}healthy{{end}}' "$c")
+        [ "$state" = "running healthy" ] || pending="$pending $s ($state)"
+      done
+    done
+    [ -n "$pending" ] || return 0
+    i=$((i + 1))
+    if [ "$i" -gt "$timeout" ]; then echo "not ready after ${timeout}s:$pending" >&2; return 1; fi
+    sleep 1
+  done
+}
+"""
+
+# `zstd yes|no`: whether the host can compress with zstd. Per service: `service <name> <container states>`; per volume mount of its containers:
+# `mount <service> <volume> <path on the host> <path in the container>`; per volume:
+# `volume <name> <driver> <options json> <running containers using it>`; then
+# `fingerprint <volume> <json>` and `restored <volume> <json>` (RESTORED_MARKER) unless asked not to.
+INSPECT = r"""
+mounts=$(mktemp) && trap 'rm -f "$mounts"' EXIT || exit 1
+printf 'zstd\t%s\n' "$(command -v zstd >/dev/null && echo yes || echo no)"
+for s in "$@"; do
+  ids=$(containers "$s") || exit 1
+  printf 'service\t%s\t%s\n' "$s" "$( [ -z "$ids" ] || docker inspect -f '{{.State.Status}}' $ids | sort -u | paste -sd, -)"
+  [ -z "$ids" ] || docker inspect -f '{{range .Mounts}}{{if eq .Type "volume"}}{{printf "%s\t%s\t%s\n" .Name .Source .Destination}}{{end}}{{end}}' $ids |
+    awk -v s="$s" 'NF {print "mount\t" s "\t" $0}' >>"$mounts" || exit 1
+done
+cat "$mounts"
+for v in $(cut -f3 "$mounts" | LC_ALL=C sort -u); do
+  printf 'volume\t%s\t%s\t%s\n' "$v" "$(docker volume inspect -f '{{.Driver}}{{"\t"}}{{json .Options}}' "$v")" \
+    "$(docker ps -q --filter "volume=$v" | paste -sd, -)"
+  if [ "$with_fingerprint" = yes ]; then
+    path=$(awk -F '\t' -v v="$v" '$3 == v {print $4; exit}' "$mounts")
+    printf 'fingerprint\t%s\t%s\n' "$v" "$(fingerprint "$path")" || exit 1
+    printf 'restored\t%s\t%s\n' "$v" "$(head -c 4096 "$path.layra-restored" 2>/dev/null)"
+  fi
+done
+"""
+
+
+def valid_service(name) -> bool:
+    return isinstance(name, str) and bool(SERVICE_PATTERN.match(name))
+
+
+def library(stack: Stack) -> StringCommand:
+    """The shell functions above, bound to the stack's project."""
+    return StringCommand("set -o pipefail;", assign(project=stack.project), LIBRARY)
+
+
+def services_args(services: list[str]) -> StringCommand:
+    """``set -- SERVICE...``: the set's services as the script's positional arguments."""
+    return StringCommand("set --", *(QuoteString(s) for s in services), ";")
+
+
+def inspect_command(stack: Stack, services: list[str], with_fingerprint: bool = True) -> StringCommand:
+    return StringCommand(
+        library(stack), services_args(services), assign(with_fingerprint="yes" if with_fingerprint else "no"),
+        INSPECT,
+    )
+
+
+def parse_inspect(output: list[str]) -> dict:
+    result: dict = {"services": {}, "volumes": {}, "zstd": False}
+    for line in output:
+        fields = line.rstrip("\n").split("\t")
+        kind = fields[0]
+        if kind == "zstd" and len(fields) == 2:
+            result["zstd"] = fields[1] == "yes"
+        elif kind == "service" and len(fields) == 3:
+            result["services"][fields[1]] = {"state": fields[2] or "missing"}
+        elif kind == "mount" and len(fields) == 5:
+            volume = result["volumes"].setdefault(fields[2], {"services": [], "path": fields[3], "target": fields[4]})
+            volume["services"].append(fields[1])
+        elif kind == "volume" and len(fields) == 5:
+            options = json.loads(fields[3] or "null") or {}
+            result["volumes"].setdefault(fields[1], {"services": []}).update(
+                driver=fields[2], options=options, in_use_by=[c for c in fields[4].split(",") if c])
+        elif kind == "fingerprint" and len(fields) == 3:
+            result["volumes"].setdefault(fields[1], {"services": []})["fingerprint"] = json.loads(fields[2])
+        elif kind == "restored" and len(fields) == 3 and fields[2].startswith("{"):
+            result["volumes"].setdefault(fields[1], {"services": []})["restored"] = json.loads(fields[2])
+    return result
+
+
+# Beside a volume's directory, what the last restore put there: the archive's sha256 and
+# the volume's fingerprint once its services ran again. Services change their data as
+# they start (etcd writes a raft entry, preallocates its next WAL file): the volume is
+# still at the snapshot while it is as they left it then.
+RESTORED_MARKER = ".layra-restored"
+
+
+def at_snapshot(volume: dict, fingerprint: dict, archive_sha256: str) -> bool:
+    """Whether a live volume (``VolumeSet``'s entry) holds the snapshot's data."""
+    live = volume.get("fingerprint")
+    restored = volume.get("restored") or {}
+    return bool(live) and (live == fingerprint or (
+        restored.get("archive_sha256") == archive_sha256 and restored.get("settled") == live))
+
+
+def fingerprint_text(fingerprint: dict) -> str:
+    """A fingerprint as the shell's ``fingerprint`` prints it: how live and snapshot compare."""
+    return json.dumps(fingerprint, sort_keys=True)
+
+
+def volume_problems(volume_set: dict) -> list[str]:
+    """Why a set's volumes cannot be archived or swapped on the host's path."""
+    problems = []
+    for name, service in volume_set["services"].items():
+        if service["state"] == "missing":
+            problems.append(f"service {name} has no container (bring the stack up first)")
+    for name, volume in volume_set["volumes"].items():
+        if volume.get("driver") != "local" or volume.get("options"):
+            problems.append(f"volume {name} uses driver {volume.get('driver')!r} with options "
+                            f"{volume.get('options')}: only plain local volumes are archived on the host")
+    return problems
+
+
+class VolumeSet(FactBase):
+    """
+    Returns the named volumes of a set of services (their containers' mounts), where
+    their data is on the host, and a content fingerprint of each, in one round trip:
+
+    .. code:: python
+
+        {
+            "services": {"milvus-standalone": {"state": "running"},   # "missing": no container
+                         "milvus-etcd": {"state": "running"}},
+            "volumes": {
+                "layra_milvus_data": {
+                    "services": ["milvus-standalone"],
+                    "path": "/var/lib/docker/volumes/layra_milvus_data/_data",
+                    "target": "/var/lib/milvus",
+                    "driver": "local", "options": {},
+                    "in_use_by": ["3f2a9c1d0e4b"],                    # running containers
+                    "fingerprint": {"bytes": 1048576, "files": 12, "sha256": "9c1e..."},
+                    "restored": {"archive_sha256": "5f1c...", "settled": {...}},  # see RESTORED_MARKER
+                },
+            },
+            "zstd": True,                     # the host has zstd (else archives are gzip)
+        }
+
+    The fingerprint hashes every file of the volume (about 1 GB/s): cheap enough for a
+    dry run, next to the minutes an archive of the same data takes. A volume that a
+    running service writes to may change between two reads.
+    """
+
+    shell_executable = "bash"
+
+    def requires_command(self, *args, **kwargs) -> str:
+        return "docker"
+
+    def command(self, stack: Stack, services: list[str], fingerprint: bool = True) -> StringCommand:
+        if isinstance(services, str) or not services or not all(valid_service(s) for s in services):
+            raise ValueError(f"services must be a non-empty list of compose service names, got {services!r}")
+        return inspect_command(Stack.of(stack), list(services), fingerprint)
+
+    def process(self, output):
+        return parse_inspect(output)
+
+
+# Runs in a client container with pymilvus (Layra's backend has it): each collection's
+# row count, one JSON line. Arguments: the Milvus URI.
+MILVUS_COUNTS = """
+import json, sys
+try:
+    from pymilvus import MilvusClient
+    client = MilvusClient(uri=sys.argv[1], timeout=10)
+    counts = {name: int(client.get_collection_stats(name).get("row_count", 0))
+              for name in sorted(client.list_collections())}
+    print(json.dumps({"ok": True, "collections": counts}))
+except Exception as error:
+    print(json.dumps({"ok": False, "error": f"{type(error).__name__}: {error}"[:300]}))
+""".strip()
+
+
+class MilvusCollections(FactBase):
+    """
+    Returns each Milvus collection's row count, asked through the Milvus API from a
+    service of the stack that has ``pymilvus`` (Layra's backend does):
+
+    .. code:: python
+
+        {"ok": True, "collections": {"kb_chunks": 1200}}
+        {"ok": False, "error": "MilvusException: ..."}      # Milvus down, no pymilvus...
+    """
+
+    def requires_command(self, *args, **kwargs) -> str:
+        return "docker"
+
+    def command(self, stack: Stack, client_service: str = "backend",
+                uri: str = "http://milvus-standalone:19530") -> StringCommand:
+        stack = Stack.of(stack)
+        return StringCommand(
+            compose_command(stack, "exec", "-T", QuoteString(client_service),
+                            "python3", "-c", QuoteString(MILVUS_COUNTS), QuoteString(uri)),
+            "</dev/null 2>&1 || true",
+        )
+
+    def process(self, output):
+        for line in reversed(output):
+            if line.strip().startswith("{"):
+                return json.loads(line)
+        return {"ok": False, "error": " ".join(output)[-300:] or "no answer"}

@@ -1,0 +1,277 @@
+"""
+Back up and restore a volume set: the named volumes of services that keep one data set
+between them (Milvus standalone + etcd + MinIO), stopped and handled together so that
+the copy is consistent across them.
+
+Every operation here takes the set the same way:
+
++ stack: the ``facts.compose.Stack`` the services run in
++ services: the compose services of the set, e.g. ``["milvus-standalone", "milvus-etcd",
+  "milvus-minio"]``; all of their named volumes belong to the set
++ timeout: seconds to wait for the services to run and be healthy once started again
+
+Archives are tar streams of each volume's directory on the host (owners, modes and
+links kept), compressed with zstd where the host has it, else gzip. A restore extracts
+beside the live directory, checks the extracted tree against the snapshot's
+fingerprint and only then swaps directories, keeping the replaced data as
+``<volume path>.pre-restore`` until the next restore. Needs GNU tar and findutils, and
+root on the host (the data is Docker's).
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+
+from pyinfra import host, logger
+from pyinfra.api import OperationError, QuoteString, StringCommand, operation
+
+from facts.compose import Stack, compose_command
+from facts.snapshots import checksum_checked, valid_part_name
+from facts.shell import assign
+from facts.volumes import (
+    RESTORED_MARKER,
+    VolumeSet,
+    at_snapshot,
+    fingerprint_text,
+    library,
+    services_args,
+    valid_service,
+    volume_problems,
+)
+
+STOP_TIMEOUT = 60  # seconds `docker compose stop` grants each service to shut down cleanly
+COMPRESSORS = {"zstd": ("tar.zst", "zstd -q -T0 -c", "zstd -q -dc"), "gzip": ("tar.gz", "gzip -c", "gzip -dc")}
+
+# Put every swapped volume back: the data a restore replaced returns, the restored goes.
+REVERT = r"""
+revert() {
+  local path
+  for path in "${swapped[@]}"; do
+    if [ -d "$path.pre-restore" ]; then rm -rf "$path" && mv "$path.pre-restore" "$path"; fi
+  done
+  swapped=()
+}
+"""
+
+
+def check_set(stack, services, timeout) -> Stack:
+    if isinstance(services, str) or not isinstance(services, (list, tuple)) or not services:
+        raise OperationError(f"services must be a non-empty list of compose services, got {services!r}")
+    bad = [s for s in services if not valid_service(s)]
+    if bad:
+        raise OperationError(f"service {bad[0]!r} is not a compose service name")
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
+        raise OperationError(f"timeout must be a whole number of seconds, got {timeout!r}")
+    return Stack.of(stack)
+
+
+def usable_set(stack: Stack, services: list[str], fingerprint: bool = True) -> dict:
+    """The set as VolumeSet sees it; refused when its volumes cannot be handled here."""
+    volume_set = host.get_fact(VolumeSet, stack=stack, services=list(services), fingerprint=fingerprint)
+    problems = volume_problems(volume_set)
+    if not volume_set["volumes"] and not problems:
+        problems.append(f"services {', '.join(services)} have no named volume")
+    if problems:
+        raise OperationError("; ".join(problems))
+    return volume_set
+
+
+def stop_start(stack: Stack, timeout: int) -> StringCommand:
+    """Shell: ``stop_set`` stops the set's services together; ``start_set`` starts them
+    again (all of them, or those named) and waits until they are ready."""
+    return StringCommand(
+        "stop_set() {", compose_command(stack, "stop", "--timeout", str(STOP_TIMEOUT), '"$@"'), "; };",
+        'start_set() { [ "$#" -eq 0 ] ||', compose_command(stack, "start", '"$@"'),
+        f'&& wait_ready {timeout} "$@"; }};',
+    )
+
+
+def in_use_check(volume: str) -> StringCommand:
+    """Fails when a running container (outside the stopped set) still uses the volume."""
+    return StringCommand(
+        assign(v=volume), 'users=$(docker ps -q --filter "volume=$v");',
+        '[ -z "$users" ] || fail "volume $v is in use by running container(s) $users outside the set";',
+    )
+
+
+@operation(is_idempotent=False)
+def dumped(stack: Stack, services: list[str], directory: str, part: str, timeout: int = 180,
+           extra: dict | None = None):
+    """
+    Archive every named volume of a set of services into a snapshot, consistently: the
+    services stop together, each volume is archived, and they start again.
+
+    + stack, services, timeout: the set (see the module docstring)
+    + directory: the (partial) snapshot directory on the host
+    + part: the base name of the files written there, e.g. ``milvus``
+    + extra: more to keep in the descriptor, e.g. ``{"milvus_collections": {"kb_chunks": 200}}``
+
+    Writes ``<part>.<volume>.tar.zst`` (or ``.tar.gz``) per volume and the descriptor
+    ``<part>.json`` with each volume's fingerprint, taken while the services were
+    stopped, so it describes the archive exactly:
+
+    .. code:: python
+
+        {"component": "milvus", "engine": "volumes", "services": ["milvus-standalone", "milvus-etcd"],
+         "volumes": {"layra_milvus_data": {"file": "milvus.layra_milvus_data.tar.zst",
+                                           "target": "/var/lib/milvus",
+                                           "fingerprint": {"bytes": 41752, "files": 6, "sha256": "0d39..."}}},
+         "tool_versions": {"compression": "zstd"}}
+
+    Services that were running are started again whatever happens, and must become
+    ready within ``timeout``; a failure leaves no archive under its final name (the
+    backup deploy then removes the partial snapshot). Services that were stopped stay
+    stopped.
+
+    **Example:**
+
+    .. code:: python
+
+        volumes.dumped(
+            name="Archive the Milvus volumes",
+            stack=Stack("/srv/layra"),
+            services=["milvus-standalone", "milvus-etcd", "milvus-minio"],
+            directory="/var/backups/layra/20261121T130000Z-pre-migration.partial",
+            part="milvus",
+        )
+    """
+    stack = check_set(stack, services, timeout)
+    if not isinstance(directory, str) or not directory.startswith("/") or "\n" in directory:
+        raise OperationError(f"directory {directory!r} must be an absolute path")
+    if not valid_part_name(part):
+        raise OperationError(f"part name {part!r} is not a plain file name")
+    volume_set = usable_set(stack, services, fingerprint=False)
+    compression = "zstd" if volume_set["zstd"] else "gzip"
+    extension, compress, _ = COMPRESSORS[compression]
+
+    if extra is not None and not isinstance(extra, dict):
+        raise OperationError(f"extra must be a mapping, got {extra!r}")
+    descriptor = {**(extra or {}), "component": part.split(".")[0], "engine": "volumes",
+                  "services": list(services), "volumes": {}, "tool_versions": {"compression": compression}}
+    archive = []
+    for index, (name, volume) in enumerate(sorted(volume_set["volumes"].items())):
+        file = f"{part}.{name}.{extension}"
+        descriptor["volumes"][name] = {"file": file, "target": volume["target"], "fingerprint": f"@{index}@"}
+        archive.append(StringCommand(
+            assign(v=name, path=volume["path"], out=posixpath.join(directory, file)), in_use_check(name),
+            f'fp{index}=$(fingerprint "$path") || fail "could not read volume $v";',
+            'tar -C "$path" --numeric-owner -cpf - . |', compress, '> "$out.tmp" && chmod 0600 "$out.tmp"',
+            '&& mv "$out.tmp" "$out" || { rm -f "$out.tmp"; fail "archiving volume $v failed"; };',
+        ))
+    # The descriptor's text around each fingerprint, which only the stopped set can give.
+    chunks = json.dumps(descriptor, indent=2, sort_keys=True).split('"@')
+    printf_args = [QuoteString(chunks[0])]
+    for chunk in chunks[1:]:
+        index, rest = chunk.split('@"', 1)
+        printf_args += [f'"$fp{index}"', QuoteString(rest)]
+
+    logger.info(f"{host.print_prefix}volumes {', '.join(services)}: stopping to archive "
+                f"{', '.join(sorted(volume_set['volumes']))} ({compression})")
+    yield StringCommand(
+        library(stack), services_args(services), stop_start(stack, timeout), assign(json_out=f"{directory}/{part}.json"),
+        'fail() { echo "volume backup: $*" >&2; exit 1; };',
+        'was_running=$(running "$@");',
+        # whatever happens from here, the services that ran run again
+        "trap 'rc=$?; start_set $was_running || { echo \"volume backup: services did not come back: $was_running\" >&2; rc=1; };"
+        " exit $rc' EXIT;",
+        'stop_set "$@" || fail "could not stop $*";',
+        *archive,
+        "{ umask 077; printf '%s'", *printf_args, '> "$json_out.tmp" && mv "$json_out.tmp" "$json_out"; }',
+        '|| fail "could not write the part descriptor";',
+        _shell_executable="bash",
+    )
+
+
+@operation()
+def restored(stack: Stack, services: list[str], volumes: dict, timeout: int = 180):
+    """
+    Put a volume set back to a snapshot's archives: nothing happens when every volume's
+    fingerprint already equals the snapshot's.
+
+    + stack, services, timeout: the set (see the module docstring)
+    + volumes: per volume name, from the snapshot: ``{"file": <archive path on the host>,
+      "sha256": <its checksum from the manifest>, "fingerprint": <the volume's fingerprint>}``
+
+    Every archive's checksum is checked before anything stops. Then the services stop
+    together; each differing volume is extracted beside its live directory and its
+    fingerprint checked against the snapshot's; only when all are good are the
+    directories swapped (the replaced data stays as ``<path>.pre-restore``), and the
+    services start and must become ready within ``timeout``. If they do not, the
+    previous data is put back and started again, and the operation fails; a failure
+    before the swap leaves the live volumes untouched.
+
+    **Example:**
+
+    .. code:: python
+
+        volumes.restored(
+            name="Restore the Milvus volumes",
+            stack=Stack("/srv/layra"),
+            services=["milvus-standalone", "milvus-etcd", "milvus-minio"],
+            volumes={"layra_milvus_data": {
+                "file": "/var/backups/layra/20261121T130000Z-pre-migration/milvus.layra_milvus_data.tar.zst",
+                "sha256": "5f1c...",
+                "fingerprint": {"bytes": 41752, "files": 6, "sha256": "0d39..."},
+            }},
+        )
+    """
+    stack = check_set(stack, services, timeout)
+    if not isinstance(volumes, dict) or not volumes:
+        raise OperationError(f"volumes must map volume names to their snapshot files, got {volumes!r}")
+    volume_set = usable_set(stack, services)
+    live = volume_set["volumes"]
+    missing = sorted(set(volumes) - set(live))
+    if missing:
+        raise OperationError(f"volume(s) {', '.join(missing)} of the snapshot are not volumes of "
+                             f"{', '.join(services)} on this host")
+    differing = [name for name in sorted(volumes)
+                 if not at_snapshot(live[name], volumes[name].get("fingerprint"), volumes[name].get("sha256"))]
+    if not differing:
+        host.noop(f"volumes {', '.join(sorted(volumes))} already match the snapshot")
+        return
+
+    checks, extracts, swaps, markers = [], [], [], []
+    for name in differing:
+        want = volumes[name]
+        try:
+            checks.append(checksum_checked(want["file"], want["sha256"], f"volume {name}"))
+        except (KeyError, ValueError) as error:
+            raise OperationError(f"volume {name}: {error}") from None
+        decompress = COMPRESSORS["zstd" if want["file"].endswith(".zst") else "gzip"][2]
+        path = live[name]["path"]
+        extracts.append(StringCommand(
+            assign(v=name, path=path, file=want["file"], want=fingerprint_text(want["fingerprint"])),
+            in_use_check(name),
+            'rm -rf "$path.layra-restore" && mkdir "$path.layra-restore" &&', decompress, '"$file" |',
+            'tar -C "$path.layra-restore" --numeric-owner -xpf - || fail "$file did not extract";',
+            '[ "$(fingerprint "$path.layra-restore")" = "$want" ]',
+            '|| fail "volume $v: the extracted archive does not match the snapshot\'s fingerprint";',
+        ))
+        swaps.append(StringCommand(
+            assign(path=path), f'rm -f "$path{RESTORED_MARKER}" && rm -rf "$path.pre-restore" && mv "$path" "$path.pre-restore"',
+            '&& swapped+=("$path") && mv "$path.layra-restore" "$path" || fail "swapping $path failed";',
+        ))
+        markers.append(StringCommand(
+            assign(path=path), "printf '{\"archive_sha256\": \"%s\", \"settled\": %s}\\n'", QuoteString(want["sha256"]),
+            f'"$(fingerprint "$path")" > "$path{RESTORED_MARKER}";',
+        ))
+        logger.info(f"{host.print_prefix}volume {name}: {live[name]['fingerprint'].get('files')} -> "
+                    f"{want['fingerprint'].get('files')} files (restoring {posixpath.basename(want['file'])})")
+
+    yield from checks
+    yield StringCommand(
+        library(stack), services_args(services), stop_start(stack, timeout), REVERT,
+        "swapped=(); staged=(", *(QuoteString(live[name]["path"] + ".layra-restore") for name in differing), ");",
+        'fail() { echo "volume restore: $*" >&2; exit 1; };',
+        # A failure before the swap leaves live data as it was; after it, the previous
+        # data comes back. Either way the set is started again.
+        "trap 'rc=$?; if [ $rc -ne 0 ]; then rm -rf \"${staged[@]}\"; if [ ${#swapped[@]} -gt 0 ]; then stop_set \"$@\"; revert;"
+        " echo \"volume restore: the previous data is back in place\" >&2; fi; start_set \"$@\"; fi; exit $rc' EXIT;",
+        'stop_set "$@" || fail "could not stop $*; nothing was changed";',
+        *extracts, *swaps,
+        'start_set "$@" || fail "$* did not become ready on the restored data";',
+        *markers,
+        'rm -rf "${staged[@]}";',
+        _shell_executable="bash",
+    )
