@@ -1,0 +1,121 @@
+"""
+The MongoDB, Qdrant and volume-set engines round-trip through backup.py and rollback.py
+over real SSH on the sandbox: back up, change the data, see the diff, roll back, prove it
+with fingerprints, run again for a noop; a failure mid-archive leaves the set running and
+no snapshot that looks whole.
+
+Real: Milvus Lite (a Milvus gRPC server) and etcd, one volume set stopped and archived
+together. STAND-INS (no server can be had here, see the README): MongoDB is nx-27017 with
+stand-in mongodump/mongorestore/mongosh; Qdrant is a stdlib HTTP server with Qdrant's
+snapshot endpoints. sandbox-1 backs Qdrant up through its API, sandbox-2 by volume.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from .conftest import Sandbox, SandboxHost
+
+ROOT = "/var/backups/layra"
+MILVUS_SET = ("milvus-standalone", "milvus-etcd")
+
+
+def in_backend(host: SandboxHost, script: str) -> str:
+    """Python in the backend container (pymongo, pymilvus, urllib), the stack's secrets in its env."""
+    return host.stack("set -a && . ./.env && set +a && docker compose exec -T -e QDRANT_API_KEY backend "
+                      f"python3 -c {json.dumps(script)} </dev/null")
+
+
+MILVUS = "from pymilvus import MilvusClient; c = MilvusClient(uri='http://milvus-standalone:19530'); "
+
+
+def milvus_rows(host: SandboxHost) -> int:
+    return int(in_backend(host, MILVUS + "print(c.get_collection_stats('kb_chunks')['row_count'])"))
+
+
+def etcd(host: SandboxHost, *args: str) -> str:
+    return host.stack("docker compose exec -T milvus-etcd etcdctl " + " ".join(args) + " </dev/null")
+
+
+def set_states(host: SandboxHost, services=MILVUS_SET) -> dict[str, str]:
+    """service -> "running healthy" (or what it is), for each service of a set."""
+    out = host.stack("docker compose ps -a --format '{{.Service}} {{.State}} {{.Health}}' " + " ".join(services))
+    return {line.split()[0]: " ".join(line.split()[1:]) for line in out.splitlines() if line.strip()}
+
+
+def damage(host: SandboxHost):
+    in_backend(host, MILVUS + "c.delete('kb_chunks', ids=[1, 2, 3]); c.flush('kb_chunks')")
+    etcd(host, "put", "layra/e2e/damage", "yes")
+
+
+def backup(sandbox: Sandbox, label: str, *args: str) -> str:
+    run = sandbox.pyinfra("backup.py", "--data", f"label={label}", *args)
+    assert run.ok, run.output
+    ids = set(re.findall(rf"snapshot (\d{{8}}T\d{{6}}Z-{label})", run.output))
+    assert len(ids) == 1, run.output
+    return ids.pop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def clean_slate(sandbox: Sandbox):
+    sandbox.at_good_release()
+    for host in sandbox.hosts:
+        host.ssh(f"rm -rf {ROOT}")
+        etcd(host, "del", "--prefix", "layra/e2e/")
+    yield
+
+
+def test_a_volume_set_round_trips_through_backup_and_rollback(sandbox: Sandbox):
+    snapshot_id = backup(sandbox, "engines")
+    for host in sandbox.hosts:
+        assert set(set_states(host).values()) == {"running healthy"}, "the set runs again after the backup"
+        part = json.loads(host.ssh(f"cat {ROOT}/{snapshot_id}/manifest.json"))["parts"]["milvus"]
+        assert part["services"] == list(MILVUS_SET)
+        assert set(part["volumes"]) == {"layra_milvus_data", "layra_etcd_data"}
+        assert part["milvus_collections"] == {"kb_chunks": milvus_rows(host)}
+        damage(host)
+
+    dry = sandbox.pyinfra("rollback.py", "--data", f"snapshot={snapshot_id}", "--dry")
+    assert dry.ok, dry.output
+    for host in sandbox.hosts:
+        assert f"[{host.name}] plan: milvus (milvus-standalone, milvus-etcd): stop together, restore, start" in dry.output
+        assert re.search(rf"\[{host.name}\] plan:   milvus kb_chunks: {part['milvus_collections']['kb_chunks'] - 3}"
+                         rf" -> {part['milvus_collections']['kb_chunks']} rows", dry.output), dry.output
+        assert etcd(host, "get", "layra/e2e/damage", "--print-value-only") == "yes", "the dry run changed nothing"
+
+    run = sandbox.pyinfra("rollback.py", "--data", f"snapshot={snapshot_id}")
+    assert run.ok, run.output
+    assert "FAIL" not in run.output and "milvus fingerprint" in run.output
+    for host in sandbox.hosts:
+        assert milvus_rows(host) == part["milvus_collections"]["kb_chunks"]
+        assert etcd(host, "get", "layra/e2e/damage", "--print-value-only") == ""
+        assert etcd(host, "get", "layra/sandbox/seeded", "--print-value-only") == "1.0.0"
+        assert set(set_states(host).values()) == {"running healthy"}, "the set runs again after the restore"
+        assert host.ssh("ls -d /var/lib/docker/volumes/layra_milvus_data/_data.pre-restore"), \
+            "the replaced data is kept beside the volume"
+
+    again = sandbox.pyinfra("rollback.py", "--data", f"snapshot={snapshot_id}")
+    assert again.ok, again.output
+    assert again.totals()["changed"] == 0, again.output
+
+
+def test_a_failure_archiving_one_volume_restarts_the_set_and_keeps_no_snapshot(sandbox: Sandbox):
+    host = sandbox.hosts[0]
+    # the host's zstd fails on its second call: the first volume is archived, the second is not
+    host.ssh("mv /usr/bin/zstd /usr/bin/zstd.real && printf '%s\\n' '#!/bin/sh' "
+             "'n=$(cat /tmp/zstd-calls 2>/dev/null || echo 0); echo $((n + 1)) >/tmp/zstd-calls' "
+             "'[ \"$n\" -lt 1 ] || { echo \"zstd: injected failure\" >&2; exit 1; }' "
+             "'exec /usr/bin/zstd.real \"$@\"' >/usr/bin/zstd && chmod 0755 /usr/bin/zstd && rm -f /tmp/zstd-calls")
+    try:
+        run = sandbox.pyinfra("backup.py", "--data", "label=broken", "--limit", host.name)
+    finally:
+        host.ssh("mv -f /usr/bin/zstd.real /usr/bin/zstd && rm -f /tmp/zstd-calls")
+
+    assert not run.ok
+    assert re.search(r"archiving volume layra_\w+ failed", run.output), run.output
+    assert "backup" in run.output and "failed: no snapshot was kept" in run.output
+    assert host.ssh(f"ls {ROOT} | grep broken || true") == "", "neither a snapshot nor a partial one is left"
+    assert set(set_states(host).values()) == {"running healthy"}
