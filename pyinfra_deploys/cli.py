@@ -8,10 +8,12 @@ this CLI reads what they leave behind.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
 
+from . import components as proposals
 from .catalog import snapshots
 from .plan import describe
 
@@ -43,6 +45,62 @@ def show_plan(plan_file: Path):
         for component in components:
             for line in describe(component):
                 click.echo(f"  {line}")
+
+
+class ComposeFileError(click.ClickException):
+    exit_code = 2
+
+
+@main.command("components")
+@click.option("--compose", "compose_file", required=True, metavar="FILE",
+              type=click.Path(dir_okay=False, path_type=Path), help="The stack's docker-compose.yml.")
+@click.option("--format", "output_format", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True,
+              help="yaml: the map, then `#` comment lines; json: the map on stdout, the comments on stderr.")
+def propose_components(compose_file: Path, output_format: str):
+    """Propose the inventory's `layra_components` from a compose file.
+
+    \b
+    Reads FILE only (no env file, no host, nothing runs) and classifies each
+    service by its image, by its name when the image says nothing:
+      mysql/mariadb/percona, mongo, redis/valkey, qdrant  -> that engine
+      milvus + its etcd and MinIO, minio, kafka (+ zookeeper)
+        -> the volumes engine, one set per group joined by depends_on
+           or a shared named volume (they stop and restore together)
+      any other service with a named volume -> not classified
+      no named volume -> stateless (bind mounts are noted, never archived)
+
+    \b
+    Prints a `layra_components:` block to paste into host data, then comment
+    lines: what to fill in, what could not be classified and why, the
+    stateless services, bind mounts, and the reason for each component.
+
+    \b
+    What a compose file cannot tell:
+      credentials: a password_key is proposed only where a ${VAR} visibly
+        feeds the password (MYSQL_ROOT_PASSWORD, MONGO_INITDB_ROOT_PASSWORD,
+        --requirepass); values are never read or printed
+      databases: only a literal MYSQL_DATABASE/MARIADB_DATABASE; one set in
+        the env file must be named by hand (none is backed up until it is)
+      Redis: cache or state (rdb), and which keys are caches (Layra's
+        patterns are proposed)
+
+    \b
+    Exit codes:
+      0  every service classified (an engine or stateless)
+      2  FILE missing, unreadable, not YAML, or without `services:`
+      3  some service could not be classified (named in the comments)
+    """
+    try:
+        proposal = proposals.propose(proposals.load(compose_file))
+    except proposals.ComposeError as error:
+        raise ComposeFileError(str(error))
+    notes = "\n".join(proposals.comments(proposal))
+    if output_format == "json":
+        click.echo(json.dumps({"layra_components": proposal.components}, indent=2))
+        click.echo(notes, err=True)
+    else:
+        click.echo(proposals.as_yaml(proposal) + notes)
+    sys.exit(3 if proposal.unclassified else 0)
 
 
 main.add_command(snapshots)
