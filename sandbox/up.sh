@@ -34,6 +34,7 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v git >/dev/null || need+=(git)
 command -v zstd >/dev/null || need+=(zstd)
 command -v setsid >/dev/null || need+=(util-linux)
+command -v node >/dev/null || need+=(nodejs)   # the unit tier runs our mongosh scripts under node
 if [ ${#need[@]} -gt 0 ]; then
   mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
   log "apt-get install ${need[*]}"
