@@ -148,8 +148,8 @@ def parse_inspect(output: list[str]) -> dict:
     return result
 
 
-# Beside a volume's directory, what the last restore put there: the archive's sha256 and
-# the volume's fingerprint once its services ran again. Services change their data as
+# Beside a volume's directory, which archive the last backup or restore left it at: the
+# archive's sha256 and the volume's fingerprint once its services ran again. Services change their data as
 # they start (etcd writes a raft entry, preallocates its next WAL file): the volume is
 # still at the snapshot while it is as they left it then.
 RESTORED_MARKER = ".layra-restored"

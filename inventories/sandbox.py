@@ -30,7 +30,8 @@ _ssh = {
 _components = {
     "mysql": {"engine": "mysql", "service": "mysql", "user": "root",
               "password_key": "MYSQL_ROOT_PASSWORD", "databases": ["layra"]},
-    "mongodb": {"engine": "mongo", "service": "mongodb"},
+    "mongodb": {"engine": "mongo", "service": "mongodb", "user": "root", "auth_db": "admin",
+                "password_key": "MONGO_ROOT_PASSWORD", "databases": ["layra"]},
     "redis": {"engine": "redis", "service": "redis", "password_key": "REDIS_PASSWORD",
               "flush_patterns": ["user:session:*", "kb:cache:*", "embedding:*"], "rdb": False},
     # Milvus Lite + a real etcd: one volume set, stopped and archived together

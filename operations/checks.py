@@ -16,6 +16,7 @@ from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 from facts.capacity import DiskFree, MemoryUsage
 from facts.compose import ComposeServices, Stack
 from facts.http import HttpResponse
+from facts import mongo
 from facts.mysql import MysqlFingerprint, MysqlPing, same_data
 from facts.mysql import summary as mysql_summary
 from facts.redis import RedisFingerprint, RedisPing
@@ -103,6 +104,10 @@ def ping(stack: Stack, component: dict, services: dict) -> Check:
                                user=component.get("user", "root"),
                                password_key=component.get("password_key"))
         return Check(2, f"{name} ping", answer["output"] or "no answer", "mysqld is alive", answer["ok"])
+    if engine == "mongo":
+        answer = host.get_fact(mongo.MongoPing, stack=stack, service=service, user=component.get("user", "root"),
+                               password_key=component.get("password_key"), auth_db=component.get("auth_db", "admin"))
+        return Check(2, f"{name} ping", answer["output"] or "no answer", '{"ok":1}', answer["ok"])
     if engine == "redis":
         answer = host.get_fact(RedisPing, stack=stack, service=service,
                                password_key=component.get("password_key"))
@@ -143,7 +148,7 @@ def connectivity(stack: Stack, health_url: str, components: list[dict]):
     response = host.get_fact(HttpResponse, url=health_url)
     observed = f"HTTP {response['status']}" + (f" {response['body'][:120]}" if response["status"] != 200 else "")
     checks = [Check(2, "health endpoint", observed, "HTTP 200", response["status"] == 200)]
-    needs_services = any(c["engine"] not in ("mysql", "redis") for c in components)
+    needs_services = any(c["engine"] not in ("mysql", "mongo", "redis") for c in components)
     services = host.get_fact(ComposeServices, stack=stack) if needs_services else {}
     checks += [ping(stack, component, services) for component in components]
     yield from report(checks, "phase 2 (connectivity)")
@@ -154,6 +159,13 @@ def mysql_matches(stack: Stack, part: dict) -> tuple[str, bool, str]:
     live = host.get_fact(MysqlFingerprint, stack=stack, database=part["database"], service=part["service"],
                          user=part.get("user", "root"), password_key=part.get("password_key"))
     return mysql_summary(live), same_data(live, part["fingerprint"]), mysql_summary(part["fingerprint"])
+
+
+def mongo_matches(stack: Stack, part: dict) -> tuple[str, bool, str]:
+    live = host.get_fact(mongo.MongoFingerprint, stack=stack, database=part["database"], service=part["service"],
+                         user=part.get("user", "root"), password_key=part.get("password_key"),
+                         auth_db=part.get("auth_db", "admin"))
+    return mongo.summary(live), mongo.same_data(live, part["fingerprint"]), mongo.summary(part["fingerprint"])
 
 
 def redis_matches(stack: Stack, part: dict) -> tuple[str, bool, str]:
@@ -175,7 +187,7 @@ def volumes_matches(stack: Stack, part: dict) -> tuple[str, bool, str]:
 
 # engine -> how to read a restored part's live fingerprint and compare it with the snapshot's:
 # (observed summary, whether it matches, the snapshot's summary)
-MATCHERS = {"mysql": mysql_matches, "redis": redis_matches, "volumes": volumes_matches}
+MATCHERS = {"mysql": mysql_matches, "mongo": mongo_matches, "redis": redis_matches, "volumes": volumes_matches}
 
 
 @operation()

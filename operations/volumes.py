@@ -55,6 +55,14 @@ revert() {
 """
 
 
+def marker(path: str, archive_sha256) -> StringCommand:
+    """Shell that records, beside the volume, that it is at the archive as its services left it."""
+    return StringCommand(
+        assign(path=path), "printf '{\"archive_sha256\": \"%s\", \"settled\": %s}\\n'", archive_sha256,
+        f'"$(fingerprint "$path")" > "$path{RESTORED_MARKER}";',
+    )
+
+
 def check_set(stack, services, timeout) -> Stack:
     if isinstance(services, str) or not isinstance(services, (list, tuple)) or not services:
         raise OperationError(f"services must be a non-empty list of compose services, got {services!r}")
@@ -149,7 +157,7 @@ def dumped(stack: Stack, services: list[str], directory: str, part: str, timeout
         raise OperationError(f"extra must be a mapping, got {extra!r}")
     descriptor = {**(extra or {}), "component": part.split(".")[0], "engine": "volumes",
                   "services": list(services), "volumes": {}, "tool_versions": {"compression": compression}}
-    archive = []
+    archive, markers = [], []
     for index, (name, volume) in enumerate(sorted(volume_set["volumes"].items())):
         file = f"{part}.{name}.{extension}"
         descriptor["volumes"][name] = {"file": file, "target": volume["target"], "fingerprint": f"@{index}@"}
@@ -159,6 +167,8 @@ def dumped(stack: Stack, services: list[str], directory: str, part: str, timeout
             'tar -C "$path" --numeric-owner -cpf - . |', compress, '> "$out.tmp" && chmod 0600 "$out.tmp"',
             '&& mv "$out.tmp" "$out" || { rm -f "$out.tmp"; fail "archiving volume $v failed"; };',
         ))
+        markers.append(marker(volume["path"], StringCommand(
+            '"$(sha256sum <', QuoteString(posixpath.join(directory, file)), "| cut -d' ' -f1)\"")))
     # The descriptor's text around each fingerprint, which only the stopped set can give.
     chunks = json.dumps(descriptor, indent=2, sort_keys=True).split('"@')
     printf_args = [QuoteString(chunks[0])]
@@ -179,6 +189,12 @@ def dumped(stack: Stack, services: list[str], directory: str, part: str, timeout
         *archive,
         "{ umask 077; printf '%s'", *printf_args, '> "$json_out.tmp" && mv "$json_out.tmp" "$json_out"; }',
         '|| fail "could not write the part descriptor";',
+        # Started again, the services change their data (etcd writes a raft entry): mark
+        # each volume as being at this archive as they left it, so that a rollback to the
+        # snapshot just taken finds nothing to do.
+        "trap - EXIT;", 'start_set $was_running || fail "services did not come back: $was_running";',
+        # (only when the whole set ran: a set left stopped has not moved from the archive)
+        '[ "$was_running" != "$(printf \'%s \' "$@")" ] || {', *markers, "};",
         _shell_executable="bash",
     )
 
@@ -252,10 +268,7 @@ def restored(stack: Stack, services: list[str], volumes: dict, timeout: int = 18
             assign(path=path), f'rm -f "$path{RESTORED_MARKER}" && rm -rf "$path.pre-restore" && mv "$path" "$path.pre-restore"',
             '&& swapped+=("$path") && mv "$path.layra-restore" "$path" || fail "swapping $path failed";',
         ))
-        markers.append(StringCommand(
-            assign(path=path), "printf '{\"archive_sha256\": \"%s\", \"settled\": %s}\\n'", QuoteString(want["sha256"]),
-            f'"$(fingerprint "$path")" > "$path{RESTORED_MARKER}";',
-        ))
+        markers.append(marker(path, QuoteString(want["sha256"])))
         logger.info(f"{host.print_prefix}volume {name}: {live[name]['fingerprint'].get('files')} -> "
                     f"{want['fingerprint'].get('files')} files (restoring {posixpath.basename(want['file'])})")
 

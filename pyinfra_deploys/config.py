@@ -18,7 +18,8 @@ ENGINES = ("mysql", "mongo", "redis", "qdrant", "volumes")
 LAYRA_COMPONENTS = {
     "mysql": {"engine": "mysql", "service": "mysql", "user": "root",
               "password_key": "MYSQL_ROOT_PASSWORD", "databases": ["layra"]},
-    "mongodb": {"engine": "mongo", "service": "mongodb"},
+    "mongodb": {"engine": "mongo", "service": "mongodb", "user": "root", "auth_db": "admin",
+                "password_key": "MONGODB_ROOT_PASSWORD", "databases": ["layra"]},
     "redis": {"engine": "redis", "service": "redis", "password_key": "REDIS_PASSWORD",
               "flush_patterns": ["user:session:*", "kb:cache:*", "embedding:*"], "rdb": False},
     "minio": {"engine": "volumes", "services": ["minio"]},
@@ -97,7 +98,7 @@ def components_from(data) -> list[dict]:
                                   f"pymilvus) and/or uri (strings), got {milvus!r}")
         elif not valid_service(settings.get("service")):
             raise DeployError(f"{where}.service must be the compose service name (a string)")
-        if engine == "mysql":
+        if engine in ("mysql", "mongo"):
             databases = settings.get("databases", [])
             if not isinstance(databases, list) or not all(valid_database(d) for d in databases):
                 raise DeployError(f"{where}.databases must be a list of plain database names "
@@ -108,6 +109,10 @@ def components_from(data) -> list[dict]:
                 raise DeployError(f"{where}.flush_patterns must be a list of key patterns, got {patterns!r}")
             if not isinstance(settings.get("rdb", False), bool):
                 raise DeployError(f"{where}.rdb must be true (Redis holds state: back it up) or false (cache only)")
+        for text_key in ("user", "auth_db"):
+            if text_key in settings and not (isinstance(settings[text_key], str) and settings[text_key]
+                                             and "\n" not in settings[text_key]):
+                raise DeployError(f"{where}.{text_key} must be a name on one line, got {settings[text_key]!r}")
         key = settings.get("password_key")
         if key is not None and not (isinstance(key, str) and KEY_PATTERN.match(key)):
             raise DeployError(f"{where}.password_key must name a variable of the env file, got {key!r}")

@@ -12,17 +12,23 @@ from __future__ import annotations
 from pyinfra import host
 
 from facts.compose import Stack
+from facts.mongo import MongoFingerprint
 from facts.mysql import MysqlDatabaseSize, MysqlFingerprint
 from facts.redis import RedisFingerprint, RedisPersistence
 from facts.volumes import MilvusCollections, VolumeSet, at_snapshot
-from operations import mysql, redis, volumes
+from operations import mongo, mysql, redis, volumes
 
-from .plan import mysql_plan, redis_plan, volumes_plan
+from .plan import mongo_plan, mysql_plan, redis_plan, volumes_plan
 
 
 def mysql_args(component: dict) -> dict:
     return {"service": component["service"], "user": component.get("user", "root"),
             "password_key": component.get("password_key")}
+
+
+def mongo_args(component: dict) -> dict:
+    return {"service": component["service"], "user": component.get("user", "root"),
+            "password_key": component.get("password_key"), "auth_db": component.get("auth_db", "admin")}
 
 
 def redis_args(component: dict) -> dict:
@@ -55,6 +61,35 @@ class Mysql:
         mysql.swapped_in(name=f"Swap {component['name']}/{database} in", stack=stack, database=database,
                          fingerprint=descriptor["fingerprint"], **args)
         return {"name": f"{component['name']}/{database}", "engine": "mysql", "database": database, **args,
+                "fingerprint": descriptor["fingerprint"]}
+
+
+class Mongo:
+    """One part per database: ``<component>.<database>``, a ``mongodump --archive --gzip``."""
+
+    def parts(self, stack: Stack, component: dict) -> dict[str, dict]:
+        return {f"{component['name']}.{db}": {"database": db} for db in component.get("databases", [])}
+
+    def estimate(self, stack: Stack, component: dict, part: dict) -> int:
+        return 0  # compressed BSON is small next to the MySQL dumps; the headroom covers it
+
+    def dump(self, stack: Stack, component: dict, name: str, part: dict, directory: str, **options):
+        return [mongo.dumped(name=f"Dump {component['name']}/{part['database']}", stack=stack,
+                             database=part["database"], directory=directory, part=name,
+                             **mongo_args(component), **options)]
+
+    def plan(self, stack: Stack, component: dict, descriptor: dict, sha256s: dict) -> dict:
+        live = host.get_fact(MongoFingerprint, stack=stack, database=descriptor["database"], **mongo_args(component))
+        return mongo_plan(component["name"], descriptor["database"], live, descriptor["fingerprint"])
+
+    def restore(self, stack: Stack, component: dict, descriptor: dict, files: dict, sha256s: dict) -> dict:
+        database, args = descriptor["database"], mongo_args(component)
+        mongo.shadow_loaded(name=f"Load {component['name']}/{database} into a shadow database", stack=stack,
+                            database=database, archive_file=files[descriptor["file"]],
+                            sha256=sha256s[descriptor["file"]], fingerprint=descriptor["fingerprint"], **args)
+        mongo.swapped_in(name=f"Swap {component['name']}/{database} in", stack=stack, database=database,
+                         fingerprint=descriptor["fingerprint"], **args)
+        return {"name": f"{component['name']}/{database}", "engine": "mongo", "database": database, **args,
                 "fingerprint": descriptor["fingerprint"]}
 
 
@@ -122,7 +157,7 @@ class Volumes:
                 "volumes": {name: {"fingerprint": w["fingerprint"], "sha256": w["sha256"]} for name, w in wanted.items()}}
 
 
-ENGINES = {"mysql": Mysql(), "redis": Redis(), "volumes": Volumes()}
+ENGINES = {"mysql": Mysql(), "mongo": Mongo(), "redis": Redis(), "volumes": Volumes()}
 
 
 def descriptor_files(descriptor: dict) -> list[str]:

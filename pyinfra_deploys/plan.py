@@ -9,6 +9,7 @@ import json
 import os
 from pathlib import Path
 
+from facts import mongo
 from facts.mysql import same_data
 from operations.stack import stale_services, uncommitted, unknown_commit
 
@@ -83,6 +84,26 @@ def mysql_plan(name: str, database: str, live: dict, snapshot: dict) -> dict:
     }
 
 
+def mongo_plan(name: str, database: str, live: dict, snapshot: dict) -> dict:
+    """Restoring one MongoDB database: per-collection documents current -> snapshot."""
+    live_collections = live.get("collections", {}) if live.get("exists") else {}
+    snap_collections = snapshot.get("collections", {})
+    changed = {
+        collection: [live_collections[collection].get("count"), snap_collections[collection].get("count")]
+        for collection in sorted(set(live_collections) & set(snap_collections))
+        if live_collections[collection] != snap_collections[collection]
+    }
+    return {
+        "component": f"{name}/{database}",
+        "engine": "mongo",
+        "exists": bool(live.get("exists")),
+        "collections_changed": changed,
+        "collections_added": sorted(set(snap_collections) - set(live_collections)),
+        "collections_dropped": sorted(set(live_collections) - set(snap_collections)),
+        "changes": not mongo.same_data(live, snapshot),
+    }
+
+
 def redis_plan(name: str, flush_counts: dict[str, int], live: dict | None = None,
                snapshot: dict | None = None) -> dict:
     """Flushing caches by pattern (how many keys match each), and an RDB restore if any."""
@@ -123,6 +144,8 @@ def describe(plan: dict) -> list[str]:
         return describe_redis(plan)
     if engine == "volumes":
         return describe_volumes(plan)
+    if engine == "mongo":
+        return describe_mongo(plan)
     if plan["component"] != "stack":
         return [f"{plan['component']}: {plan.get('summary', '')}"]
     current, target = (plan["current"] or "?")[:7], (plan["target"] or "?")[:7]
@@ -171,6 +194,18 @@ def describe_redis(plan: dict) -> list[str]:
     for pattern, count in plan["flush"].items():
         lines.append(f"{plan['component']}: {count:,} keys match {pattern}" + (" (flush)" if count else ""))
     return lines or [f"{plan['component']}: nothing to do"]
+
+
+def describe_mongo(plan: dict) -> list[str]:
+    head = f"{plan['component']}: "
+    if not plan["changes"]:
+        return [head + "no change: already matches the snapshot"]
+    lines = [head + ("restore from the snapshot" if plan["exists"] else "create from the snapshot (no live database)")]
+    lines += [f"  {collection}: {counts[0]} -> {counts[1]} documents" + (" (same count, other content)" if counts[0] == counts[1] else "")
+              for collection, counts in plan["collections_changed"].items()]
+    lines += [f"  collection {c} added" for c in plan["collections_added"]]
+    lines += [f"  collection {c} dropped (kept in the __pre_restore database)" for c in plan["collections_dropped"]]
+    return lines
 
 
 def describe_volumes(plan: dict) -> list[str]:
