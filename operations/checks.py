@@ -17,6 +17,7 @@ from facts.capacity import DiskFree, MemoryUsage
 from facts.compose import ComposeServices, Stack
 from facts.http import HttpResponse
 from facts import mongo
+from facts.qdrant import QdrantFingerprint
 from facts.mysql import MysqlFingerprint, MysqlPing, same_data
 from facts.mysql import summary as mysql_summary
 from facts.redis import RedisFingerprint, RedisPing
@@ -168,6 +169,13 @@ def mongo_matches(stack: Stack, part: dict) -> tuple[str, bool, str]:
     return mongo.summary(live), mongo.same_data(live, part["fingerprint"]), mongo.summary(part["fingerprint"])
 
 
+def qdrant_matches(stack: Stack, part: dict) -> tuple[str, bool, str]:
+    live = host.get_fact(QdrantFingerprint, stack=stack, url=part["url"], password_key=part.get("password_key"))
+    collection = live.get("collections", {}).get(part["collection"])
+    observed = f"{collection['points']} points" if collection else "no collection"
+    return observed, collection == part["fingerprint"], f"{part['fingerprint'].get('points')} points"
+
+
 def redis_matches(stack: Stack, part: dict) -> tuple[str, bool, str]:
     live = host.get_fact(RedisFingerprint, stack=stack, service=part["service"], password_key=part.get("password_key"))
     return f"{live.get('dbsize')} keys", live == part["fingerprint"], f"{part['fingerprint'].get('dbsize')} keys"
@@ -187,7 +195,8 @@ def volumes_matches(stack: Stack, part: dict) -> tuple[str, bool, str]:
 
 # engine -> how to read a restored part's live fingerprint and compare it with the snapshot's:
 # (observed summary, whether it matches, the snapshot's summary)
-MATCHERS = {"mysql": mysql_matches, "mongo": mongo_matches, "redis": redis_matches, "volumes": volumes_matches}
+MATCHERS = {"mysql": mysql_matches, "mongo": mongo_matches, "qdrant": qdrant_matches, "redis": redis_matches,
+            "volumes": volumes_matches}
 
 
 @operation()

@@ -43,7 +43,7 @@ def snapshot_id_for_run(data) -> str:
 def backup_parts(stack, components: list[dict]) -> list[tuple]:
     """(engine, component, part name, part) for every part this host's components dump."""
     return [(ENGINES[component["engine"]], component, name, part)
-            for component in components if component["engine"] in ENGINES  # TEMP until mongo/qdrant land
+            for component in components
             for name, part in ENGINES[component["engine"]].parts(stack, component).items()]
 
 

@@ -9,6 +9,7 @@ from pyinfra.api import DeployError
 
 from facts.compose import Stack
 from facts.mysql import valid_database
+from facts.qdrant import valid_name, valid_url
 from facts.secrets import KEY_PATTERN
 from facts.volumes import valid_service
 
@@ -26,7 +27,7 @@ LAYRA_COMPONENTS = {
     "milvus": {"engine": "volumes", "services": ["milvus-standalone", "milvus-etcd", "milvus-minio"],
                "milvus": {"client_service": "backend", "uri": "http://milvus-standalone:19530"}},
     "kafka": {"engine": "volumes", "services": ["kafka"]},
-    "qdrant": {"engine": "qdrant", "service": "qdrant"},
+    "qdrant": {"engine": "qdrant", "service": "qdrant", "url": "http://127.0.0.1:6333", "password_key": "QDRANT_API_KEY"},
 }
 
 DEFAULTS = {
@@ -109,6 +110,13 @@ def components_from(data) -> list[dict]:
                 raise DeployError(f"{where}.flush_patterns must be a list of key patterns, got {patterns!r}")
             if not isinstance(settings.get("rdb", False), bool):
                 raise DeployError(f"{where}.rdb must be true (Redis holds state: back it up) or false (cache only)")
+        if engine == "qdrant":
+            if "url" in settings and not valid_url(settings["url"]):
+                raise DeployError(f"{where}.url must be http(s)://host[:port], got {settings['url']!r}")
+            collections = settings.get("collections", [])
+            if not isinstance(collections, list) or not all(valid_name(c) for c in collections):
+                raise DeployError(f"{where}.collections must be a list of collection names "
+                                  f"(letters, digits, _.-), got {collections!r}")
         for text_key in ("user", "auth_db"):
             if text_key in settings and not (isinstance(settings[text_key], str) and settings[text_key]
                                              and "\n" not in settings[text_key]):

@@ -14,11 +14,12 @@ from pyinfra import host
 from facts.compose import Stack
 from facts.mongo import MongoFingerprint
 from facts.mysql import MysqlDatabaseSize, MysqlFingerprint
+from facts.qdrant import QdrantFingerprint
 from facts.redis import RedisFingerprint, RedisPersistence
 from facts.volumes import MilvusCollections, VolumeSet, at_snapshot
-from operations import mongo, mysql, redis, volumes
+from operations import mongo, mysql, qdrant, redis, volumes
 
-from .plan import mongo_plan, mysql_plan, redis_plan, volumes_plan
+from .plan import mongo_plan, mysql_plan, qdrant_plan, redis_plan, volumes_plan
 
 
 def mysql_args(component: dict) -> dict:
@@ -93,6 +94,44 @@ class Mongo:
                 "fingerprint": descriptor["fingerprint"]}
 
 
+def qdrant_args(component: dict) -> dict:
+    return {"url": component.get("url", "http://127.0.0.1:6333"),
+            "password_key": component.get("password_key", "QDRANT_API_KEY")}
+
+
+class Qdrant:
+    """One part per collection: ``<component>.<collection>``, Qdrant's own collection snapshot.
+
+    Every collection the server has, unless the component names ``collections``."""
+
+    def fingerprint(self, stack: Stack, component: dict) -> dict:
+        return host.get_fact(QdrantFingerprint, stack=stack, **qdrant_args(component))
+
+    def parts(self, stack: Stack, component: dict) -> dict[str, dict]:
+        names = component.get("collections") or sorted(self.fingerprint(stack, component).get("collections", {}))
+        return {f"{component['name']}.{c}": {"collection": c} for c in names}
+
+    def estimate(self, stack: Stack, component: dict, part: dict) -> int:
+        return 0  # Qdrant reports no size; the headroom covers small collections
+
+    def dump(self, stack: Stack, component: dict, name: str, part: dict, directory: str, **options):
+        return [qdrant.dumped(name=f"Snapshot {component['name']}/{part['collection']}", stack=stack,
+                              collection=part["collection"], directory=directory, part=name,
+                              service=component["service"], **qdrant_args(component), **options)]
+
+    def plan(self, stack: Stack, component: dict, descriptor: dict, sha256s: dict) -> dict:
+        live = self.fingerprint(stack, component).get("collections", {}).get(descriptor["collection"])
+        return qdrant_plan(component["name"], descriptor["collection"], live, descriptor["fingerprint"])
+
+    def restore(self, stack: Stack, component: dict, descriptor: dict, files: dict, sha256s: dict) -> dict:
+        collection, args = descriptor["collection"], qdrant_args(component)
+        qdrant.restored(name=f"Recover {component['name']}/{collection} from its snapshot", stack=stack,
+                        collection=collection, snapshot_file=files[descriptor["file"]],
+                        sha256=sha256s[descriptor["file"]], fingerprint=descriptor["fingerprint"], **args)
+        return {"name": f"{component['name']}/{collection}", "engine": "qdrant", "collection": collection, **args,
+                "fingerprint": descriptor["fingerprint"]}
+
+
 class Redis:
     """One part when Redis holds state (``rdb: true``): ``<component>``, an RDB; caches are flushed instead."""
 
@@ -157,7 +196,7 @@ class Volumes:
                 "volumes": {name: {"fingerprint": w["fingerprint"], "sha256": w["sha256"]} for name, w in wanted.items()}}
 
 
-ENGINES = {"mysql": Mysql(), "mongo": Mongo(), "redis": Redis(), "volumes": Volumes()}
+ENGINES = {"mysql": Mysql(), "mongo": Mongo(), "qdrant": Qdrant(), "redis": Redis(), "volumes": Volumes()}
 
 
 def descriptor_files(descriptor: dict) -> list[str]:

@@ -104,6 +104,18 @@ def mongo_plan(name: str, database: str, live: dict, snapshot: dict) -> dict:
     }
 
 
+def qdrant_plan(name: str, collection: str, live: dict | None, snapshot: dict) -> dict:
+    """Recovering one Qdrant collection: points current -> snapshot, configuration changed or not."""
+    return {
+        "component": f"{name}/{collection}",
+        "engine": "qdrant",
+        "exists": live is not None,
+        "points": [(live or {}).get("points"), snapshot.get("points")],
+        "config_changed": live is not None and live.get("config_sha256") != snapshot.get("config_sha256"),
+        "changes": live != snapshot,
+    }
+
+
 def redis_plan(name: str, flush_counts: dict[str, int], live: dict | None = None,
                snapshot: dict | None = None) -> dict:
     """Flushing caches by pattern (how many keys match each), and an RDB restore if any."""
@@ -146,6 +158,8 @@ def describe(plan: dict) -> list[str]:
         return describe_volumes(plan)
     if engine == "mongo":
         return describe_mongo(plan)
+    if engine == "qdrant":
+        return describe_qdrant(plan)
     if plan["component"] != "stack":
         return [f"{plan['component']}: {plan.get('summary', '')}"]
     current, target = (plan["current"] or "?")[:7], (plan["target"] or "?")[:7]
@@ -206,6 +220,18 @@ def describe_mongo(plan: dict) -> list[str]:
     lines += [f"  collection {c} added" for c in plan["collections_added"]]
     lines += [f"  collection {c} dropped (kept in the __pre_restore database)" for c in plan["collections_dropped"]]
     return lines
+
+
+def describe_qdrant(plan: dict) -> list[str]:
+    head = f"{plan['component']}: "
+    if not plan["changes"]:
+        return [head + "no change: already matches the snapshot"]
+    current, target = plan["points"]
+    if not plan["exists"]:
+        return [head + f"create from the snapshot (no live collection), {target} points"]
+    return [head + f"recover from the snapshot, {current} -> {target} points"
+            + (" (same count, other content)" if current == target and not plan["config_changed"] else "")
+            + (", configuration changed" if plan["config_changed"] else "")]
 
 
 def describe_volumes(plan: dict) -> list[str]:
