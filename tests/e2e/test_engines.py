@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 
 import pytest
 
@@ -26,7 +27,7 @@ MILVUS_SET = ("milvus-standalone", "milvus-etcd")
 def in_backend(host: SandboxHost, script: str) -> str:
     """Python in the backend container (pymongo, pymilvus, urllib), the stack's secrets in its env."""
     return host.stack("set -a && . ./.env && set +a && docker compose exec -T -e QDRANT_API_KEY backend "
-                      f"python3 -c {json.dumps(script)} </dev/null")
+                      f"python3 -c {shlex.quote(script)} </dev/null")
 
 
 MILVUS = "from pymilvus import MilvusClient; c = MilvusClient(uri='http://milvus-standalone:19530'); "
@@ -46,9 +47,33 @@ def set_states(host: SandboxHost, services=MILVUS_SET) -> dict[str, str]:
     return {line.split()[0]: " ".join(line.split()[1:]) for line in out.splitlines() if line.strip()}
 
 
+MONGO = "import pymongo; db = pymongo.MongoClient('mongodb', 27017)['layra']; "
+QDRANT = """
+import json, os, urllib.request
+def q(method, path, body=None):
+    r = urllib.request.Request('http://qdrant:6333' + path, method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={'Content-Type': 'application/json', 'api-key': os.environ['QDRANT_API_KEY']})
+    return json.loads(urllib.request.urlopen(r, timeout=10).read())['result']
+"""
+
+
+def mongo_counts(host: SandboxHost) -> dict:
+    return json.loads(in_backend(host, MONGO + "import json; print(json.dumps("
+                                 "{c: db[c].count_documents({}) for c in sorted(db.list_collection_names())}))"))
+
+
+def qdrant_points(host: SandboxHost) -> int:
+    return int(in_backend(host, QDRANT + "print(q('GET', '/collections/kb_vectors')['points_count'])"))
+
+
 def damage(host: SandboxHost):
     in_backend(host, MILVUS + "c.delete('kb_chunks', ids=[1, 2, 3]); c.flush('kb_chunks')")
     etcd(host, "put", "layra/e2e/damage", "yes")
+    in_backend(host, MONGO + "db.conversations.delete_many({'user': 'user1'}); "
+                             "db.files.update_one({'_id': 'file-01'}, {'$set': {'pages': 99}}); db.e2e_extra.insert_one({'x': 1})")
+    in_backend(host, QDRANT + "q('PUT', '/collections/kb_vectors/points?wait=true', "
+                              "{'points': [{'id': 9001, 'vector': [0.5] * 8, 'payload': {'kb': 9}}]})")
 
 
 def backup(sandbox: Sandbox, label: str, *args: str) -> str:
@@ -68,7 +93,8 @@ def clean_slate(sandbox: Sandbox):
     yield
 
 
-def test_a_volume_set_round_trips_through_backup_and_rollback(sandbox: Sandbox):
+def test_every_stateful_component_round_trips_through_backup_and_rollback(sandbox: Sandbox):
+    before = {host.name: (mongo_counts(host), qdrant_points(host)) for host in sandbox.hosts}
     snapshot_id = backup(sandbox, "engines")
     for host in sandbox.hosts:
         assert set(set_states(host).values()) == {"running healthy"}, "the set runs again after the backup"
@@ -76,6 +102,10 @@ def test_a_volume_set_round_trips_through_backup_and_rollback(sandbox: Sandbox):
         assert part["services"] == list(MILVUS_SET)
         assert set(part["volumes"]) == {"layra_milvus_data", "layra_etcd_data"}
         assert part["milvus_collections"] == {"kb_chunks": milvus_rows(host)}
+        parts = json.loads(host.ssh(f"cat {ROOT}/{snapshot_id}/manifest.json"))["parts"]
+        assert parts["mongodb.layra"]["engine"] == "mongo"
+        qdrant_part = "qdrant.kb_vectors" if host is sandbox.hosts[0] else "qdrant"
+        assert parts[qdrant_part]["engine"] == ("qdrant" if host is sandbox.hosts[0] else "volumes")
         damage(host)
 
     dry = sandbox.pyinfra("rollback.py", "--data", f"snapshot={snapshot_id}", "--dry")
@@ -85,14 +115,21 @@ def test_a_volume_set_round_trips_through_backup_and_rollback(sandbox: Sandbox):
         assert re.search(rf"\[{host.name}\] plan:   milvus kb_chunks: {part['milvus_collections']['kb_chunks'] - 3}"
                          rf" -> {part['milvus_collections']['kb_chunks']} rows", dry.output), dry.output
         assert etcd(host, "get", "layra/e2e/damage", "--print-value-only") == "yes", "the dry run changed nothing"
+        assert f"[{host.name}] plan:   collection e2e_extra dropped" in dry.output
+    assert "[sandbox-1] plan: qdrant/kb_vectors: recover from the snapshot, 301 -> 300 points" in dry.output
+    assert "[sandbox-2] plan: qdrant (qdrant): stop together, restore, start" in dry.output
 
     run = sandbox.pyinfra("rollback.py", "--data", f"snapshot={snapshot_id}")
     assert run.ok, run.output
-    assert "FAIL" not in run.output and "milvus fingerprint" in run.output
+    assert "FAIL" not in run.output
+    for check in ("milvus fingerprint", "mongodb/layra fingerprint", "qdrant/kb_vectors fingerprint",
+                  "qdrant fingerprint"):
+        assert f"ok   phase 4 {check}" in run.output, run.output
     for host in sandbox.hosts:
         assert milvus_rows(host) == part["milvus_collections"]["kb_chunks"]
         assert etcd(host, "get", "layra/e2e/damage", "--print-value-only") == ""
         assert etcd(host, "get", "layra/sandbox/seeded", "--print-value-only") == "1.0.0"
+        assert (mongo_counts(host), qdrant_points(host)) == before[host.name]
         assert set(set_states(host).values()) == {"running healthy"}, "the set runs again after the restore"
         assert host.ssh("ls -d /var/lib/docker/volumes/layra_milvus_data/_data.pre-restore"), \
             "the replaced data is kept beside the volume"
