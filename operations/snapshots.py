@@ -119,8 +119,9 @@ def completion_problems(files: dict | None, partial: str) -> list[str]:
     if files is None:
         return [f"{partial} does not exist (run snapshots.started first)"]
     problems = [f"part descriptor {name}.json is not a JSON object" for name in files["invalid_parts"]]
-    if not files["parts"] and not problems:
-        problems.append(f"no part was written into {partial} (no <part>.json descriptor)")
+    # A host without stateful components (an app host) snapshots its stack state alone.
+    if not files["files"] and not problems:
+        problems.append(f"nothing was written into {partial}")
     for name, descriptor in files["parts"].items():
         named = [descriptor.get("file")] + [v.get("file") for v in (descriptor.get("volumes") or {}).values()
                                             if isinstance(v, dict)]
@@ -234,7 +235,7 @@ def completed(root: str, snapshot_id: str, metadata: dict | None = None):
     and each part's descriptor (``<part>.json``), read when the operation executes,
     after the dumps before it. Directories become 0700 and files 0600, the filesystem is
     synced, then one rename makes the snapshot whole. The host fails, naming why, when
-    the directory was never started, holds no part, a descriptor is not JSON or names a
+    the directory was never started, holds nothing, a descriptor is not JSON or names a
     file that is not there. Nothing happens when the snapshot is already complete.
 
     **Example:**

@@ -143,7 +143,7 @@ def completion_facts(files):
 
 @pytest.mark.parametrize("files, reason", [
     (None, f"{PARTIAL} does not exist (run snapshots.started first)"),
-    (files_fact(files={}, parts={}), f"no part was written into {PARTIAL} (no <part>.json descriptor)"),
+    (files_fact(files={}, parts={}), f"nothing was written into {PARTIAL}"),
     (files_fact(parts={}, invalid=["mysql.layra"]), "part descriptor mysql.layra.json is not a JSON object"),
     (files_fact(files={"mysql.layra.json": FILES["mysql.layra.json"]}),
      "part mysql.layra names file 'mysql.layra.sql.gz', which is not there"),
