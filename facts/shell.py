@@ -44,6 +44,14 @@ def parse_probe(output: list[str]) -> dict:
     return {"ok": status == "0", "output": "\n".join(sections.get("output", [])).strip()[-300:]}
 
 
+def failing(message: str, *before) -> StringCommand:
+    """A command that fails the host with ``message`` on stderr (after ``before``, if any).
+
+    Operations yield it for refusals found while executing rather than planning, so the
+    deploy still gets to clean up after them (a partial snapshot, say)."""
+    return StringCommand(*before, "echo", QuoteString(message), ">&2; exit 1")
+
+
 def assign(**values: str) -> StringCommand:
     """``name='value';`` for each value: how values enter our fixed shell scripts."""
     parts: list = []

@@ -28,12 +28,13 @@ The id helpers live here too, so operations and deploys spell the format once.
 
 from __future__ import annotations
 
+import io
 import json
 import posixpath
 import re
 from datetime import datetime, timezone
 
-from pyinfra.api import FactBase, QuoteString, StringCommand
+from pyinfra.api import FactBase, FileUploadCommand, QuoteString, StringCommand
 
 from .shell import section, split_sections
 
@@ -60,6 +61,14 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 def valid_part_name(part) -> bool:
     return isinstance(part, str) and bool(PART_NAME.match(part))
+
+
+def descriptor_written(directory: str, part: str, descriptor: dict, *data_files: str):
+    """The commands that write a part's descriptor ``<directory>/<part>.json`` and make it,
+    and the part's ``data_files``, 0600: the last step of every engine's dump."""
+    path = posixpath.join(directory, f"{part}.json")
+    yield FileUploadCommand(io.StringIO(json.dumps(descriptor, indent=2, sort_keys=True) + "\n"), path)
+    yield StringCommand("chmod 0600", *(QuoteString(f) for f in data_files), QuoteString(path))
 
 
 def checksum_checked(path: str, sha256: str, restoring: str) -> StringCommand:

@@ -80,8 +80,9 @@ wait_ready() {
 
 # `zstd yes|no`: whether the host can compress with zstd. Per service: `service <name> <container states>`; per volume mount of its containers:
 # `mount <service> <volume> <path on the host> <path in the container>`; per volume:
-# `volume <name> <driver> <options json> <running containers using it>`; then
-# `fingerprint <volume> <json>` and `restored <volume> <json>` (RESTORED_MARKER) unless asked not to.
+# `volume <name> <driver> <options json> <running containers using it>`, `size <name> <bytes>`
+# (du: no file is read); then `fingerprint <volume> <json>` and `restored <volume> <json>`
+# (RESTORED_MARKER) unless asked not to.
 INSPECT = r"""
 mounts=$(mktemp) && trap 'rm -f "$mounts"' EXIT || exit 1
 printf 'zstd\t%s\n' "$(command -v zstd >/dev/null && echo yes || echo no)"
@@ -95,8 +96,9 @@ cat "$mounts"
 for v in $(cut -f3 "$mounts" | LC_ALL=C sort -u); do
   printf 'volume\t%s\t%s\t%s\n' "$v" "$(docker volume inspect -f '{{.Driver}}{{"\t"}}{{json .Options}}' "$v")" \
     "$(docker ps -q --filter "volume=$v" | paste -sd, -)"
+  path=$(awk -F '\t' -v v="$v" '$3 == v {print $4; exit}' "$mounts")
+  printf 'size\t%s\t%s\n' "$v" "$(du -sb -- "$path" 2>/dev/null | cut -f1)"
   if [ "$with_fingerprint" = yes ]; then
-    path=$(awk -F '\t' -v v="$v" '$3 == v {print $4; exit}' "$mounts")
     printf 'fingerprint\t%s\t%s\n' "$v" "$(fingerprint "$path")" || exit 1
     printf 'restored\t%s\t%s\n' "$v" "$(head -c 4096 "$path.layra-restored" 2>/dev/null)"
   fi
@@ -141,6 +143,8 @@ def parse_inspect(output: list[str]) -> dict:
             options = json.loads(fields[3] or "null") or {}
             result["volumes"].setdefault(fields[1], {"services": []}).update(
                 driver=fields[2], options=options, in_use_by=[c for c in fields[4].split(",") if c])
+        elif kind == "size" and len(fields) == 3 and fields[2].isdigit():
+            result["volumes"].setdefault(fields[1], {"services": []})["bytes"] = int(fields[2])
         elif kind == "fingerprint" and len(fields) == 3:
             result["volumes"].setdefault(fields[1], {"services": []})["fingerprint"] = json.loads(fields[2])
         elif kind == "restored" and len(fields) == 3 and fields[2].startswith("{"):
@@ -198,6 +202,8 @@ class VolumeSet(FactBase):
                     "target": "/var/lib/milvus",
                     "driver": "local", "options": {},
                     "in_use_by": ["3f2a9c1d0e4b"],                    # running containers
+                    "bytes": 1056768,                                 # du -sb, read even without
+                                                                      # fingerprint=True
                     "fingerprint": {"bytes": 1048576, "files": 12, "sha256": "9c1e..."},
                     "restored": {"archive_sha256": "5f1c...", "settled": {...}},  # see RESTORED_MARKER
                 },

@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pyinfra import host, logger
-from pyinfra.api import OperationError, QuoteString, StringCommand, operation
+from pyinfra.api import OperationError, operation
 
 from facts.capacity import DiskFree, MemoryUsage
 from facts.compose import ComposeServices, Stack
 from facts.http import HttpResponse
+from facts.shell import failing
 from facts import mongo
 from facts.qdrant import QdrantFingerprint
 from facts.mysql import MysqlFingerprint, MysqlPing, same_data
@@ -49,7 +50,7 @@ def report(checks: list[Check], what: str):
     message = f"{what}: {len(failed)} of {len(checks)} checks failed: " + "; ".join(
         f"{check.name} is {check.observed} (want {check.expected})" for check in failed
     )
-    yield StringCommand("echo", QuoteString(message), ">&2; exit 1")
+    yield failing(message)
 
 
 def service_checks(services: dict) -> list[Check]:
@@ -251,4 +252,4 @@ def failed(message: str):
             _if=lambda: any(step.did_error() for step in steps),
         )
     """
-    yield StringCommand("echo", QuoteString(message), ">&2; exit 1")
+    yield failing(message)

@@ -22,11 +22,9 @@ the next restore.
 
 from __future__ import annotations
 
-import json
-from io import StringIO
 
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
+from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 
 from facts.compose import Stack
 from facts.mongo import (
@@ -43,8 +41,8 @@ from facts.mongo import (
     summary,
     valid_database,
 )
-from facts.shell import assign
-from facts.snapshots import checksum_checked, valid_part_name
+from facts.shell import assign, failing
+from facts.snapshots import checksum_checked, descriptor_written, valid_part_name
 
 # Moves the live collections to <db>__pre_restore and the shadow's into <db>, one
 # renameCollection each (across databases: a copy, then a drop, on the server). Any
@@ -94,12 +92,6 @@ def check_names(database: str, **paths: str):
     for what, value in paths.items():
         if not isinstance(value, str) or not value.startswith("/") or "\n" in value:
             raise OperationError(f"{what} {value!r} must be an absolute path")
-
-
-def failing(message: str) -> StringCommand:
-    """A command that fails with ``message``: found while executing, not planning, so the
-    deploy still gets to clean up (a partial snapshot, say)."""
-    return StringCommand("echo", QuoteString(message), ">&2; exit 1")
 
 
 @operation()
@@ -155,8 +147,7 @@ def dumped(stack: Stack, database: str, directory: str, part: str, service: str 
         "component": part.split(".")[0], "engine": "mongo", "service": service, "database": database,
         "file": f"{part}.archive.gz", "fingerprint": fingerprint, "tool_versions": versions,
     }
-    yield FileUploadCommand(StringIO(json.dumps(descriptor, indent=2, sort_keys=True) + "\n"), f"{directory}/{part}.json")
-    yield StringCommand("chmod", "0600", QuoteString(f"{directory}/{part}.json"))
+    yield from descriptor_written(directory, part, descriptor)
 
 
 @operation()

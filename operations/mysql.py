@@ -19,11 +19,9 @@ until the next restore.
 
 from __future__ import annotations
 
-import json
-from io import StringIO
 
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
+from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 
 from facts.compose import Stack
 from facts.mysql import (
@@ -37,8 +35,8 @@ from facts.mysql import (
     summary,
     valid_database,
 )
-from facts.shell import assign
-from facts.snapshots import checksum_checked, valid_part_name
+from facts.shell import assign, failing
+from facts.snapshots import checksum_checked, descriptor_written, valid_part_name
 
 def check_names(database: str, **paths: str):
     if not valid_database(database):
@@ -87,8 +85,7 @@ def dumped(stack: Stack, database: str, directory: str, part: str, service: str 
     if not fingerprint.get("exists"):
         # a failing command, not an exception: this is found while executing, and the
         # backup deploy must get the chance to remove its partial snapshot
-        yield StringCommand("echo", QuoteString(f"database {database!r} does not exist in service {service!r}"),
-                            ">&2; exit 1")
+        yield failing(f"database {database!r} does not exist in service {service!r}")
         return
     versions = host.get_fact(MysqlVersions, stack=stack, service=service, user=user, password_key=password_key)
 
@@ -113,8 +110,7 @@ def dumped(stack: Stack, database: str, directory: str, part: str, service: str 
         "file": f"{part}.sql.gz", "fingerprint": fingerprint,
         "tool_versions": versions,
     }
-    yield FileUploadCommand(StringIO(json.dumps(descriptor, indent=2, sort_keys=True) + "\n"), f"{directory}/{part}.json")
-    yield StringCommand("chmod", "0600", QuoteString(f"{directory}/{part}.json"))
+    yield from descriptor_written(directory, part, descriptor)
 
 
 @operation()
@@ -255,9 +251,8 @@ def swapped_in(stack: Stack, database: str, fingerprint: dict, service: str = "m
     shadow = host.get_fact(MysqlFingerprint, database=database + SHADOW_SUFFIX, **args)
     if not same_data(shadow, fingerprint):
         found = summary(shadow) if shadow.get("exists") else "no shadow copy"
-        yield StringCommand("echo", QuoteString(
-            f"mysql/{database}: the shadow copy does not match the snapshot ({found}, want "
-            f"{summary(fingerprint)}); the live database was not touched"), ">&2; exit 1")
+        yield failing(f"mysql/{database}: the shadow copy does not match the snapshot ({found}, want "
+                      f"{summary(fingerprint)}); the live database was not touched")
         return
 
     yield bash(

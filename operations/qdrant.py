@@ -20,12 +20,11 @@ over HTTP, so nothing is run in Qdrant's container and its volumes are never tou
 
 from __future__ import annotations
 
-import io
 import json
 import posixpath
 
 from pyinfra import host, logger
-from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
+from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 
 from facts.compose import Stack
 from facts.qdrant import (
@@ -42,7 +41,7 @@ from facts.qdrant import (
 )
 from facts.secrets import KEY_PATTERN
 from facts.shell import assign
-from facts.snapshots import checksum_checked, valid_part_name
+from facts.snapshots import checksum_checked, descriptor_written, valid_part_name
 
 # Qdrant's official image keeps snapshots in /qdrant/snapshots/<collection>/.
 SNAPSHOTS_PATH = "/qdrant/snapshots"
@@ -177,7 +176,6 @@ def dumped(stack: Stack, collection: str, directory: str, part: str, service: st
     if collection not in live["collections"]:
         raise OperationError(f"qdrant at {url} has no collection {collection!r}")
     snapshot_file = posixpath.join(directory, f"{part}.snapshot")
-    descriptor_file = posixpath.join(directory, f"{part}.json")
     descriptor = {
         "component": part.split(".")[0],
         "engine": "qdrant",
@@ -194,8 +192,7 @@ def dumped(stack: Stack, collection: str, directory: str, part: str, service: st
                file=snapshot_file, timeout=timeout),
         qdrant_client(stack, url, password_key), DUMP_SCRIPT,
     )
-    yield FileUploadCommand(io.StringIO(json.dumps(descriptor, indent=2, sort_keys=True) + "\n"), descriptor_file)
-    yield StringCommand("chmod 0600", QuoteString(snapshot_file), QuoteString(descriptor_file))
+    yield from descriptor_written(directory, part, descriptor, snapshot_file)
 
 
 @operation()

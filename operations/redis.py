@@ -17,16 +17,14 @@ and no key (session ids are secrets) appears on a command line either.
 
 from __future__ import annotations
 
-import io
-import json
 import posixpath
 
 from pyinfra import host, logger
-from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
+from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 
 from facts.compose import Stack, compose_command
 from facts.secrets import KEY_PATTERN
-from facts.snapshots import checksum_checked, valid_part_name
+from facts.snapshots import checksum_checked, descriptor_written, valid_part_name
 from facts.redis import (
     RedisFingerprint,
     RedisKeyCounts,
@@ -245,7 +243,6 @@ def dumped(stack: Stack, directory: str, part: str, service: str = "redis",
     fingerprint = host.get_fact(RedisFingerprint, stack=stack, service=service, password_key=password_key)
     persistence = host.get_fact(RedisPersistence, stack=stack, service=service, password_key=password_key)
     rdb_file = posixpath.join(directory, f"{part}.rdb.gz")
-    descriptor_file = posixpath.join(directory, f"{part}.json")
     tmp = posixpath.join(directory, f".{part}.rdb.gz.tmp")
     descriptor = {
         "component": part,
@@ -265,8 +262,7 @@ def dumped(stack: Stack, directory: str, part: str, service: str = "redis",
         ">&2; exit 1; }",
         _shell_executable="bash",
     )
-    yield FileUploadCommand(io.StringIO(json.dumps(descriptor, indent=2, sort_keys=True) + "\n"), descriptor_file)
-    yield StringCommand("chmod 0600", QuoteString(rdb_file), QuoteString(descriptor_file))
+    yield from descriptor_written(directory, part, descriptor, rdb_file)
 
 
 @operation()

@@ -31,6 +31,7 @@ from datetime import datetime, timezone
 from pyinfra import host, logger
 from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
 
+from facts.shell import failing
 from facts.snapshots import (
     CREATED_TIME,
     FORMAT,
@@ -70,11 +71,6 @@ def checked_id(snapshot_id) -> str:
 
 def plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
-def fail(message: str, *before) -> StringCommand:
-    """A command that fails the host with ``message`` on stderr (after ``before``, if any)."""
-    return StringCommand(*before, "echo", QuoteString(message), ">&2; exit 1")
 
 
 def checked_metadata(metadata) -> dict:
@@ -259,7 +255,7 @@ def completed(root: str, snapshot_id: str, metadata: dict | None = None):
     if host.state.is_executing:
         problems = completion_problems(files, partial)
         if problems:
-            yield fail(f"snapshot {snapshot_id} cannot be completed: " + "; ".join(problems))
+            yield failing(f"snapshot {snapshot_id} cannot be completed: " + "; ".join(problems))
             return
     # While planning, the parts are not written yet: the plan shows the same steps with
     # what is there now, and the executing pass writes the real manifest.
@@ -356,7 +352,7 @@ def verified(root: str, snapshot_id: str, pending: bool = False):
         if host.state.is_executing:
             for problem in problems:
                 logger.error(f"{host.print_prefix}snapshot {snapshot_id}: {problem}")
-        yield fail(
+        yield failing(
             f"snapshot {snapshot_id} does not match its manifest ({count}): " + "; ".join(problems),
             "rm", "-f", "--", QuoteString(marker), ";",
         )

@@ -36,62 +36,69 @@ def redis_args(component: dict) -> dict:
     return {"service": component["service"], "password_key": component.get("password_key")}
 
 
-class Mysql:
-    """One part per database: ``<component>.<database>``, a ``.sql.gz`` dump."""
+class ShadowDatabases:
+    """Engines that restore per database through a shadow copy swapped in (MySQL, MongoDB):
+    one part per database, ``<component>.<database>``; ``dumped``, then ``shadow_loaded``
+    and ``swapped_in`` of the engine's operations module."""
+
+    engine: str
+    operations = None          # the engine's operations module
+    fingerprint_fact = None    # its fingerprint fact
+    file_argument = ""         # what shadow_loaded calls the part's file
+    plan_of = None             # plan.<engine>_plan
+
+    def args(self, component: dict) -> dict:
+        raise NotImplementedError
 
     def parts(self, stack: Stack, component: dict) -> dict[str, dict]:
         return {f"{component['name']}.{db}": {"database": db} for db in component.get("databases", [])}
+
+    def dump(self, stack: Stack, component: dict, name: str, part: dict, directory: str, **options):
+        return [self.operations.dumped(name=f"Dump {component['name']}/{part['database']}", stack=stack,
+                                       database=part["database"], directory=directory, part=name,
+                                       **self.args(component), **options)]
+
+    def plan(self, stack: Stack, component: dict, descriptor: dict, sha256s: dict) -> dict:
+        live = host.get_fact(self.fingerprint_fact, stack=stack, database=descriptor["database"],
+                             **self.args(component))
+        return type(self).plan_of(component["name"], descriptor["database"], live, descriptor["fingerprint"])
+
+    def restore(self, stack: Stack, component: dict, descriptor: dict, files: dict, sha256s: dict) -> dict:
+        database, args = descriptor["database"], self.args(component)
+        self.operations.shadow_loaded(
+            name=f"Load {component['name']}/{database} into a shadow copy", stack=stack, database=database,
+            sha256=sha256s[descriptor["file"]], fingerprint=descriptor["fingerprint"],
+            **{self.file_argument: files[descriptor["file"]]}, **args)
+        self.operations.swapped_in(name=f"Swap {component['name']}/{database} in", stack=stack,
+                                   database=database, fingerprint=descriptor["fingerprint"], **args)
+        return {"name": f"{component['name']}/{database}", "engine": self.engine, "database": database, **args,
+                "fingerprint": descriptor["fingerprint"]}
+
+
+class Mysql(ShadowDatabases):
+    """A ``.sql.gz`` dump per database."""
+
+    engine, operations, fingerprint_fact, file_argument = "mysql", mysql, MysqlFingerprint, "dump_file"
+    plan_of = mysql_plan
+
+    def args(self, component: dict) -> dict:
+        return mysql_args(component)
 
     def estimate(self, stack: Stack, component: dict, part: dict) -> int:
         return host.get_fact(MysqlDatabaseSize, stack=stack, database=part["database"], **mysql_args(component))
 
-    def dump(self, stack: Stack, component: dict, name: str, part: dict, directory: str, **options):
-        return [mysql.dumped(name=f"Dump {component['name']}/{part['database']}", stack=stack,
-                             database=part["database"], directory=directory, part=name,
-                             **mysql_args(component), **options)]
 
-    def plan(self, stack: Stack, component: dict, descriptor: dict, sha256s: dict) -> dict:
-        live = host.get_fact(MysqlFingerprint, stack=stack, database=descriptor["database"], **mysql_args(component))
-        return mysql_plan(component["name"], descriptor["database"], live, descriptor["fingerprint"])
+class Mongo(ShadowDatabases):
+    """A ``mongodump --archive --gzip`` per database."""
 
-    def restore(self, stack: Stack, component: dict, descriptor: dict, files: dict, sha256s: dict) -> dict:
-        database, args = descriptor["database"], mysql_args(component)
-        mysql.shadow_loaded(name=f"Load {component['name']}/{database} into a shadow copy", stack=stack,
-                            database=database, dump_file=files[descriptor["file"]],
-                            sha256=sha256s[descriptor["file"]], fingerprint=descriptor["fingerprint"], **args)
-        mysql.swapped_in(name=f"Swap {component['name']}/{database} in", stack=stack, database=database,
-                         fingerprint=descriptor["fingerprint"], **args)
-        return {"name": f"{component['name']}/{database}", "engine": "mysql", "database": database, **args,
-                "fingerprint": descriptor["fingerprint"]}
+    engine, operations, fingerprint_fact, file_argument = "mongo", mongo, MongoFingerprint, "archive_file"
+    plan_of = mongo_plan
 
-
-class Mongo:
-    """One part per database: ``<component>.<database>``, a ``mongodump --archive --gzip``."""
-
-    def parts(self, stack: Stack, component: dict) -> dict[str, dict]:
-        return {f"{component['name']}.{db}": {"database": db} for db in component.get("databases", [])}
+    def args(self, component: dict) -> dict:
+        return mongo_args(component)
 
     def estimate(self, stack: Stack, component: dict, part: dict) -> int:
         return 0  # compressed BSON is small next to the MySQL dumps; the headroom covers it
-
-    def dump(self, stack: Stack, component: dict, name: str, part: dict, directory: str, **options):
-        return [mongo.dumped(name=f"Dump {component['name']}/{part['database']}", stack=stack,
-                             database=part["database"], directory=directory, part=name,
-                             **mongo_args(component), **options)]
-
-    def plan(self, stack: Stack, component: dict, descriptor: dict, sha256s: dict) -> dict:
-        live = host.get_fact(MongoFingerprint, stack=stack, database=descriptor["database"], **mongo_args(component))
-        return mongo_plan(component["name"], descriptor["database"], live, descriptor["fingerprint"])
-
-    def restore(self, stack: Stack, component: dict, descriptor: dict, files: dict, sha256s: dict) -> dict:
-        database, args = descriptor["database"], mongo_args(component)
-        mongo.shadow_loaded(name=f"Load {component['name']}/{database} into a shadow database", stack=stack,
-                            database=database, archive_file=files[descriptor["file"]],
-                            sha256=sha256s[descriptor["file"]], fingerprint=descriptor["fingerprint"], **args)
-        mongo.swapped_in(name=f"Swap {component['name']}/{database} in", stack=stack, database=database,
-                         fingerprint=descriptor["fingerprint"], **args)
-        return {"name": f"{component['name']}/{database}", "engine": "mongo", "database": database, **args,
-                "fingerprint": descriptor["fingerprint"]}
 
 
 def qdrant_args(component: dict) -> dict:
@@ -104,8 +111,16 @@ class Qdrant:
 
     Every collection the server has, unless the component names ``collections``."""
 
+    def __init__(self):
+        self.read: dict[tuple, dict] = {}
+
     def fingerprint(self, stack: Stack, component: dict) -> dict:
-        return host.get_fact(QdrantFingerprint, stack=stack, **qdrant_args(component))
+        """Every collection's fingerprint, read once per run and host (pyinfra does not
+        cache facts, and the plan asks for each collection in turn)."""
+        key = (id(host.state), host.name, stack, component["name"])
+        if key not in self.read:
+            self.read[key] = host.get_fact(QdrantFingerprint, stack=stack, **qdrant_args(component))
+        return self.read[key]
 
     def parts(self, stack: Stack, component: dict) -> dict[str, dict]:
         names = component.get("collections") or sorted(self.fingerprint(stack, component).get("collections", {}))
@@ -164,8 +179,9 @@ class Volumes:
         return {component["name"]: {}}
 
     def estimate(self, stack: Stack, component: dict, part: dict) -> int:
-        found = host.get_fact(VolumeSet, stack=stack, services=component["services"])["volumes"]
-        return sum((volume.get("fingerprint") or {}).get("bytes", 0) for volume in found.values())
+        # du, not the fingerprint: sizing a backup must not read every byte it will archive
+        found = host.get_fact(VolumeSet, stack=stack, services=component["services"], fingerprint=False)["volumes"]
+        return sum(volume.get("bytes", 0) for volume in found.values())
 
     def dump(self, stack: Stack, component: dict, name: str, part: dict, directory: str, **options):
         return [volumes.dumped(name=f"Archive {component['name']} ({', '.join(component['services'])})",
@@ -197,9 +213,3 @@ class Volumes:
 
 
 ENGINES = {"mysql": Mysql(), "mongo": Mongo(), "qdrant": Qdrant(), "redis": Redis(), "volumes": Volumes()}
-
-
-def descriptor_files(descriptor: dict) -> list[str]:
-    """Every data file a part descriptor names."""
-    named = [descriptor["file"]] if isinstance(descriptor.get("file"), str) else []
-    return named + [volume["file"] for volume in (descriptor.get("volumes") or {}).values()]
