@@ -167,13 +167,16 @@ class ComposeServices(FactBase):
 class ComposeTargetConfig(FactBase):
     """
     Returns what the compose files at ``ref`` would ask for, without checking it out:
-    the config hash of each service and the build context of services that build.
+    the config hash of each service, the build context of services that build, and the
+    image name each service runs (its ``image:``, or compose's ``<project>-<service>`` for
+    a service that only builds; uninterpolated, so ``${TAG}`` stays as written).
 
     .. code:: python
 
         {
             "hashes": {"backend": "77c0...", "mysql": "5a1f..."},
             "build_contexts": {"backend": "backend"},   # relative to the stack directory
+            "images": {"backend": "layra-backend", "mysql": "mariadb:10.11"},
         }
     """
 
@@ -193,29 +196,158 @@ class ComposeTargetConfig(FactBase):
             section("hashes"), "&&",
             compose_command(stack, "config", "--hash", "'*'", files_var="tmp"),
             '; rc=$?; rm -rf "$tmp";',
+            section("project"), ";", "echo", QuoteString(stack.project), ";",
             *shows,
             "exit $rc",
         )
 
     def process(self, output):
-        sections = {"hashes": [], "file": []}
+        sections = {"hashes": [], "project": []}
         current = None
         files: list[list[str]] = []
         for line in output:
             marker = line.strip()
-            if marker == "--- layra:hashes ---":
-                current = sections["hashes"]
+            if marker in ("--- layra:hashes ---", "--- layra:project ---"):
+                current = sections[marker[len("--- layra:"):-len(" ---")]]
             elif marker == "--- layra:file ---":
                 files.append([])
                 current = files[-1]
             elif current is not None:
                 current.append(line)
         contexts: dict[str, str] = {}
+        named: dict[str, str] = {}
         for lines in files:
+            # later files override earlier ones, key by key, as compose merges them
             document = yaml.safe_load("\n".join(lines)) or {}
             for name, service in (document.get("services") or {}).items():
                 build = (service or {}).get("build")
                 if build:
                     context = build if isinstance(build, str) else build.get("context", ".")
                     contexts[name] = posixpath.normpath(context)
-        return {"hashes": parse_hashes(sections["hashes"]), "build_contexts": contexts}
+                if (service or {}).get("image"):
+                    named[name] = str(service["image"])
+        project = "".join(sections["project"]).strip()
+        images = {name: named.get(name) or f"{project}-{name}" for name in sorted(set(named) | set(contexts))}
+        return {"hashes": parse_hashes(sections["hashes"]), "build_contexts": contexts, "images": images}
+
+
+# The shell behind `replaced_command` (bash). Set before it: project, service, nginx ("" when
+# the service is not behind nginx), timeout, and a `compose` function bound to the stack.
+REPLACE_SCRIPT = r"""
+fail() { echo "$service: $*" >&2; exit 1; }
+ids() {
+  docker ps -q --no-trunc "$@" --filter "label=com.docker.compose.project=$project" \
+    --filter "label=com.docker.compose.service=$service" --filter label=com.docker.compose.oneoff=False | sort
+}
+state() {
+  docker inspect -f '{{if and (eq .State.Status "running") .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$1" 2>/dev/null || echo gone
+}
+why() {
+  local last
+  last=$(docker inspect -f '{{if .State.Health}}{{range .State.Health.Log}}{{json .Output}}{{println}}{{end}}{{end}}' "$1" 2>/dev/null | grep . | tail -n 1)
+  [ "${#last}" -le 300 ] || last="...${last: -300}"
+  printf 'container %s is %s after up to %ss%s' "${1:0:12}" "$(state "$1")" "$timeout" "${last:+ (last healthcheck: $last)}"
+}
+checked() {  # its healthcheck has run at least once (it answers, or says why not)
+  [ "$(docker inspect -f '{{if .State.Health}}{{len .State.Health.Log}}{{else}}0{{end}}' "$1" 2>/dev/null)" -gt 0 ]
+}
+wait_ready() {
+  local end=$((SECONDS + timeout)) c
+  while :; do
+    bad=
+    for c in "$@"; do
+      case $(state "$c") in healthy|running) ;; unhealthy) [ -n "$as_sick" ] || bad=$c ;;
+        starting) [ -n "$as_sick" ] && checked "$c" || bad=$c ;;
+        exited|dead|gone) bad=$c; return 1 ;; *) bad=$c ;; esac
+    done
+    [ -n "$bad" ] || return 0
+    [ "$SECONDS" -lt "$end" ] || return 1
+    sleep 1
+  done
+}
+reload() {
+  local c out
+  for c in $ngx_ids; do
+    out=$(docker exec "$c" sh -c 'nginx -t -q 2>&1 && nginx -s reload 2>&1') || { echo "$out" >&2; return 1; }
+  done
+}
+drain() {
+  local end=$((SECONDS + timeout)) c
+  sleep 1
+  for c in $ngx_ids; do
+    while docker exec "$c" sh -c 'cat /proc/[0-9]*/cmdline 2>/dev/null | tr "\0" " " | grep -q "shutting [d]own"'; do
+      [ "$SECONDS" -lt "$end" ] || { echo "$service: nginx still finishes requests after ${timeout}s; going on" >&2; return 0; }
+      sleep 1
+    done
+  done
+}
+short() { printf '%s\n' "$@" | cut -c 1-12 | paste -sd ' '; }
+as_sick=
+old=$(ids) && all=$(ids -a) || fail "cannot list its containers"
+if [ -z "$nginx" ] || [ -z "$old" ]; then
+  compose up -d --no-deps --force-recreate "$service" || fail "docker compose up failed"
+  new=$(ids)
+  [ -n "$new" ] || fail "no container runs after docker compose up"
+  wait_ready $new || fail "$(why "$bad")"
+  echo "$service: recreated ($(short $new))"
+  exit 0
+fi
+ngx_ids=$(compose ps -q "$nginx") || fail "cannot list the containers of $nginx"
+[ -n "$ngx_ids" ] || fail "$nginx runs no container to reload; nothing was changed"
+[ "$old" = "$all" ] || fail "has containers that do not run; remove them first (docker compose rm $service): they would start again with their old configuration"
+n=$(printf '%s\n' $old | wc -l)
+# Replacing a release that is already unhealthy (write quiesce on a bad release, before
+# rolling it back): the new containers need to be as ready as the old, not more.
+as_sick=yes
+for c in $old; do case $(state "$c") in healthy|running) as_sick= ;; esac; done
+[ -z "$as_sick" ] || echo "$service: its container(s) are unhealthy already; the new ones need only to run and be checked once" >&2
+compose up -d --no-deps --no-recreate --scale "$service=$((2 * n))" "$service"; rc=$?
+new=$(ids -a | grep -vxF "$old")
+drop_new() { [ -z "$new" ] || docker rm -f $new >/dev/null; }
+[ "$rc" = 0 ] && [ -n "$new" ] || { drop_new; fail "docker compose up --scale $service=$((2 * n)) failed; the old container keeps serving"; }
+wait_ready $new || { msg=$(why "$bad"); drop_new; fail "the new $msg; it was removed, the old one keeps serving"; }
+reload || { drop_new; fail "nginx ($nginx) did not reload; the new container was removed, the old one keeps serving"; }
+drain
+docker stop $old >/dev/null || fail "could not stop its old container(s) $(short $old)"
+reload || fail "nginx ($nginx) did not reload after the old container(s) stopped"
+docker rm $old >/dev/null || fail "could not remove its old container(s) $(short $old)"
+echo "$service: $(short $old) replaced by $(short $new) behind $nginx"
+"""
+
+
+def replaced_command(stack: Stack, service: str, nginx_service: str | None = None,
+                     timeout: int = 120) -> StringCommand:
+    """Recreate one service's containers from the compose configuration on disk, and wait
+    (up to ``timeout`` s) until they run and, with a healthcheck, are healthy.
+
+    Behind nginx (``nginx_service``; the service publishes no port) the replace rolls, so
+    reads keep being served: ``up --no-deps --no-recreate --scale <service>=2n`` starts n
+    new containers beside the n old ones; once they are ready nginx reloads (it resolves
+    the service name again and sees both), its previous workers finish their requests, the
+    old containers stop, nginx reloads again and the old containers are removed. New
+    containers that do not become ready are removed and the old ones keep serving; the
+    failure names the service and the last healthcheck output. When every old container
+    is already unhealthy (quiescing writes on a bad release, to roll it back), the new ones
+    only need to run: as ready as what they replace. Without nginx, or with no container
+    running, it is ``up -d --no-deps --force-recreate <service>``.
+
+    A request nginx sends to an old container as it stops (between its SIGTERM and the
+    second reload, well under a second) is retried on a new one when it is a GET; a POST
+    already sent is not retried by nginx and can get a 502.
+    """
+    # Imported here: facts.volumes builds on this module.
+    from .shell import assign
+    from .volumes import valid_service
+
+    for name in (service, nginx_service):
+        if name is not None and not valid_service(name):
+            raise ValueError(f"not a compose service name: {name!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
+        raise ValueError(f"timeout must be a whole number of seconds, got {timeout!r}")
+    return StringCommand(
+        "set -o pipefail;",
+        assign(project=stack.project, service=service, nginx=nginx_service or "", timeout=timeout),
+        "compose() {", compose_command(stack, '"$@"'), "; };",
+        REPLACE_SCRIPT,
+        _shell_executable="bash",
+    )

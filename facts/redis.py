@@ -176,6 +176,21 @@ class RedisKeyCounts(RedisPipeFactBase):
         return counts
 
 
+def valid_volatile(pattern) -> bool:
+    """A key pattern the fingerprint can leave out: ``*`` and ``?`` wildcards only."""
+    return isinstance(pattern, str) and bool(pattern) and not set(pattern) & set('[]\\"\n')
+
+
+def glob_regex(pattern: str) -> str:
+    """``user:session:*`` -> ``^"user:session:.*"$``: POSIX ERE for grep -E, matching keys as
+    ``redis-cli --no-raw --scan`` prints them (quoted)."""
+    if not valid_volatile(pattern):
+        raise ValueError(f"not a key pattern with * and ? wildcards only: {pattern!r}")
+    special = set(".^$+(){}|")
+    return '^"' + "".join(".*" if c == "*" else "." if c == "?" else "\\" + c if c in special else c
+                          for c in pattern) + '"$'
+
+
 class RedisFingerprint(RedisPipeFactBase):
     """
     Returns what the data is, content-based and exact enough to tell two data sets apart,
@@ -197,16 +212,21 @@ class RedisFingerprint(RedisPipeFactBase):
 
     The same data gives the same fingerprint, also after an RDB restore. Keys with a TTL
     count while they live: a snapshot restored after some of its keys expired has fewer.
+    Keys matching a ``volatile`` pattern (``*`` and ``?`` wildcards: sessions, caches) are
+    left out: where Redis holds state, they are not part of it.
     """
 
     def command(self, stack: Stack, service: str = "redis",
-                password_key: str | None = "REDIS_PASSWORD") -> StringCommand:
+                password_key: str | None = "REDIS_PASSWORD", volatile: list[str] = ()) -> StringCommand:
         stack = Stack.of(stack)
         sample = QuoteString('(NR - 1) % s == 0 {print "EVAL \\"' + SAMPLE_SCRIPT + '\\" 1 " $0}')
+        # keys that are not state (sessions, caches) stay out of the fingerprint
+        skip = [StringCommand("| { LC_ALL=C grep -v -E", *[arg for p in volatile for arg in ("-e", QuoteString(glob_regex(p)))],
+                              "|| [ $? = 1 ]; }")] if volatile else []
         return StringCommand(
             "set -o pipefail;", *redis_auth(stack, password_key),
             'keys=$(mktemp) || exit 1; trap \'rm -f "$keys"\' EXIT;',
-            redis_exec(stack, service, password_key, "--scan"), '| LC_ALL=C sort -u >"$keys" || exit 1;',
+            redis_exec(stack, service, password_key, "--scan"), '| LC_ALL=C sort -u', *skip, '>"$keys" || exit 1;',
             'n=$(wc -l <"$keys");', f"step=$(( (n + {SAMPLE_SIZE - 1}) / {SAMPLE_SIZE} + (n == 0) ));",
             section("keys"), '; echo "$n"; sha256sum <"$keys";',
             section("sample"), '; awk -v s="$step"', sample, '"$keys" |',

@@ -115,3 +115,69 @@ class StackTarget(FactBase):
             "added": commits(sections.get("added", [])),
             "changed_files": [line.strip() for line in sections.get("changed_files", []) if line.strip()],
         }
+
+
+class StackTag(FactBase):
+    """
+    Returns the commit a tag of the stack's repository points to, or ``None`` when the
+    tag does not exist.
+
+    .. code:: python
+
+        "1f0c2d9a4b5e6f708192a3b4c5d6e7f801234567"
+    """
+
+    def requires_command(self, stack_dir: str, tag: str) -> str:
+        return "git"
+
+    def command(self, stack_dir: str, tag: str) -> StringCommand:
+        # --quiet: a missing tag prints nothing and fails; that failure is the answer.
+        return StringCommand(
+            git_command(stack_dir, "rev-parse", "--verify", "--quiet", QuoteString(f"refs/tags/{tag}^{{commit}}")),
+            "|| true",
+        )
+
+    def process(self, output):
+        commit = "".join(output).strip()
+        return commit or None
+
+
+# An image id as `docker inspect` reports it; nothing else is tagged or compared.
+IMAGE_ID_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
+# An image name we can give to `docker tag` as is: no interpolation left (`${TAG}`), no option.
+IMAGE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$")
+
+
+def valid_image_id(image_id) -> bool:
+    return isinstance(image_id, str) and bool(IMAGE_ID_PATTERN.match(image_id))
+
+
+def pinnable_image(name) -> bool:
+    """Whether ``name`` can be pointed at a recorded image id (``docker tag``)."""
+    return isinstance(name, str) and bool(IMAGE_NAME_PATTERN.match(name))
+
+
+class ImagesPresent(FactBase):
+    """
+    Returns which of the image ids ``ids`` exist on the host (tagged or not), sorted.
+
+    .. code:: python
+
+        ["sha256:1a2b3c..."]
+    """
+
+    def requires_command(self, ids: list[str]) -> str:
+        return "docker"
+
+    def command(self, ids: list[str]) -> StringCommand:
+        wanted = [arg for image_id in sorted(set(ids)) for arg in ("-e", QuoteString(image_id))]
+        if not wanted:
+            return StringCommand("true")
+        # One listing for every id; a docker that cannot list fails the fact, no match is [].
+        return StringCommand(
+            "all=$(docker image ls -aq --no-trunc) &&",
+            '{ printf "%s\\n" "$all" | grep -Fx', *wanted, "|| true; }",
+        )
+
+    def process(self, output):
+        return sorted({line.strip() for line in output if valid_image_id(line.strip())})

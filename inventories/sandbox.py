@@ -41,13 +41,31 @@ _components = {
                "password_key": "QDRANT_API_KEY"},
 }
 
-# The second host keeps state in Redis (backed up as an RDB and restored, not flushed)
+# The second host keeps state in Redis (backed up as an RDB and restored; its cache
+# patterns are left out of the fingerprint and flushed after the restore)
 # and backs Qdrant up by volume instead of through its snapshot API.
-_redis_as_state = {**_components, "redis": {**_components["redis"], "flush_patterns": [], "rdb": True},
+_redis_as_state = {**_components, "redis": {**_components["redis"], "rdb": True},
                    "qdrant": {"engine": "volumes", "services": ["qdrant"]}}
 
+# nginx is the front door: maintenance mode writes its drop-in (writes -> 503) there too.
+_maintenance = {"service": "backend", "nginx_service": "nginx", "dropin": "nginx/layra.d/maintenance.conf"}
+
+# Verify phase 3, through nginx as users come in. The demo user's password stays on the
+# host, in the stack's env file.
+_functional_checks = {
+    "base_url": "http://127.0.0.1:8090",
+    "login": {"path": "/api/v1/auth/login", "username": "demo", "password_key": "LAYRA_DEMO_PASSWORD"},
+    "checks": [
+        {"name": "knowledge-base list", "method": "GET", "path": "/api/v1/knowledge-bases"},
+        {"name": "chat completion", "method": "POST", "path": "/api/v1/chat/completions",
+         "json": {"query": "What changed in the last release?"}},
+    ],
+}
+
+# Each sandbox host runs the whole stack (Layra's single-host shape): one group, app.
 app = [
     (h["name"], {**_ssh, "ssh_hostname": h["address"], "ssh_port": h.get("port", 22),
-                 "layra_components": _redis_as_state if index % 2 else _components})
+                 "layra_components": _redis_as_state if index % 2 else _components,
+                 "layra_maintenance": _maintenance, "layra_functional_checks": _functional_checks})
     for index, h in enumerate(_hosts)
 ]

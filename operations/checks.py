@@ -15,7 +15,7 @@ from pyinfra.api import OperationError, operation
 
 from facts.capacity import DiskFree, MemoryUsage
 from facts.compose import ComposeServices, Stack
-from facts.http import HttpResponse
+from facts.http import FunctionalChecks, HttpResponse, functional_spec
 from facts.shell import failing
 from facts import mongo
 from facts.qdrant import QdrantFingerprint
@@ -34,9 +34,14 @@ class Check:
     ok: bool
 
 
+# host name -> every check run while executing, for the run record and verify's table.
+RESULTS: dict[str, list[Check]] = {}
+
+
 def report(checks: list[Check], what: str):
     """Noop when all pass; otherwise a command that fails with every failed check named."""
     if host.state.is_executing:
+        RESULTS.setdefault(host.name, []).extend(checks)
         for check in checks:
             mark = "ok  " if check.ok else "FAIL"
             logger.info(
@@ -156,6 +161,83 @@ def connectivity(stack: Stack, health_url: str, components: list[dict]):
     yield from report(checks, "phase 2 (connectivity)")
 
 
+def login_check(answer: dict) -> Check:
+    status, error = answer["status"], answer["error"]
+    if status:
+        observed = f"HTTP {status}" + ((", token" if answer["token"] else ", no token") if status < 300 else "")
+    elif error and not error.startswith("curl:"):
+        observed = error[:120]  # the host's own refusal: no password in the env file
+    else:
+        observed = "no answer" + (f": {error[:120]}" if error else "")
+    return Check(3, "login returns a token", observed, "HTTP 200, token", answer["token"] and 200 <= status < 300)
+
+
+def request_check(check: dict, answer: dict | None) -> Check:
+    """One check's row; ``answer`` None: not run (the login gave no token)."""
+    expected = f"HTTP {check['expect_status']}"
+    if answer is None:
+        return Check(3, check["name"], "not run: login failed", expected, False)
+    ok = answer["status"] == check["expect_status"]
+    if answer["status"]:
+        observed = f"HTTP {answer['status']} in {answer['seconds']:.2f} s"
+    else:
+        observed = "no answer"
+    if answer["body"] and (not ok or not answer["status"]):
+        observed += f": {answer['body'][:120]}"
+    return Check(3, check["name"], observed, expected, ok)
+
+
+@operation()
+def functionality(stack: Stack, base_url: str, login: dict | None = None, checks: list[dict] | tuple = (),
+                  timeout: float = 10):
+    """
+    Verify phase 3, application functionality: the login returns a token, and each request
+    made with it answers the status it should.
+
+    + stack: the stack whose env file holds the login's password
+    + base_url: ``http(s)://host[:port]`` of the application, fetched from the host
+    + login: ``{"path", "username", "password_key"}`` (a key of the stack's env file); it
+      posts ``{"username", "password"}`` as JSON and takes the answer's ``access_token``.
+      None: the checks run without a token
+    + checks: requests, each ``{"name", "method", "path"}`` with optional ``json`` (a body)
+      and ``expect_status`` (200)
+    + timeout: seconds each request may take
+
+    All requests go in one round trip (`facts.http.FunctionalChecks`); the password and the
+    token stay on the host. When the login gives no token, the checks are not run and fail
+    as such.
+
+    **Example:**
+
+    .. code:: python
+
+        checks.functionality(
+            name="Verify phase 3: functionality",
+            stack=Stack("/srv/layra"),
+            base_url="http://127.0.0.1:8090",
+            login={"path": "/api/v1/auth/login", "username": "demo",
+                   "password_key": "LAYRA_CHECK_PASSWORD"},
+            checks=[
+                {"name": "knowledge-base list", "method": "GET", "path": "/api/v1/knowledge-bases"},
+                {"name": "chat completion", "method": "POST", "path": "/api/v1/chat/completions",
+                 "json": {"query": "test"}},
+            ],
+        )
+    """
+    try:
+        spec = functional_spec({"base_url": base_url, "login": login, "checks": list(checks), "timeout": timeout})
+    except ValueError as error:
+        raise OperationError(f"functional checks: {error}") from None
+    answers = host.get_fact(FunctionalChecks, env_file=stack.env_path, **spec)
+    rows = []
+    if spec["login"]:
+        rows.append(login_check(answers["login"]))
+    ran = list(answers["checks"])
+    rows += [request_check(check, ran[index] if index < len(ran) else None)
+             for index, check in enumerate(spec["checks"])]
+    yield from report(rows, "phase 3 (functionality)")
+
+
 
 def mysql_matches(stack: Stack, part: dict) -> tuple[str, bool, str]:
     live = host.get_fact(MysqlFingerprint, stack=stack, database=part["database"], service=part["service"],
@@ -178,7 +260,9 @@ def qdrant_matches(stack: Stack, part: dict) -> tuple[str, bool, str]:
 
 
 def redis_matches(stack: Stack, part: dict) -> tuple[str, bool, str]:
-    live = host.get_fact(RedisFingerprint, stack=stack, service=part["service"], password_key=part.get("password_key"))
+    volatile = {"volatile": part["volatile"]} if part.get("volatile") else {}
+    live = host.get_fact(RedisFingerprint, stack=stack, service=part["service"], password_key=part.get("password_key"),
+                         **volatile)
     return f"{live.get('dbsize')} keys", live == part["fingerprint"], f"{part['fingerprint'].get('dbsize')} keys"
 
 

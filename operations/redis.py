@@ -27,6 +27,7 @@ from facts.secrets import KEY_PATTERN
 from facts.snapshots import checksum_checked, descriptor_written, valid_part_name
 from facts.redis import (
     RedisFingerprint,
+    valid_volatile,
     RedisKeyCounts,
     RedisPersistence,
     redis_auth,
@@ -122,6 +123,13 @@ echo "loaded $keys keys into $dir/$db"
 """
 
 
+def volatile_args(volatile) -> dict:
+    """The fingerprint's ``volatile`` argument, only when there is one (fact cache keys stay short)."""
+    if not isinstance(volatile, (list, tuple)) or not all(valid_volatile(p) for p in volatile):
+        raise OperationError(f"volatile must be a list of key patterns (* and ? wildcards only), got {volatile!r}")
+    return {"volatile": list(volatile)} if volatile else {}
+
+
 def check_common(stack, service, password_key) -> Stack:
     if not isinstance(service, str) or not service:
         raise OperationError(f"service must name a compose service, got {service!r}")
@@ -197,7 +205,7 @@ def caches_flushed(stack: Stack, patterns: list[str], service: str = "redis",
 
 @operation(is_idempotent=False)
 def dumped(stack: Stack, directory: str, part: str, service: str = "redis",
-           password_key: str | None = "REDIS_PASSWORD"):
+           password_key: str | None = "REDIS_PASSWORD", volatile: list[str] = ()):
     """
     Dump the server's data set into a snapshot: ``<directory>/<part>.rdb.gz`` and its
     part descriptor ``<directory>/<part>.json``.
@@ -207,6 +215,8 @@ def dumped(stack: Stack, directory: str, part: str, service: str = "redis",
     + part: the part's name, e.g. ``redis`` (letters, digits, ``._-``)
     + service: the Redis service
     + password_key: the env-file key of its password
+    + volatile: key patterns that are not state (sessions, caches): in the RDB, but left
+      out of the fingerprint (``RedisFingerprint``)
 
     The RDB streams from the live server (``redis-cli --rdb -``, replication's own
     snapshot, no file left in the server's volume) through gzip into a temporary name,
@@ -240,7 +250,8 @@ def dumped(stack: Stack, directory: str, part: str, service: str = "redis",
     if not valid_part_name(part):
         raise OperationError(f"part must match [A-Za-z0-9][A-Za-z0-9._-]{{0,127}}, got {part!r}")
 
-    fingerprint = host.get_fact(RedisFingerprint, stack=stack, service=service, password_key=password_key)
+    fingerprint = host.get_fact(RedisFingerprint, stack=stack, service=service, password_key=password_key,
+                                **volatile_args(volatile))
     persistence = host.get_fact(RedisPersistence, stack=stack, service=service, password_key=password_key)
     rdb_file = posixpath.join(directory, f"{part}.rdb.gz")
     tmp = posixpath.join(directory, f".{part}.rdb.gz.tmp")
@@ -267,7 +278,7 @@ def dumped(stack: Stack, directory: str, part: str, service: str = "redis",
 
 @operation()
 def restored(stack: Stack, rdb_file: str, sha256: str, fingerprint: dict, service: str = "redis",
-             password_key: str | None = "REDIS_PASSWORD", timeout: int = 120):
+             password_key: str | None = "REDIS_PASSWORD", timeout: int = 120, volatile: list[str] = ()):
     """
     Put the server's data back to a snapshot's RDB: nothing happens when its fingerprint
     already equals the snapshot's.
@@ -279,6 +290,7 @@ def restored(stack: Stack, rdb_file: str, sha256: str, fingerprint: dict, servic
     + service: the Redis service
     + password_key: the env-file key of its password
     + timeout: seconds to wait for the service to answer ``PING`` once started again
+    + volatile: key patterns left out of the fingerprint, as when the snapshot was dumped
 
     The file's checksum is checked first: a file that does not match is refused before
     Redis is touched. Then the service stops (Redis saves on the way down when it
@@ -320,7 +332,8 @@ def restored(stack: Stack, rdb_file: str, sha256: str, fingerprint: dict, servic
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
         raise OperationError(f"timeout must be a whole number of seconds, got {timeout!r}")
 
-    live = host.get_fact(RedisFingerprint, stack=stack, service=service, password_key=password_key)
+    live = host.get_fact(RedisFingerprint, stack=stack, service=service, password_key=password_key,
+                         **volatile_args(volatile))
     if dict(live) == dict(fingerprint):
         host.noop(f"redis already matches the snapshot (dbsize {live['dbsize']})")
         return

@@ -14,9 +14,11 @@ import time
 from pyinfra import host, logger
 from pyinfra.api import FunctionCommand, OperationError, QuoteString, StringCommand, operation
 
-from facts.compose import ComposeServices, Stack, compose_command, project_containers_command
+from facts.compose import ComposeServices, ComposeTargetConfig, Stack, compose_command, project_containers_command
 from facts.shell import assign
-from facts.stack import StackRepo, StackTarget, git_command, valid_ref
+from facts.stack import (ImagesPresent, StackRepo, StackTag, StackTarget, git_command, pinnable_image,
+                         valid_image_id, valid_ref)
+from facts.volumes import valid_service
 
 
 def unknown_commit(ref: str, stack_dir: str, remotes: list[str]) -> str:
@@ -42,6 +44,44 @@ def stale_services(services: dict) -> list[str]:
     )
 
 
+def image_returns(images: dict, present, target_config: dict, moves: bool = True) -> dict[str, dict]:
+    """How each service with a recorded image gets back to it at the target commit.
+
+    ``action`` is ``tag`` (the recorded id still exists and the target names the image
+    plainly: point that name at it, no rebuild), ``rebuild`` (the service builds, the
+    commit ``moves``, but the recorded image is ``gone`` or its name is ``unpinnable``) or
+    ``compose`` (otherwise: compose uses the image the commit names as it is). Services
+    the target does not run are left out.
+
+    .. code:: python
+
+        {"backend": {"recorded": "sha256:1a2b...", "image": "layra-backend",
+                     "action": "tag", "reason": ""}}
+    """
+    names = target_config.get("images", {})
+    builds = target_config.get("build_contexts", {})
+    returns = {}
+    for service, image_id in sorted(images.items()):
+        if service not in names:
+            continue
+        reason = ("gone" if image_id not in present
+                  else "unpinnable" if not pinnable_image(names[service]) else "")
+        action = "tag" if not reason else "rebuild" if moves and service in builds else "compose"
+        returns[service] = {"recorded": image_id, "image": names[service], "action": action, "reason": reason}
+    return returns
+
+
+def off_image(services: dict, images: dict, present) -> list[str]:
+    """Services whose containers do not run the image recorded for them, where it still
+    exists. A recorded image that is gone is not compared: after a rebuild the id differs
+    for good, and the config hash says whether the service is current."""
+    return sorted(
+        name for name, image_id in images.items()
+        if image_id in present and name in services
+        and services[name]["state"] != "missing" and services[name]["image"] != image_id
+    )
+
+
 def unready_services(services: dict) -> dict[str, str]:
     """Services not running, or running but not (yet) healthy, with what they are."""
     unready = {}
@@ -54,18 +94,28 @@ def unready_services(services: dict) -> dict[str, str]:
 
 
 @operation()
-def at_commit(stack: Stack, commit: str):
+def at_commit(stack: Stack, commit: str, images: dict[str, str] | None = None):
     """
     Run the stack at a commit: check it out, rebuild what it builds, recreate what changed.
 
     + stack: the stack (see the module docstring)
     + commit: a commit sha, tag or branch known to the stack's repository
+    + images: ``{service: image id}`` a snapshot recorded at this commit; services whose
+      recorded image still exists return to it instead of being rebuilt
 
     Builds go through Docker's cache, so only services whose build context changed are
     really rebuilt, and ``docker compose up -d --remove-orphans`` recreates only the
     containers whose config or image changed. Nothing happens when HEAD is the commit and
     every service runs from the compose config on disk. A working tree with uncommitted
     changes is refused, naming them.
+
+    With ``images``, each service whose recorded id is still on the host gets its image
+    name at the commit (``image:``, or ``<project>-<service>`` for a service that only
+    builds) pointed at that id with ``docker tag``; only services that build and whose
+    recorded image is gone, or not recorded, or named with ``${...}``, are rebuilt. Nothing
+    happens either when, on top of the above, every such service already runs its
+    recorded id; a recorded image that is gone is not compared (the rebuilt one differs
+    for good).
 
     **Example:**
 
@@ -76,9 +126,22 @@ def at_commit(stack: Stack, commit: str):
             stack=Stack("/srv/layra"),
             commit="v1.0.0",
         )
+
+        stack.at_commit(
+            name="Run Layra as snapshot 20261121T130000Z recorded it",
+            stack=Stack("/srv/layra"),
+            commit="1f0c2d9a4b5e6f708192a3b4c5d6e7f801234567",
+            images={"backend": "sha256:1a2b3c..."},
+        )
     """
     if not valid_ref(commit):
         raise OperationError(f"commit {commit!r} is not a valid git ref (sha, tag or branch)")
+    images = dict(images or {})
+    for service, image_id in images.items():
+        if not valid_service(service):
+            raise OperationError(f"images: {service!r} is not a compose service name")
+        if not valid_image_id(image_id):
+            raise OperationError(f"images: {service}: {image_id!r} is not an image id (sha256:<64 hex digits>)")
 
     repo = host.get_fact(StackRepo, stack_dir=stack.dir)
     if repo is None:
@@ -93,13 +156,35 @@ def at_commit(stack: Stack, commit: str):
 
     services = host.get_fact(ComposeServices, stack=stack)
     stale = stale_services(services)
-    if repo["commit"] == target["commit"] and not stale:
-        host.noop(f"stack at {target['commit'][:12]} and all {len(services)} services up to date")
+    present = set(host.get_fact(ImagesPresent, ids=sorted(set(images.values())))) if images else set()
+    moves = repo["commit"] != target["commit"]
+    if not moves and not stale and not off_image(services, images, present):
+        host.noop(f"stack at {target['commit'][:12]} and all {len(services)} services up to date"
+                  + (" (on their recorded images)" if images else ""))
         return
 
-    if repo["commit"] != target["commit"]:
+    tags, build = [], [compose_command(stack, "build", "--quiet")]
+    if images:
+        # Everything is decided before the first command: a refusal changes nothing.
+        target_config = host.get_fact(ComposeTargetConfig, stack=stack, ref=target["commit"])
+        returns = image_returns(images, present, target_config)
+        back = sorted(name for name, service in returns.items() if service["action"] == "tag")
+        rebuild = sorted(set(target_config["build_contexts"]) - set(back))
+        for name in rebuild:
+            if not valid_service(name):
+                raise OperationError(f"the compose files at {commit} name a service {name!r}, "
+                                     "which is not a compose service name")
+        # Tagged at the same commit too: `up` recreates any container whose image is not
+        # the one its name points to.
+        tags = [StringCommand("docker", "tag", QuoteString(returns[name]["recorded"]),
+                              QuoteString(returns[name]["image"])) for name in back]
+        build = [compose_command(stack, "build", "--quiet", *map(QuoteString, rebuild))] if rebuild else []
+
+    if moves:
         yield git_command(stack.dir, "checkout", "--quiet", "--detach", QuoteString(target["commit"]))
-        yield compose_command(stack, "build", "--quiet")
+    yield from tags
+    if moves:
+        yield from build
     yield compose_command(stack, "up", "-d", "--remove-orphans", "--quiet-pull")
 
 
@@ -192,4 +277,53 @@ def state_saved(stack: Stack, directory: str):
         compose_command(stack, "config", "--hash", "'*'"), '> "$d/config-hashes" &&',
         'chmod 0600 "$d"/* "$d"/compose/* && chmod 0700 "$d" "$d/compose"',
         _shell_executable="bash",
+    )
+
+
+@operation()
+def tagged(stack: Stack, tag: str, commit: str, message: str):
+    """
+    Tag a commit of the stack's repository with an annotated tag: where a rollback took it.
+
+    + stack: the stack (see the module docstring)
+    + tag: the tag's name, e.g. ``rollback-20261121T130000Z``
+    + commit: the commit sha, tag or branch to tag
+    + message: the tag's message: who rolled back to what, in which run
+
+    The tagger is ``layra-rollback <layra-rollback@localhost>``, so the host needs no git
+    identity. Nothing happens when the tag already points at the commit; a tag of that
+    name on another commit is refused, never moved.
+
+    **Example:**
+
+    .. code:: python
+
+        stack.tagged(
+            name="Tag the rollback",
+            stack=Stack("/srv/layra"),
+            tag="rollback-20261121T130000Z",
+            commit="1f0c2d9a4b5e6f708192a3b4c5d6e7f801234567",
+            message="layra-rollback: rolled back to snapshot 20261120T020000Z by alice@laptop",
+        )
+    """
+    if not valid_ref(tag) or "/" in tag:
+        raise OperationError(f"tag {tag!r} is not a valid tag name (letters, digits, '.', '_', '-')")
+    if not valid_ref(commit):
+        raise OperationError(f"commit {commit!r} is not a valid git ref (sha, tag or branch)")
+    if not isinstance(message, str) or not message.strip():
+        raise OperationError(f"tag {tag}: the message must say why the tag is there")
+
+    target = host.get_fact(StackTarget, stack_dir=stack.dir, ref=commit)
+    if target is None:
+        raise OperationError(f"commit {commit!r} is not in the repository at {stack.dir}; no tag was made")
+    existing = host.get_fact(StackTag, stack_dir=stack.dir, tag=tag)
+    if existing == target["commit"]:
+        host.noop(f"tag {tag} already points at {target['commit'][:12]}")
+        return
+    if existing is not None:
+        raise OperationError(f"tag {tag} already points at {existing[:12]}, not {target['commit'][:12]}; "
+                             "it is left as is: choose another tag name")
+    yield git_command(
+        stack.dir, "-c", "user.name=layra-rollback", "-c", "user.email=layra-rollback@localhost",
+        "tag", "-a", "-m", QuoteString(message), QuoteString(tag), QuoteString(target["commit"]),
     )

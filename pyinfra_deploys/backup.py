@@ -64,13 +64,10 @@ def stack_metadata(stack) -> dict:
     }
 
 
-@deploy("Back up the Layra stack", data_defaults=DEFAULTS)
-def backup():
-    stack = stack_from(host.data)
-    components = components_from(host.data)
-    root = snapshot_root(host.data)
-    snapshot_id = snapshot_id_for_run(host.data)
-
+def snapshot_taken(stack, components: list[dict], root: str, snapshot_id: str, label: str):
+    """Register the operations that write snapshot ``snapshot_id`` of this host, checked
+    against its manifest once complete; nothing when it already exists. Refuses (DeployError)
+    when the snapshot root lacks room, before anything runs."""
     if host.get_fact(SnapshotManifest, root=root, snapshot_id=snapshot_id):
         logger.info(f"{host.print_prefix}snapshot {snapshot_id} is already complete: nothing to do")
         return
@@ -101,10 +98,18 @@ def backup():
 
     snapshots.completed(
         name=f"Complete snapshot {snapshot_id}", root=root, snapshot_id=snapshot_id,
-        metadata={"label": host.data.get("label") or "", "host": host.name, "stack": stack_metadata(stack)},
+        metadata={"label": label, "host": host.name, "stack": stack_metadata(stack)},
         _if=lambda: not failed(),
     )
     snapshots.abandoned(name=f"Remove the partial snapshot {snapshot_id}", root=root,
                         snapshot_id=snapshot_id, _if=failed)
     checks.failed(name="Fail the backup", message=f"backup {snapshot_id} failed: no snapshot was kept",
                   _if=failed)
+    # Read back what was written: a snapshot is only offered as `latest` once verified.
+    snapshots.verified(name=f"Verify snapshot {snapshot_id}", root=root, snapshot_id=snapshot_id, pending=True)
+
+
+@deploy("Back up the Layra stack", data_defaults=DEFAULTS)
+def backup():
+    snapshot_taken(stack_from(host.data), components_from(host.data), snapshot_root(host.data),
+                   snapshot_id_for_run(host.data), host.data.get("label") or "")

@@ -16,6 +16,7 @@ import click
 from . import components as proposals
 from .catalog import snapshots
 from .plan import describe
+from .report import RecordError, load_record, render_html, render_markdown, write_reports
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -101,6 +102,47 @@ def propose_components(compose_file: Path, output_format: str):
     else:
         click.echo(proposals.as_yaml(proposal) + notes)
     sys.exit(3 if proposal.unclassified else 0)
+
+
+@main.command("report")
+@click.argument("run")
+@click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), envvar="LAYRA_RUNS_DIR",
+              default="runs", show_default=True, help="Where runs are recorded (env LAYRA_RUNS_DIR).")
+@click.option("--format", "output_format", type=click.Choice(["md", "html", "all"]), default="all",
+              show_default=True, help="md: report.md and postmortem.md; html: report.html; all: the three.")
+@click.option("--stdout", is_flag=True,
+              help="Print the report (Markdown; HTML with --format html) instead of writing files.")
+def show_report(run: str, runs_dir: Path, output_format: str, stdout: bool):
+    """Render a run's report from its record: RTO figures, timeline, hosts, checks.
+
+    \b
+    RUN is a run id in the runs directory (or a unique prefix of one, or
+    `latest`), a run directory, or a record.json path. Writes beside the
+    record, and prints their paths:
+      report.md      the report in Markdown
+      report.html    the same, self-contained, with SVG charts
+      postmortem.md  the runbook's post-mortem template, filled where the
+                     record knows, [placeholder: ...] elsewhere
+
+    \b
+    Exit codes:
+      0  rendered (whatever the run's own status)
+      2  no such run, or its record is unreadable or not a JSON run record
+    """
+    try:
+        record, path = load_record(run, runs_dir)
+    except RecordError as error:
+        raise click.BadParameter(str(error), param_hint="RUN")
+    if stdout:
+        click.echo(render_html(record) if output_format == "html" else render_markdown(record), nl=False)
+        return
+    formats = ("md", "html") if output_format == "all" else (output_format,)
+    try:
+        written = write_reports(record, path.parent, formats)
+    except OSError as error:
+        raise click.ClickException(f"cannot write the reports beside {path}: {error}")
+    for report_path in written:
+        click.echo(report_path)
 
 
 main.add_command(snapshots)

@@ -8,8 +8,10 @@ from __future__ import annotations
 from pyinfra.api import DeployError
 
 from facts.compose import Stack
+from facts.http import FUNCTIONAL_KEYS, BadSetting, functional_spec
 from facts.mysql import valid_database
 from facts.qdrant import valid_name, valid_url
+from facts.redis import valid_volatile
 from facts.secrets import KEY_PATTERN
 from facts.volumes import valid_service
 
@@ -42,6 +44,11 @@ DEFAULTS = {
     "layra_max_memory_used_pct": 85,
     "layra_components": LAYRA_COMPONENTS,
     "layra_snapshot_root": "/var/backups/layra",
+    # Write quiesce: MAINTENANCE_MODE for this service (env file + recreate), and where the
+    # stack has nginx in front, a drop-in file (a path its nginx.conf includes in server {})
+    "layra_maintenance": {"service": "backend", "nginx_service": None, "dropin": None},
+    # Verify phase 3 (login, knowledge-base list, chat): none until the operator names a user
+    "layra_functional_checks": None,
 }
 
 
@@ -77,6 +84,30 @@ def snapshot_root(data) -> str:
     return root.rstrip("/")
 
 
+def maintenance_from(data) -> dict | None:
+    """``{"service", "nginx_service", "dropin"}``, or None where the host runs no backend
+    (``layra_maintenance: None``, e.g. a data host)."""
+    settings = setting(data, "layra_maintenance")
+    if settings is None:
+        return None
+    where = "host data 'layra_maintenance'"
+    if not isinstance(settings, dict) or not set(settings) <= {"service", "nginx_service", "dropin"}:
+        raise DeployError(f"{where} must be a mapping with service, nginx_service and dropin, got {settings!r}")
+    service, nginx, dropin = settings.get("service", "backend"), settings.get("nginx_service"), settings.get("dropin")
+    if not valid_service(service):
+        raise DeployError(f"{where}.service must be the backend's compose service name, got {service!r}")
+    if (nginx is None) != (dropin is None):
+        raise DeployError(f"{where}: nginx_service and dropin go together (the nginx service, and a file "
+                          f"its nginx.conf includes in server {{}}), got {nginx!r} and {dropin!r}")
+    if nginx is not None and not valid_service(nginx):
+        raise DeployError(f"{where}.nginx_service must be a compose service name, got {nginx!r}")
+    if dropin is not None and (not isinstance(dropin, str) or not dropin.endswith(".conf") or "\n" in dropin
+                               or ".." in dropin.split("/")):
+        raise DeployError(f"{where}.dropin must be a path to a .conf file (relative to the stack directory), "
+                          f"got {dropin!r}")
+    return {"service": service, "nginx_service": nginx, "dropin": dropin}
+
+
 def components_from(data) -> list[dict]:
     """The host's components as a list of ``{"name", "engine", ...}``, validated."""
     raw = expect(data, "layra_components", dict, "a mapping of component name to settings")
@@ -110,6 +141,9 @@ def components_from(data) -> list[dict]:
                 raise DeployError(f"{where}.flush_patterns must be a list of key patterns, got {patterns!r}")
             if not isinstance(settings.get("rdb", False), bool):
                 raise DeployError(f"{where}.rdb must be true (Redis holds state: back it up) or false (cache only)")
+            if settings.get("rdb") and not all(valid_volatile(p) for p in patterns):
+                raise DeployError(f"{where}.flush_patterns: with rdb true they are also left out of the "
+                                  f"fingerprint, so only * and ? wildcards, got {patterns!r}")
         if engine == "qdrant":
             if "url" in settings and not valid_url(settings["url"]):
                 raise DeployError(f"{where}.url must be http(s)://host[:port], got {settings['url']!r}")
@@ -126,3 +160,18 @@ def components_from(data) -> list[dict]:
             raise DeployError(f"{where}.password_key must name a variable of the env file, got {key!r}")
         components.append({"name": name, **settings})
     return components
+
+
+def functional_checks_from(data) -> dict | None:
+    """Verify phase 3's settings, ``{"base_url", "login", "checks", "timeout"}`` with the
+    defaults filled in (``checks.functionality``'s arguments), or None where none are set."""
+    settings = setting(data, "layra_functional_checks")
+    if settings is None:
+        return None
+    if not isinstance(settings, dict):
+        raise DeployError(f"host data 'layra_functional_checks' must be a mapping with "
+                          f"{', '.join(FUNCTIONAL_KEYS)}, got {settings!r}")
+    try:
+        return functional_spec(settings)
+    except BadSetting as error:
+        raise DeployError(f"host data 'layra_functional_checks.{error.key}' {error.what}") from None

@@ -1,7 +1,8 @@
 """
 What each engine brings to the backup and rollback deploys, in one shape: the parts a
 component is backed up as, an estimate of their size, the dump operations, the plan
-(current -> snapshot) and the restore operations with what verify then expects.
+(current -> snapshot), the restore steps (run by ``parallel.concurrently``: one group per
+component, the components of a host at the same time) and what verify then expects.
 
 A part is one unit of a snapshot: ``<component>`` or ``<component>.<database>``, with
 its descriptor ``<part>.json`` written by the engine's dump operation.
@@ -22,6 +23,11 @@ from operations import mongo, mysql, qdrant, redis, volumes
 from .plan import mongo_plan, mysql_plan, qdrant_plan, redis_plan, volumes_plan
 
 
+def step(operation: str, label: str, **kwargs) -> dict:
+    """One restore step for ``parallel.concurrently``: an operation of ours and its arguments."""
+    return {"operation": operation, "label": label, "kwargs": kwargs}
+
+
 def mysql_args(component: dict) -> dict:
     return {"service": component["service"], "user": component.get("user", "root"),
             "password_key": component.get("password_key")}
@@ -34,6 +40,12 @@ def mongo_args(component: dict) -> dict:
 
 def redis_args(component: dict) -> dict:
     return {"service": component["service"], "password_key": component.get("password_key")}
+
+
+def redis_state_args(component: dict) -> dict:
+    """Where Redis holds state, its cache patterns are not part of it: left out of the fingerprint."""
+    patterns = component.get("flush_patterns") or []
+    return {**redis_args(component), **({"volatile": list(patterns)} if patterns else {})}
 
 
 class ShadowDatabases:
@@ -63,16 +75,20 @@ class ShadowDatabases:
                              **self.args(component))
         return type(self).plan_of(component["name"], descriptor["database"], live, descriptor["fingerprint"])
 
-    def restore(self, stack: Stack, component: dict, descriptor: dict, files: dict, sha256s: dict) -> dict:
+    def restore(self, stack: Stack, component: dict, descriptor: dict, files: dict, sha256s: dict) -> list[dict]:
         database, args = descriptor["database"], self.args(component)
-        self.operations.shadow_loaded(
-            name=f"Load {component['name']}/{database} into a shadow copy", stack=stack, database=database,
-            sha256=sha256s[descriptor["file"]], fingerprint=descriptor["fingerprint"],
-            **{self.file_argument: files[descriptor["file"]]}, **args)
-        self.operations.swapped_in(name=f"Swap {component['name']}/{database} in", stack=stack,
-                                   database=database, fingerprint=descriptor["fingerprint"], **args)
-        return {"name": f"{component['name']}/{database}", "engine": self.engine, "database": database, **args,
-                "fingerprint": descriptor["fingerprint"]}
+        module = self.operations.__name__
+        return [
+            step(f"{module}.shadow_loaded", f"{component['name']}/{database}", stack=stack, database=database,
+                 sha256=sha256s[descriptor["file"]], fingerprint=descriptor["fingerprint"],
+                 **{self.file_argument: files[descriptor["file"]]}, **args),
+            step(f"{module}.swapped_in", f"{component['name']}/{database}", stack=stack, database=database,
+                 fingerprint=descriptor["fingerprint"], **args),
+        ]
+
+    def expected(self, component: dict, descriptor: dict, sha256s: dict) -> dict:
+        return {"name": f"{component['name']}/{descriptor['database']}", "engine": self.engine,
+                "database": descriptor["database"], **self.args(component), "fingerprint": descriptor["fingerprint"]}
 
 
 class Mysql(ShadowDatabases):
@@ -138,17 +154,23 @@ class Qdrant:
         live = self.fingerprint(stack, component).get("collections", {}).get(descriptor["collection"])
         return qdrant_plan(component["name"], descriptor["collection"], live, descriptor["fingerprint"])
 
-    def restore(self, stack: Stack, component: dict, descriptor: dict, files: dict, sha256s: dict) -> dict:
-        collection, args = descriptor["collection"], qdrant_args(component)
-        qdrant.restored(name=f"Recover {component['name']}/{collection} from its snapshot", stack=stack,
-                        collection=collection, snapshot_file=files[descriptor["file"]],
-                        sha256=sha256s[descriptor["file"]], fingerprint=descriptor["fingerprint"], **args)
-        return {"name": f"{component['name']}/{collection}", "engine": "qdrant", "collection": collection, **args,
+    def restore(self, stack: Stack, component: dict, descriptor: dict, files: dict, sha256s: dict) -> list[dict]:
+        collection = descriptor["collection"]
+        return [step("operations.qdrant.restored", f"{component['name']}/{collection}", stack=stack,
+                     collection=collection, snapshot_file=files[descriptor["file"]],
+                     sha256=sha256s[descriptor["file"]], fingerprint=descriptor["fingerprint"],
+                     **qdrant_args(component))]
+
+    def expected(self, component: dict, descriptor: dict, sha256s: dict) -> dict:
+        return {"name": f"{component['name']}/{descriptor['collection']}", "engine": "qdrant",
+                "collection": descriptor["collection"], **qdrant_args(component),
                 "fingerprint": descriptor["fingerprint"]}
 
 
 class Redis:
-    """One part when Redis holds state (``rdb: true``): ``<component>``, an RDB; caches are flushed instead."""
+    """One part when Redis holds state (``rdb: true``): ``<component>``, an RDB whose fingerprint
+    leaves the cache patterns out (they are flushed after the restore); a cache-only Redis is
+    flushed instead."""
 
     def parts(self, stack: Stack, component: dict) -> dict[str, dict]:
         return {component["name"]: {}} if component.get("rdb") else {}
@@ -158,18 +180,20 @@ class Redis:
 
     def dump(self, stack: Stack, component: dict, name: str, part: dict, directory: str, **options):
         return [redis.dumped(name=f"Dump {component['name']} (RDB)", stack=stack, directory=directory,
-                             part=name, **redis_args(component), **options)]
+                             part=name, **redis_state_args(component), **options)]
 
     def plan(self, stack: Stack, component: dict, descriptor: dict, sha256s: dict) -> dict:
-        live = host.get_fact(RedisFingerprint, stack=stack, **redis_args(component))
+        live = host.get_fact(RedisFingerprint, stack=stack, **redis_state_args(component))
         return redis_plan(component["name"], {}, live, descriptor["fingerprint"])
 
-    def restore(self, stack: Stack, component: dict, descriptor: dict, files: dict, sha256s: dict) -> dict:
-        args = redis_args(component)
-        redis.restored(name=f"Restore {component['name']} from its RDB", stack=stack,
-                       rdb_file=files[descriptor["file"]], sha256=sha256s[descriptor["file"]],
-                       fingerprint=descriptor["fingerprint"], **args)
-        return {"name": component["name"], "engine": "redis", **args, "fingerprint": descriptor["fingerprint"]}
+    def restore(self, stack: Stack, component: dict, descriptor: dict, files: dict, sha256s: dict) -> list[dict]:
+        return [step("operations.redis.restored", component["name"], stack=stack,
+                     rdb_file=files[descriptor["file"]], sha256=sha256s[descriptor["file"]],
+                     fingerprint=descriptor["fingerprint"], **redis_state_args(component))]
+
+    def expected(self, component: dict, descriptor: dict, sha256s: dict) -> dict:
+        return {"name": component["name"], "engine": "redis", **redis_state_args(component),
+                "fingerprint": descriptor["fingerprint"]}
 
 
 class Volumes:
@@ -202,14 +226,17 @@ class Volumes:
                    for name, want in descriptor["volumes"].items()}
         return volumes_plan(component["name"], found, descriptor, matches, self.row_counts(stack, component))
 
-    def restore(self, stack: Stack, component: dict, descriptor: dict, files: dict, sha256s: dict) -> dict:
+    def restore(self, stack: Stack, component: dict, descriptor: dict, files: dict, sha256s: dict) -> list[dict]:
         wanted = {name: {"file": files[want["file"]], "sha256": sha256s[want["file"]],
                          "fingerprint": want["fingerprint"]}
                   for name, want in descriptor["volumes"].items()}
-        volumes.restored(name=f"Restore {component['name']} ({', '.join(component['services'])})", stack=stack,
-                         services=component["services"], volumes=wanted)
+        return [step("operations.volumes.restored", component["name"], stack=stack,
+                     services=component["services"], volumes=wanted)]
+
+    def expected(self, component: dict, descriptor: dict, sha256s: dict) -> dict:
         return {"name": component["name"], "engine": "volumes", "services": component["services"],
-                "volumes": {name: {"fingerprint": w["fingerprint"], "sha256": w["sha256"]} for name, w in wanted.items()}}
+                "volumes": {name: {"fingerprint": want["fingerprint"], "sha256": sha256s[want["file"]]}
+                            for name, want in descriptor["volumes"].items()}}
 
 
 ENGINES = {"mysql": Mysql(), "mongo": Mongo(), "qdrant": Qdrant(), "redis": Redis(), "volumes": Volumes()}

@@ -11,13 +11,16 @@ from pathlib import Path
 
 from facts import mongo
 from facts.mysql import same_data
-from operations.stack import stale_services, uncommitted, unknown_commit
+from operations.stack import image_returns, off_image, stale_services, uncommitted, unknown_commit
 
 
 def stack_plan(ref: str, stack_dir: str, repo: dict | None, target: dict | None, services: dict,
-               target_config: dict | None) -> dict:
+               target_config: dict | None, images: dict | None = None, present=()) -> dict:
     """What moving the stack to ``ref`` changes: commits, rebuilds, recreated services.
 
+    ``images`` are the image ids a snapshot recorded per service (at its own commit) and
+    ``present`` those still on the host: the plan's ``images`` says per service whether
+    it returns to its recorded image or is rebuilt, as ``stack.at_commit`` does it.
     A plan with an ``error`` cannot be applied; the deploy refuses it before any change.
     """
     plan = {"component": "stack", "ref": ref, "current": (repo or {}).get("commit"),
@@ -36,16 +39,26 @@ def stack_plan(ref: str, stack_dir: str, repo: dict | None, target: dict | None,
         if any(context in (".", "") or path == context or path.startswith(context.rstrip("/") + "/")
                for path in changed)
     )
+    moves = repo["commit"] != target["commit"]
+    images, present = images or {}, set(present or ())
+    returns = image_returns(images, present, target_config or {}, moves) if images else {}
+    if returns:
+        back = {name for name, service in returns.items() if service["action"] == "tag"}
+        rebuilt = {name for name, service in returns.items() if service["action"] == "rebuild"}
+        rebuild = sorted((set(rebuild) - back) | rebuilt)
     hashes = (target_config or {}).get("hashes") or {name: s["desired_hash"] for name, s in services.items()}
+    elsewhere = off_image(services, images, present)
     recreate = sorted(
         name for name in hashes
         if name in rebuild
         or services.get(name, {}).get("state") != "running"
         or services.get(name, {}).get("config_hash") != hashes[name]
+        or name in elsewhere
     )
-    if repo["commit"] == target["commit"]:
+    if not moves:
         recreate = sorted(set(recreate) | set(stale_services(services)))
     remove = sorted(name for name in services if name not in hashes)
+    extra = {"images": returns} if images else {}
     return {
         **plan,
         "subject": target["subject"],
@@ -55,7 +68,8 @@ def stack_plan(ref: str, stack_dir: str, repo: dict | None, target: dict | None,
         "rebuild": rebuild,
         "recreate": recreate,
         "remove": remove,
-        "changes": repo["commit"] != target["commit"] or bool(recreate or remove),
+        **extra,
+        "changes": moves or bool(recreate or remove),
     }
 
 
@@ -180,9 +194,23 @@ def describe(plan: dict) -> list[str]:
     lines.append(f"  recreate: {', '.join(plan['recreate']) or 'nothing'}")
     if plan["remove"]:
         lines.append(f"  remove: {', '.join(plan['remove'])}")
+    for service, back in plan.get("images", {}).items():
+        lines.append(f"  {service}: {image_line(back)}")
     if not plan["changes"]:
         lines.append("  no change: the stack is already there")
     return lines
+
+
+def image_line(back: dict) -> str:
+    """Where one service's image comes from, given what the snapshot recorded."""
+    recorded = back["recorded"][:19]   # sha256: and 12 hex digits, as docker shows ids
+    if back["action"] == "tag":
+        return f"back to image {recorded} (recorded in the snapshot; no rebuild)"
+    why = (f"recorded image {recorded} is gone" if back["reason"] == "gone"
+           else f"its image name {back['image']} cannot be pinned to the recorded {recorded}")
+    if back["action"] == "rebuild":
+        return f"rebuilt from the commit ({why})"
+    return f"image {back['image']} as the commit names it ({why})"
 
 
 def describe_mysql(plan: dict) -> list[str]:

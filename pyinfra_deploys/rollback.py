@@ -1,45 +1,70 @@
 """
-The rollback deploy: bring every host's stack to a known-good commit and, given a
-snapshot, its databases to the snapshot's content; flush caches; verify integrity.
+The rollback deploy, as target states in the runbook's order, on every host at once:
+
+maintenance on -> safety snapshot -> stack at the snapshot's commit (its recorded images)
+-> components restored from the snapshot (in parallel) -> caches flushed -> verify phase 4
+(integrity, while writes are still blocked) -> maintenance off -> verify phases 1-3 -> run
+record and report.
+
+pyinfra runs each operation on every host before the next one, so each step is a barrier
+across hosts. Everything is planned, and refused if it cannot be applied, before the
+first change. A host whose plan changes nothing gets no safety snapshot and no tag; when
+no host changes anything, maintenance is never switched on: the second run is a no-op.
 """
 
 from __future__ import annotations
 
-from pyinfra import host, logger
+from datetime import datetime
+
+from pyinfra import host, logger, state
 from pyinfra.api import DeployError, deploy
 
 from facts.compose import ComposeServices, ComposeTargetConfig
 from facts.redis import RedisKeyCounts
 from facts.snapshots import SnapshotCatalog, SnapshotFiles, SnapshotManifest, snapshot_dir, valid_snapshot_id
-from facts.stack import StackRepo, StackTarget, valid_ref
-from operations import checks, redis
-from operations.snapshots import snapshot_problems
+from facts.stack import ImagesPresent, StackRepo, StackTarget, valid_ref
+from operations import maintenance, parallel, redis
 from operations import stack as stack_ops
+from operations.snapshots import by_age, snapshot_problems
 
-from .config import DEFAULTS, components_from, setting, snapshot_root, stack_from
+from .backup import snapshot_taken
+from .config import (DEFAULTS, components_from, functional_checks_from, maintenance_from, snapshot_root,
+                     setting, stack_from)
 from .engines import ENGINES, redis_args
 from .plan import PLANS, describe, redis_plan, stack_plan
+from .record import RUN
+from .verify import integrity_verified, service_verified
+
+SAFETY_LABEL = "safety"
 
 
-def plan_stack(stack, ref: str) -> dict:
-    repo = host.get_fact(StackRepo, stack_dir=stack.dir)
-    target = host.get_fact(StackTarget, stack_dir=stack.dir, ref=ref) if repo else None
-    services = host.get_fact(ComposeServices, stack=stack) if repo else {}
-    target_config = host.get_fact(ComposeTargetConfig, stack=stack, ref=ref) if target else None
-    return stack_plan(ref, stack.dir, repo, target, services, target_config)
+def latest_snapshot(catalog: dict) -> str | None:
+    """The newest verified snapshot that is not a safety snapshot (those hold a bad state)."""
+    snapshots = catalog.get("snapshots", {})
+    for snapshot_id in reversed(by_age(snapshots)):
+        entry = snapshots[snapshot_id]
+        if entry.get("verified_at") and not (entry.get("label") or "").startswith(SAFETY_LABEL):
+            return snapshot_id
+    return None
 
 
-def show_plan(plans: list[dict]):
-    for plan in plans:
-        for line in describe(plan):
-            logger.info(f"{host.print_prefix}plan: {line}")
-    PLANS.add(host.name, plans, host.data.get("plan_out"))
+def chosen_snapshot(root: str, wanted: str) -> str:
+    if wanted != "latest":
+        if not valid_snapshot_id(wanted):
+            raise DeployError(f"snapshot id {wanted!r} must match [A-Za-z0-9][A-Za-z0-9._-]{{0,127}} (or be 'latest')")
+        return wanted
+    catalog = host.get_fact(SnapshotCatalog, root=root)
+    chosen = latest_snapshot(catalog)
+    if chosen is None:
+        raise DeployError(f"{host.name}: snapshot=latest, but no verified snapshot under {root} "
+                          f"({len(catalog.get('snapshots', {}))} complete, none verified outside safety snapshots): "
+                          "verify one with `layra-rollback snapshots verify`")
+    logger.info(f"{host.print_prefix}snapshot=latest: {chosen}")
+    return chosen
 
 
 def load_manifest(root: str, snapshot_id: str) -> dict:
     """The snapshot's manifest, once every file is checked against it; refused otherwise."""
-    if not valid_snapshot_id(snapshot_id):
-        raise DeployError(f"snapshot id {snapshot_id!r} must match [A-Za-z0-9][A-Za-z0-9._-]{{0,127}}")
     manifest = host.get_fact(SnapshotManifest, root=root, snapshot_id=snapshot_id)
     if not manifest:
         known = sorted(host.get_fact(SnapshotCatalog, root=root).get("snapshots", {}))
@@ -68,54 +93,136 @@ def restorable_parts(manifest: dict, components: list[dict]) -> list[tuple[dict,
     return parts
 
 
+def plan_stack(stack, ref: str, images: dict) -> dict:
+    repo = host.get_fact(StackRepo, stack_dir=stack.dir)
+    target = host.get_fact(StackTarget, stack_dir=stack.dir, ref=ref) if repo else None
+    services = host.get_fact(ComposeServices, stack=stack) if repo else {}
+    target_config = host.get_fact(ComposeTargetConfig, stack=stack, ref=ref) if target else None
+    present = host.get_fact(ImagesPresent, ids=sorted(set(images.values()))) if images else []
+    return stack_plan(ref, stack.dir, repo, target, services, target_config, images=images, present=present)
+
+
+def incident_from(data) -> dict:
+    """Times the operator (or the watcher) passes: ``--data detected_at=2026-11-21T12:58:00Z``."""
+    incident = {}
+    for key in ("started_at", "detected_at", "decided_at"):
+        value = data.get(f"incident_{key}" if key == "started_at" else key)
+        if value:
+            try:
+                datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            except ValueError:
+                raise DeployError(f"--data {key}={value!r} must be an ISO 8601 UTC time, e.g. 2026-11-21T12:58:00Z")
+            incident[key] = str(value)
+    if data.get("trigger"):
+        incident["trigger"] = str(data.get("trigger"))[:200]
+    return incident
+
+
+def lift_command() -> str:
+    inventory = RUN.record.get("inventory") or "INVENTORY"
+    return f"pyinfra {inventory} maintenance.py --data maintenance=off --limit {host.name}"
+
+
 @deploy("Roll back the Layra stack", data_defaults=DEFAULTS)
 def rollback():
     stack = stack_from(host.data)
     components = components_from(host.data)
-    snapshot_id = host.data.get("snapshot")
-    ref = host.data.get("commit")
-    if not snapshot_id and not ref:
-        raise DeployError("rollback.py needs a snapshot and/or a commit: --data snapshot=<id> "
+    quiesce = maintenance_from(host.data)
+    functional = functional_checks_from(host.data)
+    wanted, ref = host.data.get("snapshot"), host.data.get("commit")
+    if not wanted and not ref:
+        raise DeployError("rollback.py needs a snapshot and/or a commit: --data snapshot=<id|latest> "
                           "(stack at the snapshot's commit) or --data commit=<sha|tag>")
+    skip_safety = str(host.data.get("safety_snapshot", "")).lower() == "skip"
+    RUN.start(state, "rollback", target={"snapshot": wanted, "commit": ref}, incident=incident_from(host.data))
+    RUN.lift_command = None
 
-    manifest, parts, files, sha256s = None, [], {}, {}
-    if snapshot_id:
+    manifest, snapshot_id, parts, files, sha256s, images = None, None, [], {}, {}, {}
+    if wanted:
         root = snapshot_root(host.data)
-        manifest = load_manifest(root, str(snapshot_id))
+        snapshot_id = chosen_snapshot(root, str(wanted))
+        manifest = load_manifest(root, snapshot_id)
         parts = restorable_parts(manifest, components)
-        directory = snapshot_dir(root, str(snapshot_id))
+        directory = snapshot_dir(root, snapshot_id)
         files = {name: f"{directory}/{name}" for name in manifest["files"]}
         sha256s = {name: entry["sha256"] for name, entry in manifest["files"].items()}
-        ref = ref or manifest["stack"]["commit"]
+        if not ref:
+            # the snapshot's own commit: its services return to the images it recorded
+            ref, images = manifest["stack"]["commit"], manifest["stack"].get("images") or {}
     if not isinstance(ref, str) or not valid_ref(ref):
         raise DeployError(f"commit {ref!r} is not a valid git ref (sha, tag or branch)")
 
-    plans = [plan_stack(stack, ref)]
+    plans = [plan_stack(stack, ref, images)]
     plans += [ENGINES[part["engine"]].plan(stack, component, part, sha256s) for component, part in parts]
-    restored = {component["name"] for component, _ in parts}
-    caches = [c for c in components if c["engine"] == "redis" and c["name"] not in restored and c.get("flush_patterns")]
+    # Cache patterns are flushed after the restores: also where Redis was restored from its
+    # RDB (its sessions and caches then date from the snapshot).
+    caches = [c for c in components if c["engine"] == "redis" and c.get("flush_patterns")]
     for component in caches:
         counts = host.get_fact(RedisKeyCounts, stack=stack, patterns=component["flush_patterns"],
                                **redis_args(component))
         plans.append(redis_plan(component["name"], counts))
-    show_plan(plans)
+    for plan in plans:
+        for line in describe(plan):
+            logger.info(f"{host.print_prefix}plan: {line}")
+    PLANS.add(host.name, plans, host.data.get("plan_out"))
     refused = [plan["error"] for plan in plans if plan.get("error")]
     if refused:
         # Planning runs on every host before any operation does: a refusal here stops the
         # whole run with no host changed.
         raise DeployError(f"{host.name}: " + "; ".join(refused))
 
-    # Every file was checked against the manifest while planning (load_manifest), and each
-    # restore checks its own file again right before loading it: no third pass here.
-    stack_ops.at_commit(name=f"Stack at {ref}", stack=stack, commit=ref)
-    stack_ops.services_ready(name="Services running and healthy", stack=stack,
-                             timeout=int(setting(host.data, "layra_ready_timeout")))
+    # Cache flushes alone do not make a rollback: they follow a change, they do not cause one.
+    restores = any(plan["changes"] for plan in plans[1:1 + len(parts)])
+    changes = plans[0]["changes"] or restores
+    RUN.changes[host.name] = changes
+    RUN.lift_command = lift_command()
+    RUN.note(host, snapshot=snapshot_id, commit=plans[0].get("target"),
+             plan=[line for plan in plans for line in describe(plan)])
 
-    expected = [ENGINES[part["engine"]].restore(stack, component, part, files, sha256s)
-                for component, part in parts]
-    for component in caches:
-        redis.caches_flushed(name=f"Flush {component['name']} caches", stack=stack,
-                             patterns=component["flush_patterns"], **redis_args(component))
+    with RUN.phase("maintenance_on"):
+        if quiesce:
+            maintenance.mode(name="Maintenance on", stack=stack, enabled=True, **quiesce, _if=RUN.any_changes)
 
-    if expected:
-        checks.integrity(name="Verify phase 4: integrity", stack=stack, expected=expected)
+    with RUN.phase("safety_snapshot"):
+        # before any data is replaced: a rollback that only moves code destroys nothing
+        if restores and not skip_safety:
+            # one id for every host of the run; undo the rollback with --data snapshot=<it>
+            safety_id = f"{RUN.run_id.split('-')[0]}-{SAFETY_LABEL}-before-rollback"
+            RUN.note(host, safety_snapshot=safety_id)
+            snapshot_taken(stack, components, snapshot_root(host.data), safety_id, f"{SAFETY_LABEL}-before-rollback")
+        elif restores:
+            logger.warning(f"{host.print_prefix}safety_snapshot=skip: NO safety snapshot; this rollback cannot be undone")
+
+    with RUN.phase("stack"):
+        stack_ops.at_commit(name=f"Stack at {ref}", stack=stack, commit=ref, images=images or None)
+        stack_ops.services_ready(name="Services running and healthy", stack=stack,
+                                 timeout=int(setting(host.data, "layra_ready_timeout")))
+        if changes:
+            tag = f"rollback-{RUN.run_id.split('-')[0]}"
+            RUN.record["tag"] = tag
+            stack_ops.tagged(name=f"Tag {tag}", stack=stack, tag=tag, commit=plans[0]["target"],
+                             message=f"layra-rollback run {RUN.run_id} by {RUN.record['who']}: "
+                                     f"stack at {ref}" + (f", data from snapshot {snapshot_id}" if snapshot_id else ""))
+
+    expected = []
+    with RUN.phase("restore"):
+        groups = [ENGINES[part["engine"]].restore(stack, component, part, files, sha256s) for component, part in parts]
+        if groups:
+            parallel.concurrently(name=f"Restore {len(groups)} components from {snapshot_id}", groups=groups)
+        expected = [ENGINES[part["engine"]].expected(component, part, sha256s) for component, part in parts]
+
+    with RUN.phase("caches"):
+        for component in caches:
+            redis.caches_flushed(name=f"Flush {component['name']} caches", stack=stack,
+                                 patterns=component["flush_patterns"], **redis_args(component),
+                                 _if=RUN.any_changes)
+
+    # Phase 4 while writes are still blocked: no write lands between the restore and its
+    # check, and data that fails it is never reopened to writes (maintenance stays on).
+    integrity_verified(stack, expected)
+
+    with RUN.phase("maintenance_off"):
+        if quiesce:
+            maintenance.mode(name="Maintenance off", stack=stack, enabled=False, **quiesce)
+
+    service_verified(stack, components, functional)

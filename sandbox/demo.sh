@@ -1,38 +1,57 @@
 #!/usr/bin/env bash
-# The demo: a bad release reaches every sandbox host, verification catches it, the dry run
-# shows the concrete change, the rollback applies it, verification passes, and a second
-# rollback changes nothing. Run by `make demo` after `make sandbox-up`.
+# The demo, on the sandbox hosts (`make demo` brings them up first):
+#   a snapshot is taken; release 1.1.0 ships and its migration damages data; verification
+#   catches it; the dry run shows what a rollback changes; the rollback runs (maintenance,
+#   safety snapshot, stack, restores, caches, verify); verification passes; a second run
+#   changes nothing; the report and post-mortem draft are written.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STATE=${LAYRA_SANDBOX_DIR:-$PWD/.sandbox}
-PYINFRA=(${VENV:-.venv}/bin/pyinfra -y inventories/sandbox.py)
+export LAYRA_RUNS_DIR=${LAYRA_RUNS_DIR:-$PWD/runs}
+BIN=${VENV:-.venv}/bin
+PYINFRA=("$BIN/pyinfra" -y inventories/sandbox.py)
 ssh_host() {
   ssh -i "$STATE/id_ed25519" -o UserKnownHostsFile="$STATE/known_hosts" -o StrictHostKeyChecking=yes \
       -o BatchMode=yes -o IdentitiesOnly=yes "root@$1" "$2"
 }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+utc() { date -u +%Y-%m-%dT%H:%M:%SZ; }
 hosts=$(python3 -c 'import json,sys; print(" ".join(h["address"] for h in json.load(open(sys.argv[1]))))' "$STATE/hosts.json")
 
-step "1. Release 1.1.0 is shipped by hand to every host (git checkout + compose up)"
+step "0. Every host at the good release, 1.0.0, with its seeded data"
+"${PYINFRA[@]}" rollback.py --data commit=v1.0.0 >/dev/null
+
+step "1. Before shipping, a snapshot of every host (backup.py): each component, checksummed and verified"
+"${PYINFRA[@]}" backup.py --data label=before-1.1.0 | grep -E '^\[|snapshot ' | grep -Ev 'Loaded fact' | tail -n 6
+"$BIN/layra-rollback" snapshots list -i inventories/sandbox.py | tail -n 6
+
+step "2. Release 1.1.0 ships by hand (git checkout + compose up); its migration damages data"
+incident=$(utc)
 for address in $hosts; do
-  ssh_host "$address" 'cd /srv/layra && git checkout -q v1.1.0 && docker compose up -d --build --quiet-pull 2>&1 | tail -n 2'
+  ssh_host "$address" 'cd /srv/layra && git checkout -q v1.1.0 && docker compose up -d --build --quiet-pull 2>&1 | tail -n 1'
 done
-sleep 5
+sleep 6
 
-step "2. Verification catches it (this run is expected to fail)"
-"${PYINFRA[@]}" verify.py || echo "demo: verify failed, as it should on the bad release"
+step "3. Verification catches it (expected to fail: health 503, knowledge-base owners lost)"
+"${PYINFRA[@]}" verify.py --data snapshot=latest 2>&1 | grep -E 'FAIL|failed' | head -n 12 || true
+detected=$(utc)
 
-step "3. Dry run: what rolling back to v1.0.0 would change, per host (nothing is applied)"
-"${PYINFRA[@]}" rollback.py --data commit=v1.0.0 --data plan_out="$STATE/plan.json" --dry
-echo "demo: the same plan as JSON: $STATE/plan.json"
+step "4. Dry run: what rolling back to the snapshot changes, per host and component (nothing applied)"
+"${PYINFRA[@]}" rollback.py --data snapshot=latest --data plan_out="$STATE/plan.json" --dry 2>&1 | grep 'plan:'
+echo "demo: the same plan as JSON in $STATE/plan.json"
 
-step "4. Roll back to v1.0.0 on every host"
-start=$(date +%s.%N)
-"${PYINFRA[@]}" rollback.py --data commit=v1.0.0
-echo "demo: rollback took $(python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 1))" "$start" "$(date +%s.%N)") s"
-
-step "5. Verification passes"
-"${PYINFRA[@]}" verify.py
+step "5. Roll back every host to the snapshot: maintenance on, safety snapshot, stack, restores, caches, maintenance off, verify 1-4"
+decided=$(utc)
+"${PYINFRA[@]}" rollback.py --data snapshot=latest --data incident_started_at="$incident" \
+    --data detected_at="$detected" --data decided_at="$decided" 2>&1 \
+  | grep -Ev 'Loaded fact|^\s*$' | grep -E '^\[|-->|!!!|report:|Run ' | grep -Ev '\] (Starting|Success|No changes)' | tail -n 40
 
 step "6. A second rollback finds every host at the target and changes nothing"
-"${PYINFRA[@]}" rollback.py --data commit=v1.0.0
+"${PYINFRA[@]}" rollback.py --data snapshot=latest 2>&1 | grep -E 'Grand total|Run '
+
+step "7. The report of the rollback, with its timeline against the RTO targets"
+run=$(ls -1 "$LAYRA_RUNS_DIR" | grep -- '-rollback$' | sort | tail -n 2 | head -n 1)
+"$BIN/layra-rollback" report "$run" --runs-dir "$LAYRA_RUNS_DIR"
+"$BIN/layra-rollback" report "$run" --runs-dir "$LAYRA_RUNS_DIR" --stdout | sed -n '/RTO/,/^$/p' | head -n 12
+echo
+echo "demo: report, HTML timeline and post-mortem draft in $LAYRA_RUNS_DIR/$run/"

@@ -178,6 +178,8 @@ prep_ctx mariadb
 build_image mariadb "$MARIADB_IMAGE"
 prep_ctx redis
 build_image redis "$REDIS_IMAGE"
+prep_ctx nginx
+build_image nginx "$NGINX_IMAGE"
 prep_ctx python
 cp -al "$wheels" "$STATE/build/python/wheels" 2>/dev/null || cp -a "$wheels" "$STATE/build/python/wheels"
 rm -f "$STATE/build/python/wheels/.stamp"

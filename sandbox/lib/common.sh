@@ -21,7 +21,8 @@ HOST_IMAGE=layra-sandbox/host:1
 MARIADB_IMAGE=layra-sandbox/mariadb:10.11
 REDIS_IMAGE=layra-sandbox/redis:7
 PYTHON_IMAGE=layra-sandbox/python:3
-STACK_IMAGES=("$MARIADB_IMAGE" "$REDIS_IMAGE" "$PYTHON_IMAGE")
+NGINX_IMAGE=layra-sandbox/nginx:1.22
+STACK_IMAGES=("$MARIADB_IMAGE" "$REDIS_IMAGE" "$PYTHON_IMAGE" "$NGINX_IMAGE")
 
 # Docker-in-Docker without --privileged (see shared/ENVIRONMENT.md).
 DIND_FLAGS=(

@@ -100,6 +100,7 @@ umask 077
   printf 'REDIS_PASSWORD=%s\n' "$(secret)"
   printf 'MONGO_ROOT_PASSWORD=%s\n' "$(secret)"
   printf 'QDRANT_API_KEY=%s\n' "$(secret)"
+  printf 'LAYRA_DEMO_PASSWORD=%s\n' "$(secret)"
   printf 'MAINTENANCE_MODE=false\n'
 } >.env.tmp
 chmod 0600 .env.tmp

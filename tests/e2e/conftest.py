@@ -22,6 +22,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 STATE = Path(os.environ.get("LAYRA_SANDBOX_DIR", ROOT / ".sandbox"))
 STACK = "/srv/layra"
+# Run records of the e2e runs: beside the sandbox's state, not in the operator's runs/.
+RUNS = STATE / "e2e-runs"
+RUN_LINE = re.compile(r"--> Run (\S+) (succeeded|failed): record (\S+)")
 
 
 def pytest_collection_modifyitems(items):
@@ -38,6 +41,12 @@ class Run:
     @property
     def ok(self) -> bool:
         return self.returncode == 0
+
+    def record(self) -> dict:
+        """The run record this run wrote (its path is printed at the end)."""
+        match = RUN_LINE.search(self.output)
+        assert match, f"no run record line in pyinfra's output:\n{self.output[-3000:]}"
+        return json.loads(Path(match.group(3)).read_text())
 
     def totals(self) -> dict[str, int]:
         """pyinfra's closing "Grand total" row: operations per host that changed, failed, did not."""
@@ -99,7 +108,7 @@ class Sandbox:
         result = subprocess.run(
             [sys.executable, "-m", "pyinfra", "-y", "inventories/sandbox.py", deploy, *args],
             cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-            env={**os.environ, "LAYRA_SANDBOX_DIR": str(STATE), "COLUMNS": "200"},
+            env={**os.environ, "LAYRA_SANDBOX_DIR": str(STATE), "LAYRA_RUNS_DIR": str(RUNS), "COLUMNS": "200"},
         )
         return Run(result.returncode, result.stdout + result.stderr)
 

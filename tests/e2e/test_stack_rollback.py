@@ -34,7 +34,7 @@ def test_a_second_rollback_at_the_target_changes_nothing_on_any_host(sandbox: Sa
     totals = run.totals()
     assert (totals["changed"], totals["error"], totals["no_change"]) == (0, 0, totals["hosts"]), run.output
     for host in sandbox.hosts:
-        assert re.search(rf"\[{host.name}\] noop: stack at [0-9a-f]{{12}} and all 7 services up to date", run.output)
+        assert re.search(rf"\[{host.name}\] noop: stack at [0-9a-f]{{12}} and all 8 services up to date", run.output)
     assert {host.name: host.containers() for host in sandbox.hosts} == before
 
 

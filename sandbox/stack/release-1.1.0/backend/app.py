@@ -5,7 +5,9 @@ Endpoints
   POST /api/v1/auth/login       {"username","password"} -> {"access_token": ...}
   GET  /api/v1/knowledge-bases  (Bearer token) list, cached in Redis kb:cache:list
   POST /api/v1/knowledge-bases  (Bearer token) {"name"} -> 201
-MAINTENANCE_MODE=true|1: writes (except login) answer 503 {"detail":"maintenance"}.
+  POST /api/v1/chat/completions (Bearer token) {"query"} -> a canned answer over the user's KBs
+MAINTENANCE_MODE=true|1: writes answer 503, except health and auth paths (the runbook's rule).
+The seeded user is `demo`, its password LAYRA_DEMO_PASSWORD (the stack's env file).
 """
 import hashlib
 import hmac
@@ -26,6 +28,8 @@ SESSION_TTL = 3600
 KB_CACHE_KEY = "kb:cache:list"
 KB_CACHE_TTL = 300
 PBKDF2_ITERATIONS = 100_000
+# Writes that stay open in maintenance mode: health checks and authentication.
+WRITE_PATHS_IN_MAINTENANCE = ("/api/v1/health", "/api/v1/auth")
 
 log = logging.getLogger("layra.backend")
 
@@ -118,7 +122,7 @@ def init_schema():
         if "users" in created:
             cur.execute(
                 "INSERT INTO users (username, password_hash, created_at) VALUES (%s, %s, %s)",
-                ("demo", hash_password("demo-password", "layra-demo-salt"), SEED_TIME),
+                ("demo", hash_password(os.environ["LAYRA_DEMO_PASSWORD"], "layra-demo-salt"), SEED_TIME),
             )
         if "knowledge_bases" in created:
             cur.execute("SELECT id FROM users WHERE username = 'demo'")
@@ -131,6 +135,16 @@ def init_schema():
                 )
         if created:
             log.info("created tables: %s", ", ".join(created))
+
+
+def migrate_sharing():
+    """1.1.0's knowledge-base sharing migration, with its bug: it resets every knowledge
+    base's owner before copying owners into kb_shares, and kb_shares is never created.
+    Data is damaged on the first start; only a restore brings the owners back."""
+    with db() as conn, conn.cursor() as cur:
+        changed = cur.execute("UPDATE knowledge_bases SET owner_id = 0 WHERE owner_id <> 0")
+    if changed:
+        log.warning("kb sharing migration: %d knowledge bases moved to owner 0", changed)
 
 
 def health():
@@ -239,10 +253,10 @@ class Handler(BaseHTTPRequestHandler):
     def dispatch(self, method):
         path = self.path_only()
         try:
-            if method != "GET" and path != "/api/v1/auth/login" and env_flag("MAINTENANCE_MODE"):
+            if method != "GET" and not path.startswith(WRITE_PATHS_IN_MAINTENANCE) and env_flag("MAINTENANCE_MODE"):
                 # drain the body so the connection stays usable
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                return self.send_json(503, {"detail": "maintenance"})
+                return self.send_json(503, {"detail": "System undergoing maintenance. Please try again in a few minutes."})
             route = ROUTES.get((method, path))
             if route is None:
                 if any(p == path for (_, p) in ROUTES):
@@ -305,12 +319,25 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(422, {"detail": "name required"})
         self.send_json(201, create_kb(name.strip(), user))
 
+    def r_chat(self):
+        user = self.current_user()
+        if user is None:
+            return self.send_json(401, {"detail": "not authenticated"})
+        body = self.read_json()
+        query = body.get("query") if body else None
+        if not isinstance(query, str) or not query.strip():
+            return self.send_json(422, {"detail": "query required"})
+        kbs = list_kbs()
+        self.send_json(200, {"answer": f"{len(kbs)} knowledge bases searched for {query.strip()[:80]!r}",
+                             "sources": [kb["name"] for kb in kbs[:3]]})
+
 
 ROUTES = {
     ("GET", "/api/v1/health/check"): Handler.r_health,
     ("POST", "/api/v1/auth/login"): Handler.r_login,
     ("GET", "/api/v1/knowledge-bases"): Handler.r_list_kbs,
     ("POST", "/api/v1/knowledge-bases"): Handler.r_create_kb,
+    ("POST", "/api/v1/chat/completions"): Handler.r_chat,
 }
 
 
@@ -321,6 +348,8 @@ def _on_sigterm(signum, frame):
 def main():
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     init_schema()
+    if os.environ.get("KB_SHARING") == "enabled":
+        migrate_sharing()
     port = int(os.environ.get("PORT", "8000"))
     server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
     server.daemon_threads = True

@@ -1,0 +1,422 @@
+"""
+Run independent steps of our own operations at the same time on one host.
+
+pyinfra runs an operation on every host at once, but a host's operations one after
+another. A rollback restores several independent components per host (MySQL, MongoDB,
+Redis, Qdrant, a volume set); ``concurrently`` lets them restore side by side.
+
+A step is one call of one of our operations, as plain data:
+
+.. code:: python
+
+    {"operation": "operations.mysql.shadow_loaded", "label": "mysql/layra",
+     "kwargs": {"stack": {"dir": "/srv/layra"}, "database": "layra", ...}}
+
++ operation: the dotted path of an operation under ``ALLOWED_PREFIXES`` (``operations.``)
++ kwargs: its arguments; a mapping given for a dataclass argument (``stack``) becomes one
++ label: names the step in logs and errors (default: the operation's name)
+
+Each step runs the operation's own generator (``_inner``): what it reads, yields and
+refuses is exactly what the operation would read, yield and refuse on its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import types
+import typing
+from importlib import import_module
+from inspect import signature
+from itertools import chain
+
+import gevent
+from paramiko import SSHException
+from pyinfra import host, logger, state
+from pyinfra.api import FunctionCommand, OperationError, StringCommand, operation
+from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
+from pyinfra.api.command import PyinfraCommand
+from pyinfra.api.util import print_host_combined_output
+from pyinfra.context import ctx_config, ctx_host, ctx_state
+
+# Where step operations may come from: ours only, never pyinfra's own or arbitrary code
+# named by data. Tests extend it with their own throwaway operations.
+ALLOWED_PREFIXES: tuple[str, ...] = ("operations.",)
+STEP_KEYS = {"operation", "kwargs", "label"}
+
+
+@dataclasses.dataclass
+class Step:
+    path: str
+    label: str
+    inner: typing.Callable
+    kwargs: dict
+    given: dict  # kwargs as given, for the command's description
+
+    @property
+    def name(self) -> str:
+        return f"{self.label} ({'.'.join(self.path.split('.')[-2:])})"
+
+    def commands(self):
+        for command in self.inner(**self.kwargs):
+            # as pyinfra's operation wrapper does
+            yield StringCommand(command.strip()) if isinstance(command, str) else command
+
+    def as_data(self) -> dict:
+        return {"operation": self.path, "label": self.label, "kwargs": plain(self.given)}
+
+
+class StepHost:
+    """The host as one step sees it: its log lines name the step, and the reasons it
+    gives ``host.noop`` are kept (and logged only while executing)."""
+
+    def __init__(self, real, label: str, echo: bool):
+        self._host, self.label, self.echo, self.noops = real, label, echo, []
+
+    def __getattr__(self, name):
+        return getattr(self._host, name)
+
+    @property
+    def print_prefix(self) -> str:
+        return f"{self._host.print_prefix}{self.label}: "
+
+    def noop(self, description: str) -> None:
+        self.noops.append(description)
+        if self.echo:
+            log = logger.info if self._host.state.print_noop_info else logger.debug
+            log(f"{self.print_prefix}noop: {description}")
+
+
+def plain(value):
+    """JSON-shaped data: dataclasses (``Stack``) become mappings, tuples lists."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {field.name: plain(getattr(value, field.name)) for field in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    return value
+
+
+def typed(inner, kwargs: dict) -> dict:
+    """The operation's arguments with mappings turned into the dataclasses it annotates."""
+    try:
+        hints = typing.get_type_hints(inner)
+    except Exception:
+        return dict(kwargs)
+    result = {}
+    for key, value in kwargs.items():
+        hint = hints.get(key)
+        union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+        for candidate in typing.get_args(hint) if union else (hint,):
+            if isinstance(value, dict) and isinstance(candidate, type) and dataclasses.is_dataclass(candidate):
+                value = candidate(**value)
+                break
+        result[key] = value
+    return result
+
+
+def resolved(path) -> typing.Callable:
+    if not isinstance(path, str) or not path.startswith(ALLOWED_PREFIXES):
+        raise OperationError(f"step operation {path!r} is not one of ours "
+                             f"(a dotted path under {', '.join(ALLOWED_PREFIXES)})")
+    module_name, name = path.rsplit(".", 1)
+    try:
+        found = getattr(import_module(module_name), name, None)
+    except ImportError as error:
+        raise OperationError(f"step operation {path!r}: {error}") from None
+    inner = getattr(found, "_inner", None)
+    if inner is None:
+        raise OperationError(f"step operation {path!r} is not a pyinfra operation")
+    if inner is concurrently._inner:
+        raise OperationError("concurrently cannot run itself as a step")
+    return inner
+
+
+def checked_groups(groups) -> list[list[Step]]:
+    if isinstance(groups, (str, dict)) or not isinstance(groups, (list, tuple)) or not groups:
+        raise OperationError(f"groups must be a non-empty list of lists of steps, got {groups!r}")
+    checked = []
+    for group in groups:
+        if isinstance(group, (str, dict)) or not isinstance(group, (list, tuple)) or not group:
+            raise OperationError(f"each group must be a non-empty list of steps, got {group!r}")
+        checked.append([checked_step(step) for step in group])
+    return checked
+
+
+def checked_step(step) -> Step:
+    if not isinstance(step, dict) or "operation" not in step or set(step) - STEP_KEYS:
+        raise OperationError(f"a step is {{operation, kwargs, label}}, got {step!r}")
+    path, kwargs = step["operation"], step.get("kwargs") or {}
+    inner = resolved(path)
+    label = step.get("label") or ".".join(path.split(".")[-2:])
+    if not isinstance(label, str) or "\n" in label:
+        raise OperationError(f"step label must be a string on one line, got {label!r}")
+    if not isinstance(kwargs, dict) or any(not isinstance(key, str) or key.startswith("_") for key in kwargs):
+        # global arguments (_sudo, _env, ...) belong to the concurrently operation, for all steps
+        raise OperationError(f"{label}: kwargs must map argument names (no _global arguments), got {kwargs!r}")
+    try:
+        signature(inner).bind(**kwargs)
+        return Step(path, label, inner, typed(inner, kwargs), kwargs)
+    except TypeError as error:
+        raise OperationError(f"{label}: {path} {error}") from None
+
+
+def advanced(generator, step_host: StepHost):
+    """The generator's next command (None when it is done), with the step's host in context."""
+    previous = ctx_host.get()
+    ctx_host.set(step_host)
+    try:
+        return next(generator, None)
+    finally:
+        ctx_host.set(previous)
+
+
+def closed(generator, step_host: StepHost) -> None:
+    previous = ctx_host.get()
+    ctx_host.set(step_host)
+    try:
+        generator.close()
+    finally:
+        ctx_host.set(previous)
+
+
+def each_at_once(work, items: list) -> list:
+    """``work(item)`` for every item, each in its own greenlet carrying pyinfra's context
+    (state, host, config: ``host.get_fact`` needs them); the results in order, or the
+    first item's exception raised once all are done."""
+    current_state, current_host, config = ctx_state.get(), ctx_host.get(), ctx_config.get()
+    if config is None:
+        config = current_state.config.copy()
+
+    def carried(item):
+        with ctx_state.use(current_state), ctx_host.use(current_host), ctx_config.use(config):
+            try:
+                return True, work(item)
+            except Exception as error:  # handed to the caller, not printed by gevent
+                return False, error
+
+    greenlets = [gevent.spawn(carried, item) for item in items]
+    try:
+        gevent.joinall(greenlets)
+    finally:
+        gevent.killall([greenlet for greenlet in greenlets if not greenlet.dead])
+    results = []
+    for ok, value in (greenlet.value for greenlet in greenlets):
+        if not ok:
+            raise value
+        results.append(value)
+    return results
+
+
+@dataclasses.dataclass
+class Pending:
+    """A group found to change: its first changing step, already started, and the command
+    that step yielded (facts read once, as pyinfra reads an operation's at execution)."""
+
+    group: list[Step]
+    index: int
+    generator: typing.Iterator
+    command: PyinfraCommand
+    step_host: StepHost
+
+
+def described(error: Exception) -> str:
+    return str(error) if isinstance(error, OperationError) else f"{type(error).__name__}: {error}"
+
+
+def group_name(group: list[Step]) -> str:
+    return ", ".join(dict.fromkeys(step.label for step in group))
+
+
+def planned(group: list[Step]) -> tuple[int | None, list[str]]:
+    """Planning: every step checked against the facts as they are now, each up to its first
+    command, as pyinfra checks an operation. The first changing step and the noop reasons."""
+    first, reasons = None, []
+    for index, step in enumerate(group):
+        step_host = StepHost(ctx_host.get(), step.label, echo=False)
+        generator = step.commands()
+        try:
+            command = advanced(generator, step_host)
+        except OperationError as error:
+            raise OperationError(f"{step.name}: {error}") from None
+        finally:
+            closed(generator, step_host)
+        if command is not None:
+            first = index if first is None else first
+        else:
+            reasons += step_host.noops or [f"{step.label} at the target"]
+    return first, reasons
+
+
+def rechecked(group: list[Step]):
+    """Executing: the steps checked again in order up to the first that changes something.
+    A Pending, the noop reasons of a group at its target, or the failure of a step."""
+    reasons = []
+    for index, step in enumerate(group):
+        step_host = StepHost(ctx_host.get(), step.label, echo=True)
+        generator = step.commands()
+        try:
+            command = advanced(generator, step_host)
+        except Exception as error:
+            return (step.name, described(error))
+        if command is not None:
+            return Pending(group, index, generator, command, step_host)
+        reasons += step_host.noops or [f"{step.label} at the target"]
+    return reasons
+
+
+def executed(command: PyinfraCommand, step_host: StepHost, connector_arguments: dict) -> str | None:
+    """Run one command of a step as pyinfra's executor would: None, or why it failed."""
+    real, current_state = step_host._host, ctx_state.get()
+    arguments = {**connector_arguments, **command.connector_arguments}
+    try:
+        if isinstance(command, StringCommand):
+            status, output = command.execute(current_state, real, arguments)
+            if status is False:
+                if not current_state.print_output:
+                    print_host_combined_output(step_host, output)
+                lines = [line for line in output.stderr_lines or output.stdout_lines if line.strip()]
+                return lines[-1].strip() if lines else "the command failed"
+            return None
+        status = command.execute(current_state, real, arguments)
+    except TimeoutError:
+        return f"command timed out after {arguments.get('_timeout')}s"
+    except (OSError, SSHException) as error:
+        return f"command socket/SSH error: {described(error)}"
+    except Exception as error:  # a FunctionCommand's callback can raise anything
+        return described(error)
+    return "the command failed" if status is False else None
+
+
+def run_pending(pending: Pending, connector_arguments: dict) -> tuple[str, str] | None:
+    """Run a group from its first changing step on: a step's generator only starts once the
+    step before it finished, so it reads the facts as that step left them. None, or the
+    failed step's name and error."""
+    name, started, failure = group_name(pending.group), time.monotonic(), None
+    logger.info(f"{host.print_prefix}{name}: started")
+    for index in range(pending.index, len(pending.group)):
+        step = pending.group[index]
+        if index == pending.index:
+            step_host, generator = pending.step_host, pending.generator
+            commands = chain([pending.command], generator)
+        else:
+            step_host = StepHost(pending.step_host._host, step.label, echo=True)
+            generator = commands = step.commands()
+        try:
+            while (command := advanced(commands, step_host)) is not None:
+                error = executed(command, step_host, connector_arguments)
+                if error is not None:
+                    failure = (step.name, error)
+                    break
+        except Exception as raised:  # a step refusing while executing (the facts changed)
+            failure = (step.name, described(raised))
+        finally:
+            closed(generator, step_host)
+        if failure:
+            break
+    outcome = "failed after" if failure else "done in"
+    logger.info(f"{host.print_prefix}{name}: {outcome} {time.monotonic() - started:.1f}s")
+    return failure
+
+
+def groups_run(pending: list[Pending] | None, failures: list, total: int, connector_arguments: dict):
+    """The callback of the command ``concurrently`` yields. Its argument ``groups`` only
+    describes the pending groups (for logs and case files): it runs those found while
+    executing, with their first commands already taken, then reports every failure."""
+
+    def run_groups(state, host, groups) -> bool:
+        if pending is None:
+            raise RuntimeError("groups planned are run by the command made while executing")
+        found = failures + [failure for failure in each_at_once(
+            lambda item: run_pending(item, connector_arguments), pending) if failure]
+        if found:
+            host.log_styled(f"{len(found)} of {total} groups failed: "
+                            + "; ".join(f"{name}: {error}" for name, error in found),
+                            fg="red", log_func=logger.error)
+            return False
+        return True
+
+    return run_groups
+
+
+def summary(reasons: list[str], steps: int) -> str:
+    return f"all {steps} steps at the target: " + "; ".join(dict.fromkeys(reasons))
+
+
+@operation()
+def concurrently(groups: list[list[dict]]):
+    """
+    Run groups of steps at the same time on a host, the steps of each group in order.
+
+    + groups: lists of steps (see the module docstring); the groups run at the same time,
+      the steps of a group one after another
+
+    Each group behaves as its steps would as operations of their own, one after
+    another: while planning, every step is checked against the facts as they are (and
+    its refusals raised); nothing happens when every step is at its target. While
+    executing, the steps are checked again, groups that reached their target are
+    skipped, and one command runs the others, each in its own greenlet. A step's
+    generator only starts once the step before it finished, so it reads the facts that
+    step left (``swapped_in`` sees the shadow copy ``shadow_loaded`` just loaded), and
+    each command it yields runs right away, with the operation's global arguments
+    (``_sudo``, ``_env``, ...): give those to ``concurrently``, not to the steps.
+
+    A failing step stops its own group; the other groups finish, then the operation
+    fails with one message naming each failed step and its error. Every group logs
+    when it starts and when it is done, with its duration. As for any Python callback,
+    ``_timeout`` also bounds the whole operation, not just each command. Over SSH the
+    groups share one connection, a channel each: OpenSSH allows 10 at once by default
+    (``MaxSessions``).
+
+    **Example:**
+
+    .. code:: python
+
+        parallel.concurrently(
+            name="Restore the components",
+            groups=[
+                [
+                    {"operation": "operations.mysql.shadow_loaded", "label": "mysql/layra",
+                     "kwargs": {"stack": {"dir": "/srv/layra"}, "database": "layra",
+                                "dump_file": "/var/backups/layra/2026/mysql.layra.sql.gz",
+                                "sha256": "9f86d08...", "fingerprint": {...}}},
+                    {"operation": "operations.mysql.swapped_in", "label": "mysql/layra",
+                     "kwargs": {"stack": {"dir": "/srv/layra"}, "database": "layra",
+                                "fingerprint": {...}}},
+                ],
+                [
+                    {"operation": "operations.redis.restored", "label": "redis",
+                     "kwargs": {"stack": {"dir": "/srv/layra"}, "rdb_file": "/var/backups/layra/2026/redis.rdb.gz",
+                                "sha256": "5f1c...", "fingerprint": {...}}},
+                ],
+            ],
+        )
+    """
+    checked = checked_groups(groups)
+    steps = sum(len(group) for group in checked)
+
+    if not state.is_executing:
+        plans = each_at_once(planned, checked)
+        changing = [group[first:] for group, (first, _) in zip(checked, plans) if first is not None]
+        if not changing:
+            host.noop(summary([reason for _, reasons in plans for reason in reasons], steps))
+            return
+        described_groups = [[step.as_data() for step in group] for group in changing]
+        yield FunctionCommand(groups_run(None, [], len(checked), {}), (described_groups,), {})
+        return
+
+    checks = each_at_once(rechecked, checked)
+    for group, check in zip(checked, checks):
+        if isinstance(check, list):
+            logger.info(f"{host.print_prefix}{group_name(group)}: at the target, skipped")
+    pending = [check for check in checks if isinstance(check, Pending)]
+    failures = [check for check in checks if isinstance(check, tuple)]
+    if not pending and not failures:
+        host.noop(summary([reason for check in checks for reason in check], steps))
+        return
+    connector_arguments = {key: value for key, value in (host.current_op_global_arguments or {}).items()
+                           if key in CONNECTOR_ARGUMENT_KEYS}
+
+    run_groups = groups_run(pending, failures, len(checked), connector_arguments)
+    yield FunctionCommand(run_groups, ([[step.as_data() for step in p.group[p.index:]] for p in pending],), {})

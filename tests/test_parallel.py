@@ -1,0 +1,127 @@
+"""parallel.concurrently, run for real on @local: through pyinfra's API (planning, then
+execution, as the CLI does) and once through the CLI. The steps are the throwaway
+operations of tests/parallel_steps.py."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from pyinfra.api import Config, Inventory, State
+from pyinfra.api.connect import connect_all
+from pyinfra.api.exceptions import PyinfraError
+from pyinfra.api.operation import OperationMeta, add_op
+from pyinfra.api.operations import run_ops
+
+from operations import parallel
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def test_steps_allowed(monkeypatch, caplog):
+    monkeypatch.setattr(parallel, "ALLOWED_PREFIXES", parallel.ALLOWED_PREFIXES + ("parallel_steps.",))
+    caplog.set_level(logging.INFO, logger="pyinfra")
+
+
+def step(operation: str, label: str, **kwargs) -> dict:
+    return {"operation": f"parallel_steps.{operation}", "label": label, "kwargs": kwargs}
+
+
+@dataclass
+class Run:
+    meta: OperationMeta
+    planned_changes: int  # operations pyinfra's planning found would change
+    seconds: float  # execution only
+
+
+def run(groups, **global_arguments) -> Run:
+    state = State(Inventory((["@local"], {})), Config())
+    connect_all(state)
+    (host, meta), = add_op(state, parallel.concurrently, groups=groups, **global_arguments).items()
+    planned_changes = state.get_meta_for_host(host).ops_change
+    started = time.monotonic()
+    try:
+        run_ops(state)
+    except PyinfraError:  # "No hosts remaining!": @local, the only host, failed
+        pass
+    return Run(meta, planned_changes, time.monotonic() - started)
+
+
+def lines(caplog, text: str) -> list[int]:
+    return [i for i, record in enumerate(caplog.records) if text in record.getMessage()]
+
+
+def test_two_groups_that_each_sleep_two_seconds_finish_in_about_two_seconds(caplog):
+    result = run([[step("slept", "a", seconds=2)], [step("slept", "b", seconds=2)]])
+
+    assert result.meta.did_succeed() and result.meta.did_change()
+    assert 2 <= result.seconds < 3.5
+    # both groups started before either finished, and each took its own two seconds
+    assert max(lines(caplog, "a: started") + lines(caplog, "b: started")) < min(lines(caplog, ": done in"))
+    assert lines(caplog, "a: done in 2.") and lines(caplog, "b: done in 2.")
+
+
+def test_a_step_reads_its_facts_only_after_the_step_before_it_ran(tmp_path):
+    marker = tmp_path / "marker"
+    # file_seen alone fails while the file is not there ...
+    assert run([[step("file_seen", "alone", path=str(marker))]]).meta.did_error()
+    # ... and, after file_present in its group, sees the file that step made
+    result = run([[step("file_present", "pair", path=str(marker)), step("file_seen", "pair", path=str(marker))]])
+
+    assert result.meta.did_succeed() and marker.exists()
+
+
+def test_a_failing_step_stops_its_own_group_and_the_operation_fails_naming_it(tmp_path, caplog):
+    never, other = tmp_path / "never", tmp_path / "other"
+    result = run([
+        [step("failed", "broken", message="boom"), step("file_present", "broken", path=str(never))],
+        [step("slept", "other", seconds=1), step("file_present", "other", path=str(other))],
+    ])
+
+    assert result.meta.did_error()
+    assert other.exists() and not never.exists()
+    assert lines(caplog, "1 of 2 groups failed: broken (parallel_steps.failed): boom")
+    assert lines(caplog, "other: done in")
+
+
+def test_a_second_run_at_the_target_changes_nothing(tmp_path):
+    groups = [[step("file_present", "one", path=str(tmp_path / "one"))],
+              [step("file_present", "two", path=str(tmp_path / "two"))]]
+    first, second = run(groups), run(groups)
+
+    assert first.planned_changes == 1 and first.meta.did_change()
+    assert second.planned_changes == 0
+    assert second.meta.did_succeed() and not second.meta.did_change()
+
+
+def test_global_arguments_of_the_operation_reach_every_steps_commands(tmp_path):
+    groups = [[step("env_written", "first", path=str(tmp_path / "first"), variable="LAYRA_X")],
+              [step("env_written", "second", path=str(tmp_path / "second"), variable="LAYRA_X")]]
+    result = run(groups, _env={"LAYRA_X": "1"})
+
+    assert result.meta.did_succeed()
+    assert (tmp_path / "first").read_text() == "1" and (tmp_path / "second").read_text() == "1"
+
+
+def test_the_cli_runs_the_groups_side_by_side(tmp_path):
+    (tmp_path / "deploy.py").write_text(
+        "from operations import parallel\n"
+        "parallel.ALLOWED_PREFIXES += ('parallel_steps.',)\n"
+        "step = lambda op, label, **kwargs: {'operation': 'parallel_steps.' + op, 'label': label, 'kwargs': kwargs}\n"
+        "parallel.concurrently(name='Two sleeps', groups=[[step('slept', 'a', seconds=2)],\n"
+        "                                                 [step('slept', 'b', seconds=2)]])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
+    done = subprocess.run([sys.executable, "-m", "pyinfra", "-y", "@local", "deploy.py"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=60)
+    output = done.stdout + done.stderr
+
+    assert done.returncode == 0, output
+    assert max(output.index("a: started"), output.index("b: started")) < output.index(": done in 2.")
