@@ -45,7 +45,7 @@ app = [
 # A split deployment: the data host holds the databases and no backend (no maintenance
 # mode there); app hosts then say `"layra_components": {}` or what they still hold.
 # data = [
-#     ("layra-data-1.example.internal", {**_ssh, "layra_maintenance": None, "layra_components": {
+#     ("layra-data-1.example.internal", {**_ssh, "layra_maintenance": False, "layra_components": {
 #         "mysql": {"engine": "mysql", "service": "mysql", "user": "root",
 #                   "password_key": "MYSQL_ROOT_PASSWORD", "databases": ["layra"]},
 #         "redis": {"engine": "redis", "service": "redis", "password_key": "REDIS_PASSWORD"},

@@ -14,7 +14,8 @@ import time
 from pyinfra import host, logger
 from pyinfra.api import FunctionCommand, OperationError, QuoteString, StringCommand, operation
 
-from facts.compose import ComposeServices, ComposeTargetConfig, Stack, compose_command, project_containers_command
+from facts.compose import (ComposeServices, ComposeTargetConfig, Stack, compose_command, project_containers_command,
+                           replaced_command)
 from facts.shell import assign
 from facts.stack import (ImagesPresent, StackRepo, StackTag, StackTarget, git_command, pinnable_image,
                          valid_image_id, valid_ref)
@@ -94,7 +95,7 @@ def unready_services(services: dict) -> dict[str, str]:
 
 
 @operation()
-def at_commit(stack: Stack, commit: str, images: dict[str, str] | None = None):
+def at_commit(stack: Stack, commit: str, images: dict[str, str] | None = None, rolling: dict | None = None):
     """
     Run the stack at a commit: check it out, rebuild what it builds, recreate what changed.
 
@@ -102,6 +103,9 @@ def at_commit(stack: Stack, commit: str, images: dict[str, str] | None = None):
     + commit: a commit sha, tag or branch known to the stack's repository
     + images: ``{service: image id}`` a snapshot recorded at this commit; services whose
       recorded image still exists return to it instead of being rebuilt
+    + rolling: ``{"service": "backend", "nginx_service": "nginx", "timeout": 120}``: the
+      service behind nginx is replaced rolling (``facts.compose.replaced_command``) before
+      ``up``, so reads keep being served while the stack moves
 
     Builds go through Docker's cache, so only services whose build context changed are
     really rebuilt, and ``docker compose up -d --remove-orphans`` recreates only the
@@ -159,8 +163,11 @@ def at_commit(stack: Stack, commit: str, images: dict[str, str] | None = None):
     present = set(host.get_fact(ImagesPresent, ids=sorted(set(images.values())))) if images else set()
     moves = repo["commit"] != target["commit"]
     if not moves and not stale and not off_image(services, images, present):
+        gone = sorted(name for name, image_id in images.items() if image_id not in present)
         host.noop(f"stack at {target['commit'][:12]} and all {len(services)} services up to date"
-                  + (" (on their recorded images)" if images else ""))
+                  + (f" ({len(images) - len(gone)} on their recorded image" if images else "")
+                  + (f"; recorded image gone for {', '.join(gone)}" if gone else "")
+                  + (")" if images else ""))
         return
 
     tags, build = [], [compose_command(stack, "build", "--quiet")]
@@ -185,6 +192,10 @@ def at_commit(stack: Stack, commit: str, images: dict[str, str] | None = None):
     yield from tags
     if moves:
         yield from build
+    if rolling:
+        # replaced even when only other services change: a few seconds, never a gap
+        yield replaced_command(stack, rolling["service"], rolling.get("nginx_service"),
+                               int(rolling.get("timeout", 120)))
     yield compose_command(stack, "up", "-d", "--remove-orphans", "--quiet-pull")
 
 

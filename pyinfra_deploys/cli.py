@@ -146,3 +146,7 @@ def show_report(run: str, runs_dir: Path, output_format: str, stdout: bool):
 
 
 main.add_command(snapshots)
+
+
+if __name__ == "__main__":
+    main()

@@ -86,9 +86,9 @@ def snapshot_root(data) -> str:
 
 def maintenance_from(data) -> dict | None:
     """``{"service", "nginx_service", "dropin"}``, or None where the host runs no backend
-    (``layra_maintenance: None``, e.g. a data host)."""
+    (``layra_maintenance: False``, e.g. a data host)."""
     settings = setting(data, "layra_maintenance")
-    if settings is None:
+    if settings is False:
         return None
     where = "host data 'layra_maintenance'"
     if not isinstance(settings, dict) or not set(settings) <= {"service", "nginx_service", "dropin"}:

@@ -23,6 +23,6 @@ def maintenance_mode():
         raise DeployError(f"maintenance.py needs --data maintenance=on or --data maintenance=off, got {wanted!r}")
     quiesce = maintenance_from(host.data)
     if quiesce is None:
-        logger.info(f"{host.print_prefix}no backend here (layra_maintenance is None): nothing to switch")
+        logger.info(f"{host.print_prefix}no backend here (layra_maintenance is False): nothing to switch")
         return
     maintenance.mode(name=f"Maintenance {wanted}", stack=stack_from(host.data), enabled=wanted == "on", **quiesce)

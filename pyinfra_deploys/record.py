@@ -68,7 +68,8 @@ class Run(BaseStateCallback):
         self.phase_of: dict[str, str] = {}        # operation hash -> phase
         self.current_phase: str | None = None
         self.changes: dict[str, bool] = {}          # host -> its plan changes something
-        self.lift_command: str | None = None
+        self.pending: list[tuple] = []   # finished operations whose result pyinfra has yet to complete
+        self.lift: dict[str, str] = {}              # host -> the command that lifts its maintenance
         self.finished = False
 
     # Setting up, while pyinfra prepares the deploy (once per host)
@@ -179,22 +180,34 @@ class Run(BaseStateCallback):
         op = ops[-1]
         op["ended_at"] = stamp(utc_now())
         op["ok"] = ok
-        meta = state.get_op_data_for_host(host, op_hash).operation_meta
-        try:
-            op["changed"] = bool(meta.did_change())
-        except Exception:  # noqa: BLE001 - an op that errored has no change status
-            op["changed"] = None
         if not ok:
-            stderr = [line for line in meta.stderr_lines if line.strip()] if meta.executed else []
-            op["error"] = (stderr[-1] if stderr else "failed").strip()[:300]
-            entry.update(status="failed", error=f"{op['name']}: {op['error']}")
-        if op["phase"] == "maintenance_on" and ok and op["changed"]:
-            entry["maintenance"] = "on"
-            entry["maintenance_lift"] = self.lift_command
-        elif op["phase"] == "maintenance_off" and ok and op["name"].startswith("Maintenance off"):
-            entry["maintenance"] = "off"
-            entry["maintenance_lift"] = None
+            entry.update(status="failed", error=f"{op['name']}: failed")
+            if op["phase"] == "maintenance_on":
+                # a failed switch may have half happened (the nginx drop-in is written first)
+                entry.update(maintenance="on", maintenance_lift=self.lift.get(host.name))
+        # pyinfra completes the operation's result only after this callback: read it later
+        self.pending.append((host, op_hash, op))
         self.save()
+
+    def fill_results(self):
+        """Whether each finished operation changed anything, and for a failed one the last
+        line it wrote to stderr (what failed, in its words)."""
+        for host, op_hash, op in list(self.pending):
+            meta = self.state.get_op_data_for_host(host, op_hash).operation_meta
+            if not meta.is_complete():
+                continue
+            self.pending.remove((host, op_hash, op))
+            entry = self.host_entry(host)
+            op["changed"] = bool(meta.did_change()) if op["ok"] else None
+            if not op["ok"]:
+                lines = [line.strip() for line in meta.stderr_lines if line.strip()]
+                op["error"] = (lines[-1] if lines else "failed")[:300]
+                if entry["error"] == f"{op['name']}: failed":
+                    entry["error"] = f"{op['name']}: {op['error']}"
+            elif op["phase"] == "maintenance_on" and op["changed"]:
+                entry.update(maintenance="on", maintenance_lift=self.lift.get(host.name))
+            elif op["phase"] == "maintenance_off" and op["name"].endswith("Maintenance off"):
+                entry.update(maintenance="off", maintenance_lift=None)
 
     # The record on disk
 
@@ -213,6 +226,7 @@ class Run(BaseStateCallback):
     def save(self):
         if self.record is None or not self.record["started_at"]:
             return  # a dry run, or nothing executed yet: no record
+        self.fill_results()
         self.record["phases"] = self.phases()
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         temporary = self.path.with_suffix(".tmp")

@@ -135,7 +135,6 @@ def rollback():
                           "(stack at the snapshot's commit) or --data commit=<sha|tag>")
     skip_safety = str(host.data.get("safety_snapshot", "")).lower() == "skip"
     RUN.start(state, "rollback", target={"snapshot": wanted, "commit": ref}, incident=incident_from(host.data))
-    RUN.lift_command = None
 
     manifest, snapshot_id, parts, files, sha256s, images = None, None, [], {}, {}, {}
     if wanted:
@@ -175,7 +174,7 @@ def rollback():
     restores = any(plan["changes"] for plan in plans[1:1 + len(parts)])
     changes = plans[0]["changes"] or restores
     RUN.changes[host.name] = changes
-    RUN.lift_command = lift_command()
+    RUN.lift[host.name] = lift_command()
     RUN.note(host, snapshot=snapshot_id, commit=plans[0].get("target"),
              plan=[line for plan in plans for line in describe(plan)])
 
@@ -194,7 +193,11 @@ def rollback():
             logger.warning(f"{host.print_prefix}safety_snapshot=skip: NO safety snapshot; this rollback cannot be undone")
 
     with RUN.phase("stack"):
-        stack_ops.at_commit(name=f"Stack at {ref}", stack=stack, commit=ref, images=images or None)
+        # behind nginx the backend is replaced rolling: reads are served while the stack moves
+        rolling = {"service": quiesce["service"], "nginx_service": quiesce["nginx_service"]} \
+            if quiesce and quiesce["nginx_service"] else None
+        stack_ops.at_commit(name=f"Stack at {ref[:12]}", stack=stack, commit=ref, images=images or None,
+                            rolling=rolling)
         stack_ops.services_ready(name="Services running and healthy", stack=stack,
                                  timeout=int(setting(host.data, "layra_ready_timeout")))
         if changes:
@@ -208,7 +211,7 @@ def rollback():
     with RUN.phase("restore"):
         groups = [ENGINES[part["engine"]].restore(stack, component, part, files, sha256s) for component, part in parts]
         if groups:
-            parallel.concurrently(name=f"Restore {len(groups)} components from {snapshot_id}", groups=groups)
+            parallel.concurrently(name=f"Restore the components from {snapshot_id}", groups=groups)
         expected = [ENGINES[part["engine"]].expected(component, part, sha256s) for component, part in parts]
 
     with RUN.phase("caches"):

@@ -28,7 +28,7 @@ step "1. Before shipping, a snapshot of every host (backup.py): each component, 
 step "2. Release 1.1.0 ships by hand (git checkout + compose up); its migration damages data"
 incident=$(utc)
 for address in $hosts; do
-  ssh_host "$address" 'cd /srv/layra && git checkout -q v1.1.0 && docker compose up -d --build --quiet-pull 2>&1 | tail -n 1'
+  ssh_host "$address" 'cd /srv/layra && git checkout -q v1.1.0 && docker compose up -d --build --quiet-pull 2>&1 | tail -n 1 && docker compose exec -T nginx nginx -s reload'
 done
 sleep 6
 

@@ -29,8 +29,9 @@ from facts.http import FunctionalChecks, functional_spec
 from pyinfra_deploys.config import functional_checks_from
 
 ROOT = Path(__file__).resolve().parents[1]
-# Every character a shell or JSON could trip on: quotes, backslash, $, space, printf's %s, &.
-PASSWORD = "p\"a\\ss $HOME it's %s&"
+# Every character a shell or JSON could trip on: quotes, backslash, $, space, printf's %s, &;
+# and a part of its own, so that runs side by side (and their negative control) never meet.
+PASSWORD = "p\"a\\ss $HOME it's %s&" + secrets.token_hex(4)
 TOKEN = "tok-" + secrets.token_urlsafe(24)
 # Each answer takes this long, so that the sampler sees every curl while it runs.
 DELAY = 0.25
@@ -225,41 +226,63 @@ def stack_dir(tmp_path_factory) -> Path:
 SECRETS = [PASSWORD.encode(), json.dumps(PASSWORD)[1:-1].encode(), TOKEN.encode()]
 
 
-class Sampler:
-    """Reads every process's command line (and environment, where ours) until stopped."""
+# The sampler runs as a process of its own: pyinfra's CLI package (which pyinfra-testing
+# imports) patches threads into gevent greenlets, and a greenlet reading /proc never yields.
+# It reads the secrets from its stdin (never its argv), samples until stdin closes, then
+# prints what it saw as JSON.
+SAMPLER = r"""
+import json, os, select, sys
+secrets = [s.encode() for s in json.loads(sys.stdin.readline())]
+found = {"samples": 0, "curl_seen": 0, "script_seen": 0, "leaks": []}
+while True:
+    curl = script = False
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        for kind in ("cmdline", "environ"):
+            try:
+                with open(f"/proc/{pid}/{kind}", "rb") as file:
+                    data = file.read()
+            except OSError:
+                continue
+            if kind == "cmdline":
+                curl = curl or data.startswith(b"curl\0")
+                script = script or b"fc_password" in data
+            found["leaks"] += [f"{pid} {kind}: {data[:200]!r}" for secret in secrets if secret in data]
+    found["samples"] += 1
+    found["curl_seen"] += curl
+    found["script_seen"] += script
+    if found["samples"] == 1:
+        print("ready", flush=True)
+    if select.select([sys.stdin], [], [], 0)[0]:
+        break
+print(json.dumps(found), flush=True)
+"""
 
-    def __init__(self):
-        self.samples = self.curl_seen = self.script_seen = 0
-        self.leaks: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+
+class Sampler:
+    """Every process's command line (and environment, where readable) sampled while in
+    the ``with`` block: ``samples``, in how many a curl / our shell ran, and any leaks."""
 
     def __enter__(self):
-        self._thread.start()
+        self.process = subprocess.Popen([sys.executable, "-c", SAMPLER], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True)
+        self.process.stdin.write(json.dumps([secret.decode() for secret in SECRETS]) + "\n")
+        self.process.stdin.flush()
+        assert self.process.stdout.readline() == "ready\n"
         return self
 
     def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self):
-        while not self._stop.is_set():
-            curl = script = False
-            for pid in os.listdir("/proc"):
-                if not pid.isdigit():
-                    continue
-                for kind in ("cmdline", "environ"):
-                    try:
-                        data = Path(f"/proc/{pid}/{kind}").read_bytes()
-                    except OSError:
-                        continue
-                    if kind == "cmdline":
-                        curl = curl or data.startswith(b"curl\0")
-                        script = script or b"fc_password" in data
-                    self.leaks += [f"{pid} {kind}: {data[:200]!r}" for secret in SECRETS if secret in data]
-            self.samples += 1
-            self.curl_seen += curl
-            self.script_seen += script
+        self.process.stdin.close()
+        try:
+            found = json.loads(self.process.stdout.read())
+            self.process.wait(timeout=30)
+        except Exception:
+            self.process.kill()
+            self.process.wait()
+            raise
+        self.samples, self.curl_seen = found["samples"], found["curl_seen"]
+        self.script_seen, self.leaks = found["script_seen"], found["leaks"]
 
 
 def local_host():
@@ -310,7 +333,10 @@ def test_the_sampler_sees_a_secret_on_a_command_line_and_in_an_environment():
 def test_the_fact_logs_in_with_the_env_files_password_and_runs_each_check_with_the_token(
         layra, stack_dir, sampled):
     Layra.seen.clear()
-    answers = run_fact(layra, stack_dir)
+    with Sampler() as sampler:
+        answers = run_fact(layra, stack_dir)
+    # the sampler caught the curls and our shell while they ran: it would have seen a leak
+    assert sampler.curl_seen > 0 and sampler.script_seen > 0 and sampler.leaks == []
     assert Layra.seen == [{"username": "demo", "password": PASSWORD}]
     login, (listed, chat) = answers["login"], answers["checks"]
     assert (login["status"], login["token"], login["error"]) == (200, True, "")
@@ -319,7 +345,6 @@ def test_the_fact_logs_in_with_the_env_files_password_and_runs_each_check_with_t
         "knowledge-base list", 200, '[{"id": 1, "name": "docs"}, {"id": 2, "name": "faq"}]')
     assert (chat["name"], chat["status"]) == ("chat completion", 200)
     assert chat["body"] == '{"answer": "2 knowledge bases searched for \'test\'"}'
-    assert sampled.curl_seen > 0 and sampled.script_seen > 0
 
 
 def test_neither_password_nor_token_is_in_the_facts_answers(layra, stack_dir, sampled):

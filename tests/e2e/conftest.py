@@ -92,8 +92,10 @@ class SandboxHost:
                         check=False)
 
     def deploy_by_hand(self, ref: str):
-        """What an operator did to ship a release: checkout and compose up, no waiting."""
-        self.stack(f"git checkout -q {shlex.quote(ref)} && docker compose up -d --build --quiet-pull 2>&1")
+        """What an operator did to ship a release: checkout, compose up, and nginx reloaded
+        (it resolves the recreated backend again), no waiting."""
+        self.stack(f"git checkout -q {shlex.quote(ref)} && docker compose up -d --build --quiet-pull 2>&1 && "
+                   "docker compose exec -T nginx nginx -s reload 2>&1")
 
 
 class Sandbox:

@@ -65,7 +65,9 @@ def sql(host: SandboxHost, statement: str) -> str:
 
 
 def owners(host: SandboxHost) -> str:
-    return sql(host, "SELECT GROUP_CONCAT(owner_id ORDER BY id) FROM knowledge_bases")
+    """The owner of every knowledge base but those the client writes once maintenance is off."""
+    return sql(host, "SELECT GROUP_CONCAT(owner_id ORDER BY id) FROM knowledge_bases "
+                     "WHERE name NOT LIKE 'written-during-rollback-%'")
 
 
 def ship_the_bad_release(sandbox: Sandbox):
@@ -138,14 +140,17 @@ def test_a_bad_release_is_rolled_back_on_every_host_with_writes_503_and_reads_se
 
     # the client: every read answered, writes answered 503 while maintenance was on
     log = [line.split() for line in client_host.ssh("cat /tmp/e2e-client.log").splitlines() if line.strip()]
-    reads = [int(code) for _, method, code in log if method == "GET"]
+    # from the first operation to the last (a release shipped by hand, as 1.1.0 was, leaves
+    # nginx pointing at the replaced backend: 502/504 until our first reload)
+    window = seconds(record["started_at"]), seconds(record["ended_at"])
+    reads = [int(code) for when, method, code in log if method == "GET" and window[0] <= float(when) <= window[1]]
     writes = [(float(when), int(code)) for when, method, code in log if method == "POST"]
     quiesced = (seconds(record["phases"]["maintenance_on"]["ended_at"]),
                 seconds(record["phases"]["maintenance_off"]["started_at"]))
     during = [code for when, code in writes if quiesced[0] < when < quiesced[1]]
     assert len(reads) >= 20 and set(reads) == {200}, f"reads answered {sorted(set(reads))}"
     assert len(during) >= 10 and set(during) == {503}, f"writes while quiesced answered {sorted(set(during))}"
-    assert {code for _, code in writes} <= {201, 503}
+    assert {code for when, code in writes if window[0] <= when <= window[1]} <= {201, 503}
 
     # the report: every phase with its duration, the RTO table, the post-mortem draft
     report = subprocess.run([sys.executable, "-m", "pyinfra_deploys.cli", "report", record["run_id"],
