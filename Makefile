@@ -28,7 +28,7 @@ test: sandbox-up
 	$(PY) -m pytest
 
 test-unit: install
-	$(PY) -m pytest -m 'not e2e' tests/test_facts.py tests/test_operations.py tests/test_core.py tests/test_catalog.py
+	$(PY) -m pytest -m 'not e2e'
 
 test-e2e: sandbox-up
 	$(PY) -m pytest -m e2e

@@ -17,6 +17,7 @@ from pyinfra.api import FactBase, QuoteString, StringCommand
 
 from .compose import Stack
 from .shell import section, split_sections
+from .volumes import valid_service
 
 KEY = "MAINTENANCE_MODE"
 
@@ -49,6 +50,21 @@ def valid_dropin(dropin) -> bool:
         isinstance(dropin, str) and bool(dropin.strip("/")) and not any(c in dropin for c in "\n\r\0")
         and ".." not in dropin.split("/")
     )
+
+
+def settings_problem(service, nginx_service, dropin) -> str | None:
+    """What is wrong with maintenance settings, in words, or None: one check for the
+    operation and for host data."""
+    if not valid_service(service):
+        return f"service must be a compose service name, got {service!r}"
+    if nginx_service is not None and not valid_service(nginx_service):
+        return f"nginx_service must be a compose service name or None, got {nginx_service!r}"
+    if (nginx_service is None) != (dropin is None):
+        return (f"nginx_service and dropin go together (the nginx service, and a file its "
+                f"configuration includes in server {{}}), got {nginx_service!r} and {dropin!r}")
+    if dropin is not None and not valid_dropin(dropin):
+        return f"dropin must be a file path on one line without '..', got {dropin!r}"
+    return None
 
 
 def dropin_path(stack: Stack, dropin: str) -> str:

@@ -30,10 +30,9 @@ from facts.maintenance import (
     container_values_command,
     dropin_path,
     running_ids,
-    valid_dropin,
+    settings_problem,
 )
 from facts.shell import assign
-from facts.volumes import valid_service
 
 
 def env_set(stack: Stack, value: str) -> StringCommand:
@@ -145,15 +144,9 @@ def mode(stack: Stack, enabled: bool, service: str = "backend", nginx_service: s
     """
     if not isinstance(enabled, bool):
         raise OperationError(f"enabled must be True or False, got {enabled!r}")
-    if not valid_service(service):
-        raise OperationError(f"service must be a compose service name, got {service!r}")
-    if nginx_service is not None and not valid_service(nginx_service):
-        raise OperationError(f"nginx_service must be a compose service name or None, got {nginx_service!r}")
-    if (nginx_service is None) != (dropin is None):
-        raise OperationError(f"nginx_service and dropin go together (the nginx service, and a file its "
-                             f"configuration includes in server {{}}), got {nginx_service!r} and {dropin!r}")
-    if dropin is not None and not valid_dropin(dropin):
-        raise OperationError(f"dropin must be a file path on one line without '..', got {dropin!r}")
+    problem = settings_problem(service, nginx_service, dropin)
+    if problem:
+        raise OperationError(problem)
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
         raise OperationError(f"timeout must be a whole number of seconds, got {timeout!r}")
     stack = Stack.of(stack)

@@ -9,6 +9,7 @@ from pyinfra.api import DeployError
 
 from facts.compose import Stack
 from facts.http import FUNCTIONAL_KEYS, BadSetting, functional_spec
+from facts.maintenance import settings_problem
 from facts.mysql import valid_database
 from facts.qdrant import valid_name, valid_url
 from facts.redis import valid_volatile
@@ -94,17 +95,9 @@ def maintenance_from(data) -> dict | None:
     if not isinstance(settings, dict) or not set(settings) <= {"service", "nginx_service", "dropin"}:
         raise DeployError(f"{where} must be a mapping with service, nginx_service and dropin, got {settings!r}")
     service, nginx, dropin = settings.get("service", "backend"), settings.get("nginx_service"), settings.get("dropin")
-    if not valid_service(service):
-        raise DeployError(f"{where}.service must be the backend's compose service name, got {service!r}")
-    if (nginx is None) != (dropin is None):
-        raise DeployError(f"{where}: nginx_service and dropin go together (the nginx service, and a file "
-                          f"its nginx.conf includes in server {{}}), got {nginx!r} and {dropin!r}")
-    if nginx is not None and not valid_service(nginx):
-        raise DeployError(f"{where}.nginx_service must be a compose service name, got {nginx!r}")
-    if dropin is not None and (not isinstance(dropin, str) or not dropin.endswith(".conf") or "\n" in dropin
-                               or ".." in dropin.split("/")):
-        raise DeployError(f"{where}.dropin must be a path to a .conf file (relative to the stack directory), "
-                          f"got {dropin!r}")
+    problem = settings_problem(service, nginx, dropin)
+    if problem:
+        raise DeployError(f"{where}: {problem}")
     return {"service": service, "nginx_service": nginx, "dropin": dropin}
 
 

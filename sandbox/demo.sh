@@ -43,15 +43,17 @@ echo "demo: the same plan as JSON in $STATE/plan.json"
 step "5. Roll back every host to the snapshot: maintenance on, safety snapshot, stack, restores, caches, maintenance off, verify 1-4"
 decided=$(utc)
 "${PYINFRA[@]}" rollback.py --data snapshot=latest --data incident_started_at="$incident" \
-    --data detected_at="$detected" --data decided_at="$decided" 2>&1 \
-  | grep -Ev 'Loaded fact|^\s*$' | grep -E '^\[|-->|!!!|report:|Run ' | grep -Ev '\] (Starting|Success|No changes)' | tail -n 40
+    --data detected_at="$detected" --data decided_at="$decided" >"$STATE/demo-rollback.log" 2>&1 \
+  || { tail -n 40 "$STATE/demo-rollback.log"; echo "demo: the rollback failed (log: $STATE/demo-rollback.log)"; exit 1; }
+grep -E 'Starting operation|phase [1-4]|snapshot .*: all|: (started|done in)' "$STATE/demo-rollback.log" \
+  | sed -e 's/^--> Starting operation: Roll back the Layra stack | /-- /' | grep -v 'Loaded fact' | head -n 60
+run=$(sed -n 's/^--> Run \([^ ]*\) succeeded.*/\1/p' "$STATE/demo-rollback.log")
 
 step "6. A second rollback finds every host at the target and changes nothing"
 "${PYINFRA[@]}" rollback.py --data snapshot=latest 2>&1 | grep -E 'Grand total|Run '
 
 step "7. The report of the rollback, with its timeline against the RTO targets"
-run=$(ls -1 "$LAYRA_RUNS_DIR" | grep -- '-rollback$' | sort | tail -n 2 | head -n 1)
 "$BIN/layra-rollback" report "$run" --runs-dir "$LAYRA_RUNS_DIR"
-"$BIN/layra-rollback" report "$run" --runs-dir "$LAYRA_RUNS_DIR" --stdout | sed -n '/RTO/,/^$/p' | head -n 12
+"$BIN/layra-rollback" report "$run" --runs-dir "$LAYRA_RUNS_DIR" --stdout | sed -n '/^## Recovery time/,/^## Hosts/p' | head -n 32
 echo
 echo "demo: report, HTML timeline and post-mortem draft in $LAYRA_RUNS_DIR/$run/"

@@ -43,11 +43,14 @@ read_list() {
 }
 login
 n=0
+quiesced=
 while [ ! -e /tmp/e2e-client.stop ]; do
   n=$((n + 1))
   code=$(read_list)
   if [ "$code" = 401 ]; then login; code=$(read_list); fi   # caches flushed: sessions are gone
   echo "$(date +%s.%N) GET $code"
+  # writes stop once maintenance is lifted: the second run must find the data at the snapshot
+  if [ -e nginx/layra.d/maintenance.conf ]; then quiesced=yes; elif [ -n "$quiesced" ]; then sleep 0.2; continue; fi
   code=$(printf '{"name":"written-during-rollback-%s"}' "$n" | curl -s -o /dev/null -m 5 -w '%{http_code}' \
     --data-binary @- -H 'Content-Type: application/json' \
     -K <(printf 'header = "Authorization: Bearer %s"\n' "$token") "$api/knowledge-bases")
