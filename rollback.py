@@ -1,4 +1,10 @@
-"""Roll back: pyinfra inventories/prod.py rollback.py --data commit=<sha|tag> [--dry]"""
+"""Roll back: pyinfra inventories/prod.py rollback.py --data snapshot=<id|latest> [--data commit=<ref>] [--dry]
+
+Maintenance on, safety snapshot, stack at the snapshot's commit, restores, caches, verify
+1-4, maintenance off, run record (see pyinfra_deploys/rollback.py and the README).
+`--data commit=<ref>` alone moves only the code. `--data safety_snapshot=skip` skips the
+safety snapshot (the rollback then cannot be undone).
+"""
 
 from pyinfra_deploys.rollback import rollback
 

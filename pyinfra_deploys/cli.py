@@ -26,9 +26,13 @@ def main():
 
     \b
     Run the deploys with pyinfra against an inventory:
-      pyinfra inventories/prod.py rollback.py --data commit=v1.0.0 --dry
-      pyinfra inventories/prod.py rollback.py --data commit=v1.0.0
-      pyinfra inventories/prod.py verify.py
+      pyinfra inventories/prod.py backup.py --data label=pre-release
+      pyinfra inventories/prod.py rollback.py --data snapshot=latest --dry
+      pyinfra inventories/prod.py rollback.py --data snapshot=latest
+      pyinfra inventories/prod.py verify.py --data snapshot=latest
+      pyinfra inventories/prod.py maintenance.py --data maintenance=off
+    Every rollback and verify run writes runs/<run id>/record.json
+    (LAYRA_RUNS_DIR moves it); `report` renders it.
     """
 
 

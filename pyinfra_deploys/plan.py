@@ -194,8 +194,14 @@ def describe(plan: dict) -> list[str]:
     lines.append(f"  recreate: {', '.join(plan['recreate']) or 'nothing'}")
     if plan["remove"]:
         lines.append(f"  remove: {', '.join(plan['remove'])}")
-    for service, back in plan.get("images", {}).items():
-        lines.append(f"  {service}: {image_line(back)}")
+    # a service's image is news only where it moves, or cannot return to what was recorded
+    moving = set(plan["recreate"]) | set(plan["rebuild"])
+    images = plan.get("images", {})
+    for service, back in images.items():
+        if service in moving or back["action"] != "tag":
+            lines.append(f"  {service}: {image_line(back)}")
+    if images and not moving & set(images):
+        lines.append(f"  images: all {len(images)} services on the ids the snapshot recorded")
     if not plan["changes"]:
         lines.append("  no change: the stack is already there")
     return lines
