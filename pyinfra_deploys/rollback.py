@@ -194,7 +194,8 @@ def rollback():
 
     with RUN.phase("stack"):
         # behind nginx the backend is replaced rolling: reads are served while the stack moves
-        rolling = {"service": quiesce["service"], "nginx_service": quiesce["nginx_service"]} \
+        rolling = {"service": quiesce["service"], "nginx_service": quiesce["nginx_service"],
+                   "timeout": int(setting(host.data, "layra_ready_timeout"))} \
             if quiesce and quiesce["nginx_service"] else None
         stack_ops.at_commit(name=f"Stack at {ref[:12]}", stack=stack, commit=ref, images=images or None,
                             rolling=rolling)

@@ -63,7 +63,7 @@ def clean_slate(sandbox: Sandbox):
     yield
 
 
-def test_backup_writes_a_whole_snapshot_with_checksums_and_private_permissions(sandbox: Sandbox):
+def test_backup_writes_a_whole_verified_snapshot_with_checksums_and_private_permissions(sandbox: Sandbox):
     snapshot_id = backup(sandbox, "whole")
 
     for host in sandbox.hosts:
@@ -72,9 +72,12 @@ def test_backup_writes_a_whole_snapshot_with_checksums_and_private_permissions(s
         assert found["id"] == snapshot_id and found["stack"]["commit"] == host.commit()
         assert "mysql.layra" in found["parts"]
         sums = dict(line.split("  ", 1)[::-1] for line in
-                    host.ssh(f"cd {ROOT}/{snapshot_id} && find . -type f ! -name manifest.json -printf '%P\\n'"
+                    host.ssh(f"cd {ROOT}/{snapshot_id} && find . -type f ! -name manifest.json ! -name .verified"
+                             " -printf '%P\\n'"
                              " | xargs -d '\\n' sha256sum").splitlines())
         assert {name: entry["sha256"] for name, entry in found["files"].items()} == sums
+        # the backup read back what it wrote: the snapshot is verified from birth
+        assert host.ssh(f"cat {ROOT}/{snapshot_id}/.verified").startswith("20")
         modes = set(host.ssh(f"find {ROOT}/{snapshot_id} -type d -printf 'd%m\\n' -o -type f -printf 'f%m\\n'").split())
         assert modes == {"d700", "f600"}
     assert "redis" in manifest(sandbox.hosts[1], snapshot_id)["parts"]

@@ -94,7 +94,8 @@ def test_a_dirty_working_tree_is_refused_naming_what_is_uncommitted(sandbox: San
         host.stack("git checkout -- docker-compose.yml")
 
 
-def test_a_release_that_never_gets_healthy_fails_naming_the_service(sandbox: Sandbox):
+def test_a_release_that_never_gets_healthy_fails_naming_the_service_and_the_old_one_keeps_serving(
+        sandbox: Sandbox):
     sandbox.at_good_release()
     host = sandbox.hosts[0]
 
@@ -102,7 +103,10 @@ def test_a_release_that_never_gets_healthy_fails_naming_the_service(sandbox: San
                           "--limit", host.name)
 
     assert not run.ok
-    assert re.search(r"service backend is unhealthy after 15s \(last healthcheck: .*kb_shares", run.output), run.output
+    assert re.search(r"backend: the new container \w+ is unhealthy after up to 15s \(last healthcheck: .*kb_shares"
+                     r".*the old one keeps serving", run.output), run.output
+    assert host.health() == "200"   # the rolling replace kept the running release behind nginx
+    assert f"MAINTENANCE MODE IS STILL ON on {host.name}" in run.output
     sandbox.at_good_release()
     assert host.health() == "200"
 
