@@ -19,11 +19,16 @@ utc() { date -u +%Y-%m-%dT%H:%M:%SZ; }
 hosts=$(python3 -c 'import json,sys; print(" ".join(h["address"] for h in json.load(open(sys.argv[1]))))' "$STATE/hosts.json")
 
 step "0. Every host at the good release, 1.0.0, with its seeded data"
-"${PYINFRA[@]}" rollback.py --data commit=v1.0.0 >/dev/null
+"${PYINFRA[@]}" rollback.py --data commit=v1.0.0 >"$STATE/demo-start.log" 2>&1 \
+  || { tail -n 30 "$STATE/demo-start.log"; echo "demo: could not bring the hosts to 1.0.0"; exit 1; }
+for address in $hosts; do   # owners as seeded (an earlier 1.1.0, e.g. from the tests, reset them)
+  ssh_host "$address" 'cd /srv/layra && MYSQL_PWD=$(sed -n "s/^MYSQL_ROOT_PASSWORD=//p" .env) docker compose exec -T -e MYSQL_PWD mysql mariadb -uroot layra -e "UPDATE knowledge_bases SET owner_id = 1 WHERE owner_id = 0" </dev/null'
+done
 
 step "1. Before shipping, a snapshot of every host (backup.py): each component, checksummed and verified"
-"${PYINFRA[@]}" backup.py --data label=before-1.1.0 | grep -E '^\[|snapshot ' | grep -Ev 'Loaded fact' | tail -n 6
-"$BIN/layra-rollback" snapshots list -i inventories/sandbox.py | tail -n 6
+"${PYINFRA[@]}" backup.py --data label=before-1.1.0 >"$STATE/demo-backup.log" 2>&1 \
+  || { tail -n 30 "$STATE/demo-backup.log"; echo "demo: the backup failed (log: $STATE/demo-backup.log)"; exit 1; }
+grep -E 'snapshot [^ ]+: (about|all)' "$STATE/demo-backup.log" || true
 
 step "2. Release 1.1.0 ships by hand (git checkout + compose up); its migration damages data"
 incident=$(utc)
@@ -33,11 +38,11 @@ done
 sleep 6
 
 step "3. Verification catches it (expected to fail: health 503, knowledge-base owners lost)"
-"${PYINFRA[@]}" verify.py --data snapshot=latest 2>&1 | grep -E 'FAIL|failed' | head -n 12 || true
+{ "${PYINFRA[@]}" verify.py --data snapshot=latest 2>&1 || true; } | grep -E 'FAIL ' | head -n 12 || true
 detected=$(utc)
 
 step "4. Dry run: what rolling back to the snapshot changes, per host and component (nothing applied)"
-"${PYINFRA[@]}" rollback.py --data snapshot=latest --data plan_out="$STATE/plan.json" --dry 2>&1 | grep 'plan:'
+"${PYINFRA[@]}" rollback.py --data snapshot=latest --data plan_out="$STATE/plan.json" --dry 2>&1 | grep 'plan:' || true
 echo "demo: the same plan as JSON in $STATE/plan.json"
 
 step "5. Roll back every host to the snapshot: maintenance on, safety snapshot, stack, restores, caches, maintenance off, verify 1-4"
@@ -46,11 +51,11 @@ decided=$(utc)
     --data detected_at="$detected" --data decided_at="$decided" >"$STATE/demo-rollback.log" 2>&1 \
   || { tail -n 40 "$STATE/demo-rollback.log"; echo "demo: the rollback failed (log: $STATE/demo-rollback.log)"; exit 1; }
 grep -E 'Starting operation|phase [1-4]|snapshot .*: all|: (started|done in)' "$STATE/demo-rollback.log" \
-  | sed -e 's/^--> Starting operation: Roll back the Layra stack | /-- /' | grep -v 'Loaded fact' | head -n 60
+  | sed -e 's/^--> Starting operation: Roll back the Layra stack | /-- /' | grep -v 'Loaded fact' | head -n 60 || true
 run=$(sed -n 's/^--> Run \([^ ]*\) succeeded.*/\1/p' "$STATE/demo-rollback.log")
 
 step "6. A second rollback finds every host at the target and changes nothing"
-"${PYINFRA[@]}" rollback.py --data snapshot=latest 2>&1 | grep -E 'Grand total|Run '
+"${PYINFRA[@]}" rollback.py --data snapshot=latest 2>&1 | grep -E 'Grand total|Run ' || true
 
 step "7. The report of the rollback, with its timeline against the RTO targets"
 "$BIN/layra-rollback" report "$run" --runs-dir "$LAYRA_RUNS_DIR"
