@@ -90,7 +90,7 @@ def print_results(out_file: str | None):
         print(f"verify: results as JSON in {out_file}", file=sys.stderr)
 
 
-_TABLE: list[str | None] = []
+_REGISTERED: set[str] = set()   # the table is printed once per run, not once per host
 
 
 @deploy("Verify the Layra stack", data_defaults=DEFAULTS)
@@ -100,8 +100,8 @@ def verify():
     functional = functional_checks_from(host.data)
     wanted = host.data.get("snapshot")
     RUN.start(state, "verify", target={"snapshot": wanted, "commit": None})
-    if not _TABLE:
-        _TABLE.append(host.data.get("verify_out"))
-        atexit.register(print_results, _TABLE[0])
+    if RUN.run_id not in _REGISTERED:
+        _REGISTERED.add(RUN.run_id)
+        atexit.register(print_results, host.data.get("verify_out"))
     service_verified(stack, components, functional)
     integrity_verified(stack, expected_from_snapshot(components, wanted) if wanted else [])
