@@ -256,7 +256,8 @@ wait_ready() {
   while :; do
     bad=
     for c in "$@"; do
-      case $(state "$c") in healthy|running) ;; unhealthy) [ -n "$as_sick" ] || bad=$c ;;
+      # unhealthy: its healthcheck failed `retries` times after its start period; no waiting it out
+      case $(state "$c") in healthy|running) ;; unhealthy) [ -n "$as_sick" ] || { bad=$c; return 1; } ;;
         starting) [ -n "$as_sick" ] && checked "$c" || bad=$c ;;
         exited|dead|gone) bad=$c; return 1 ;; *) bad=$c ;; esac
     done

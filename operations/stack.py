@@ -194,8 +194,18 @@ def at_commit(stack: Stack, commit: str, images: dict[str, str] | None = None, r
         yield from build
     if rolling:
         # replaced even when only other services change: a few seconds, never a gap
-        yield replaced_command(stack, rolling["service"], rolling.get("nginx_service"),
-                               int(rolling.get("timeout", 120)))
+        replace = replaced_command(stack, rolling["service"], rolling.get("nginx_service"),
+                                   int(rolling.get("timeout", 120)))
+        if moves:
+            # A release the replace refuses leaves the checkout where the running containers
+            # are: a snapshot or a rollback taken next must not see the refused commit.
+            back = repo["commit"]
+            replace = StringCommand(
+                "(", replace, ") || {", git_command(stack.dir, "checkout", "--quiet", "--detach", QuoteString(back)),
+                "; echo", QuoteString(f"the stack's checkout is back at {back[:12]}, which its containers run"),
+                ">&2; exit 1; }", _shell_executable="bash",
+            )
+        yield replace
     yield compose_command(stack, "up", "-d", "--remove-orphans", "--quiet-pull")
 
 

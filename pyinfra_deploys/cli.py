@@ -7,6 +7,10 @@ this CLI reads what they leave behind.
 
 from __future__ import annotations
 
+# pyinfra's CLI patches the standard library for gevent on import; it must come before
+# anything opens a socket (the watcher reaches hosts through pyinfra's API).
+import pyinfra_cli  # noqa: F401  isort: skip
+
 import json
 import sys
 from pathlib import Path
@@ -17,6 +21,7 @@ from . import components as proposals
 from .catalog import snapshots
 from .plan import describe
 from .report import RecordError, load_record, render_html, render_markdown, write_reports
+from .triggers_cli import triggers, watch
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,6 +36,9 @@ def main():
       pyinfra inventories/prod.py rollback.py --data snapshot=latest
       pyinfra inventories/prod.py verify.py --data snapshot=latest
       pyinfra inventories/prod.py maintenance.py --data maintenance=off
+      pyinfra inventories/prod.py migrate.py --data commit=<new>
+    Watch the trigger rules and roll back by itself on a CRITICAL one:
+      layra-rollback watch --inventory inventories/prod.py --snapshot latest
     Every rollback and verify run writes runs/<run id>/record.json
     (LAYRA_RUNS_DIR moves it); `report` renders it.
     """
@@ -150,6 +158,8 @@ def show_report(run: str, runs_dir: Path, output_format: str, stdout: bool):
 
 
 main.add_command(snapshots)
+main.add_command(watch)
+main.add_command(triggers)
 
 
 if __name__ == "__main__":

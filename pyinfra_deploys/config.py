@@ -50,7 +50,11 @@ DEFAULTS = {
     "layra_maintenance": {"service": "backend", "nginx_service": None, "dropin": None},
     # Verify phase 3 (login, knowledge-base list, chat): none until the operator names a user
     "layra_functional_checks": None,
+    # The watcher's Kafka consumer lag (kafka-lag rule): {"service", "group", "bootstrap", "command"}
+    "layra_kafka": None,
 }
+
+KAFKA_KEYS = ("service", "group", "bootstrap", "command")
 
 
 def setting(data, key: str):
@@ -168,3 +172,25 @@ def functional_checks_from(data) -> dict | None:
         return functional_spec(settings)
     except BadSetting as error:
         raise DeployError(f"host data 'layra_functional_checks.{error.key}' {error.what}") from None
+
+
+def kafka_from(data) -> dict | None:
+    """Where the watcher reads Kafka consumer lag, or None (the kafka-lag rule is then off)."""
+    kafka = setting(data, "layra_kafka")
+    if kafka is None:
+        return None
+    if not isinstance(kafka, dict) or not set(kafka) <= set(KAFKA_KEYS) or not valid_service(kafka.get("service")):
+        raise DeployError(f"host data 'layra_kafka' must be a mapping with service (the compose service) and "
+                          f"optionally {', '.join(KAFKA_KEYS[1:])}, got {kafka!r}")
+    for key in KAFKA_KEYS[1:]:
+        if key in kafka and not (isinstance(kafka[key], str) and kafka[key] and not set(kafka[key]) & set("\n\r")):
+            raise DeployError(f"host data 'layra_kafka.{key}' must be a string on one line, got {kafka[key]!r}")
+    return dict(kafka)
+
+
+def metrics_args(data) -> dict:
+    """`facts.metrics.HostMetrics`' arguments from host data: what the watcher polls."""
+    stack = stack_from(data)
+    paths = setting(data, "layra_disk_paths") or [stack.dir, snapshot_root(data), "/var/lib/docker"]
+    return {"stack": stack, "health_url": expect(data, "layra_health_url", str, "the backend's health URL"),
+            "disk_paths": list(paths), "kafka": kafka_from(data)}

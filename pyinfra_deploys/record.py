@@ -27,8 +27,10 @@ from pyinfra.api.state import BaseStateCallback
 # The phases of a rollback, in the order they run; the report times them against the RTO
 # targets. Phase 4 (integrity) runs before maintenance is lifted, so no write lands between
 # a restore and its check.
-PHASES = ("maintenance_on", "safety_snapshot", "stack", "restore", "caches", "verify_integrity",
-          "maintenance_off", "verify_infrastructure", "verify_connectivity", "verify_functionality")
+# A guarded release (migrate.py) runs the first three; a rollback the rest.
+PHASES = ("pre_migration_snapshot", "release", "watch",
+          "maintenance_on", "safety_snapshot", "stack", "restore", "caches", "verify_integrity", "maintenance_off",
+          "verify_infrastructure", "verify_connectivity", "verify_functionality")
 
 
 def utc_now() -> datetime:
@@ -51,9 +53,18 @@ def command_line() -> str:
     return " ".join(argv)
 
 
+# pyinfra's options that take a value: the inventory is the first argument not one of theirs.
+VALUE_OPTIONS = {"--limit", "--exclude", "--data", "--group-data", "--config", "--chdir", "--user", "--port",
+                 "--key", "--key-password", "--password", "--sudo-user", "--su-user", "--shell-executable",
+                 "--parallel", "--fail-percent", "--retry", "--retry-delay", "--dzdo-user"}
+
+
 def inventory_argument() -> str | None:
-    for argument in sys.argv[1:]:
-        if not argument.startswith("-"):
+    arguments = iter(sys.argv[1:])
+    for argument in arguments:
+        if argument in VALUE_OPTIONS:
+            next(arguments, None)
+        elif not argument.startswith("-"):
             return argument
     return None
 

@@ -35,6 +35,7 @@ command -v git >/dev/null || need+=(git)
 command -v zstd >/dev/null || need+=(zstd)
 command -v setsid >/dev/null || need+=(util-linux)
 command -v node >/dev/null || need+=(nodejs)   # the unit tier runs our mongosh scripts under node
+[ -x /usr/bin/prometheus ] || need+=(prometheus) # a real Prometheus for the watcher's source test (binary only)
 if [ ${#need[@]} -gt 0 ]; then
   mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
   log "apt-get install ${need[*]}"

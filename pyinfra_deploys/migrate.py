@@ -1,0 +1,154 @@
+"""
+The guarded release (the runbook's migration retry procedure, automated):
+
+pre-migration snapshot, verified -> the stack at the new commit -> watch the trigger rules
+for a window -> when the release could not be deployed, or a CRITICAL rule held, roll back
+to that snapshot by itself (rollback.py, its own run and record), verified.
+
+The watch runs once for the whole run, not per host: the first host to reach it watches
+every host, the others wait for its outcome. A rollback then covers every host of the run.
+"""
+
+from __future__ import annotations
+
+import time
+
+from gevent.lock import BoundedSemaphore
+from pyinfra import host, logger, state
+from pyinfra.api import DeployError, deploy
+from pyinfra.operations import python
+
+from facts.stack import valid_ref
+from operations import checks
+from operations import stack as stack_ops
+
+from .backup import snapshot_taken
+from .config import DEFAULTS, components_from, maintenance_from, setting, snapshot_root, stack_from
+from .record import RUN
+from .triggers import Decision, RuleError, load_rules, seconds
+from .watch import Alerts, Outcome, RollbackCommand, Sampler, Watcher, iso
+
+PRE_MIGRATION = "pre-migration"
+
+
+class Guard:
+    """The run's one watch window, shared by every host's last operation."""
+
+    def __init__(self):
+        self.lock = BoundedSemaphore()
+        self.deployed: dict[str, list] = {}   # host -> its release operations
+        self.outcome = None
+        self.settings: dict = {}
+
+    def failed_release(self) -> list[str]:
+        return sorted(name for name, ops in self.deployed.items() if any(op.did_error() for op in ops))
+
+    def watch(self):
+        with self.lock:   # the first host watches; the others wait here for its outcome
+            if self.outcome is None:
+                self.outcome = self.run_watch()
+
+    def rolled_back(self) -> bool:
+        return bool(self.outcome and self.outcome.rolled_back)
+
+    def run_watch(self):
+        settings = self.settings
+        hosts = [h for h in state.inventory if h in state.activated_hosts and h not in state.failed_hosts]
+        ruleset = settings["rules"]
+        alerts = Alerts(**settings["alerts"], echo=print)
+        rollback = RollbackCommand(RUN.record.get("inventory") or "", settings["snapshot"],
+                                   limit=tuple(sorted(h.name for h in hosts)))
+        watcher = Watcher(Sampler(ruleset, hosts), alerts, rollback, echo=print)
+        failed = self.failed_release()
+        if failed:
+            # The release did not come up: no window to wait for, the decision is made.
+            now = watcher.clock()
+            trigger = f"automatic: release {settings['commit']} failed to deploy on {', '.join(failed)}"
+            print(f"==> {trigger}: rolling back to {settings['snapshot']}")
+            alerts.send({"event": "rollback_started", "at": iso(now), "severity": "CRITICAL",
+                         "rule": "release-failed", "subject": ", ".join(failed), "snapshot": settings["snapshot"]})
+            status, record = rollback.run({"incident_started_at": iso(settings["released_at"] or now),
+                                           "detected_at": iso(now), "decided_at": iso(now), "trigger": trigger})
+            outcome = Outcome(Decision("ROLLBACK", "CRITICAL"), True, status, record, trigger)
+        else:
+            print(f"==> Watching {len(ruleset.rules)} rules on {len(hosts)} host(s) for "
+                  f"{settings['window']:g}s after release {settings['commit']}")
+            outcome = watcher.run(until=watcher.clock() + settings["window"])
+        RUN.record["release_outcome"] = "rolled back" if outcome.rolled_back else "held"
+        if outcome.rolled_back:
+            record = outcome.record or {}
+            RUN.record["rollback_run"] = record.get("run_id")
+            RUN.record["incident"]["trigger"] = outcome.trigger
+            print(f"==> Release {settings['commit']} rolled back to snapshot {settings['snapshot']} "
+                  f"({outcome.trigger}): rollback run {record.get('run_id')} {record.get('status')}")
+        else:
+            print(f"==> Release {settings['commit']} held for {settings['window']:g}s: no CRITICAL rule fired "
+                  f"(last decision: {outcome.decision.action})")
+        return outcome
+
+
+GUARD = Guard()
+
+
+def guard_settings(data) -> dict:
+    commit = data.get("commit")
+    if not isinstance(commit, str) or not valid_ref(commit):
+        raise DeployError(f"migrate.py needs --data commit=<sha|tag> (a valid git ref), got {commit!r}")
+    try:
+        window = seconds(data.get("watch_window", 300), "--data watch_window")
+        ruleset = load_rules(data.get("rules") or None)
+        if data.get("watch_interval"):
+            ruleset.poll_interval = seconds(data.get("watch_interval"), "--data watch_interval") or 10.0
+    except RuleError as error:
+        raise DeployError(str(error)) from None
+    alerts = {"webhook": data.get("hook_url") or ruleset.alerts.get("webhook"),
+              "command": ruleset.alerts.get("command")}
+    return {"commit": commit, "window": window, "rules": ruleset, "alerts": alerts, "released_at": None}
+
+
+@deploy("Guarded release of the Layra stack", data_defaults=DEFAULTS)
+def migrate():
+    stack = stack_from(host.data)
+    components = components_from(host.data)
+    quiesce = maintenance_from(host.data)
+    root = snapshot_root(host.data)
+    if not GUARD.settings:
+        GUARD.settings = guard_settings(host.data)
+    commit = GUARD.settings["commit"]
+    RUN.start(state, "migrate", target={"commit": commit, "watch_window": GUARD.settings["window"]},
+              incident={"trigger": "none"})
+    # one id for every host of the run: the rollback restores it everywhere
+    snapshot_id = GUARD.settings.setdefault("snapshot", f"{RUN.run_id.split('-')[0]}-{PRE_MIGRATION}")
+    RUN.record["pre_migration_snapshot"] = snapshot_id
+    RUN.note(host, snapshot=snapshot_id, commit=commit)
+
+    with RUN.phase("pre_migration_snapshot"):
+        snapshot_taken(stack, components, root, snapshot_id, PRE_MIGRATION)
+
+    with RUN.phase("release"):
+        timeout = int(setting(host.data, "layra_ready_timeout"))
+        rolling = {"service": quiesce["service"], "nginx_service": quiesce["nginx_service"], "timeout": timeout} \
+            if quiesce and quiesce["nginx_service"] else None
+        # the incident starts with the release: a migration can damage data as it starts
+        python.call(name="Note the release time", function=released)
+        # A failed release is not the end of the run: the watch rolls it back.
+        GUARD.deployed[host.name] = [
+            stack_ops.at_commit(name=f"Release {commit}", stack=stack, commit=commit, rolling=rolling,
+                                _ignore_errors=True),
+            stack_ops.services_ready(name="Services running and healthy", stack=stack, timeout=timeout,
+                                     _ignore_errors=True),
+        ]
+
+    with RUN.phase("watch"):
+        python.call(name=f"Watch the trigger rules for {GUARD.settings['window']:g}s, roll back on CRITICAL",
+                    function=GUARD.watch)
+        # the run ends red: the release did not stay
+        checks.failed(name="Fail the release", _if=GUARD.rolled_back,
+                      message=f"release {commit} was rolled back to the pre-migration snapshot {snapshot_id} "
+                              "(the rollback run and its report are named above)")
+    logger.info(f"{host.print_prefix}pre-migration snapshot {snapshot_id}; release {commit}; "
+                f"watch {GUARD.settings['window']:g}s")
+
+
+def released():
+    GUARD.settings["released_at"] = GUARD.settings["released_at"] or time.time()

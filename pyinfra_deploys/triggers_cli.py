@@ -1,0 +1,228 @@
+"""
+`layra-rollback watch` and `layra-rollback triggers ...`: the rules against live hosts.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from .record import runs_dir, utc_now
+from .triggers import EXIT_CODES, RuleError, default_rules_text, load_rules, seconds, status_line
+from .watch import Alerts, RollbackCommand, Sampler, Watcher
+
+RULES_HELP = "Rules file merged over the defaults by rule name (see `layra-rollback triggers defaults`)."
+
+
+def connected_hosts(inventory: str, limit: tuple[str, ...]):
+    """The inventory's hosts (those matching ``limit``: host or group names, globs), connected
+    through pyinfra's API. Hosts that cannot be reached are kept: their samples are missing."""
+    from pyinfra.api import Config, State
+    from pyinfra.api.connect import connect_all
+    from pyinfra.context import ctx_config, ctx_inventory, ctx_state
+    from pyinfra_cli.inventory import make_inventory
+
+    state = State(check_for_changes=False)
+    state.cwd = os.getcwd()
+    ctx_state.set(state)
+    config = Config()
+    ctx_config.set(config)
+    try:
+        inventory_object = make_inventory(inventory, cwd=state.cwd)
+    except BaseException as error:  # the inventory file's own SystemExit or errors
+        raise click.ClickException(f"cannot load the inventory {inventory}: {error}") from None
+    ctx_inventory.set(inventory_object)
+    hosts = list(inventory_object)
+    if limit:
+        groups = {name for pattern in limit for name in inventory_object.groups if fnmatch.fnmatch(name, pattern)}
+        hosts = [host for host in hosts if any(fnmatch.fnmatch(host.name, p) for p in limit)
+                 or set(host.groups) & groups]
+        if not hosts:
+            raise click.ClickException(f"--limit {' '.join(limit)} matches no host of {inventory}")
+    state.init(inventory_object, config, initial_limit=hosts)
+    connect_all(state)
+    unreachable = [host.name for host in hosts if not host.connected]
+    if unreachable:
+        click.echo(f"!!! not reachable now (their samples are missing until they answer): {', '.join(unreachable)}")
+    return state, hosts
+
+
+def rules_or_fail(rules_file: Path | None, interval: str | None):
+    try:
+        ruleset = load_rules(rules_file)
+        if interval:
+            ruleset.poll_interval = seconds(interval, "--interval") or ruleset.poll_interval
+    except RuleError as error:
+        raise click.ClickException(str(error)) from None
+    if not ruleset.rules:
+        raise click.ClickException("every rule is turned off: nothing to watch")
+    return ruleset
+
+
+def rollback_targets(hosts, wanted: str) -> dict[str, str | None]:
+    """What `rollback.py --data snapshot=<wanted>` would restore on each host, read now."""
+    from facts.snapshots import SnapshotCatalog
+
+    from .config import snapshot_root
+    from .rollback import latest_snapshot
+
+    targets = {}
+    for host in hosts:
+        if not host.connected:
+            targets[host.name] = None
+            continue
+        catalog = host.get_fact(SnapshotCatalog, root=snapshot_root(host.data))
+        targets[host.name] = latest_snapshot(catalog) if wanted == "latest" else \
+            (wanted if wanted in catalog.get("snapshots", {}) else None)
+    return targets
+
+
+def alerts_from(ruleset, hook_url: str | None, hook_command: str | None) -> Alerts:
+    command = shlex.split(hook_command) if hook_command else ruleset.alerts.get("command")
+    if command is not None and not (isinstance(command, list) and all(isinstance(a, str) for a in command)):
+        raise click.ClickException(f"alerts.command must be a list of strings, got {command!r}")
+    return Alerts(webhook=hook_url or ruleset.alerts.get("webhook"), command=command, echo=click.echo)
+
+
+@click.command("watch")
+@click.option("--inventory", "-i", required=True, metavar="FILE", help="The pyinfra inventory, e.g. inventories/prod.py.")
+@click.option("--snapshot", default="latest", show_default=True,
+              help="What to roll back to: a snapshot id, or latest (newest verified, not a safety snapshot).")
+@click.option("--rules", "rules_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help=RULES_HELP)
+@click.option("--interval", metavar="DURATION", help="Poll every DURATION (10s, 1m); default: the rules' poll_interval.")
+@click.option("--limit", multiple=True, metavar="PATTERN", help="Only these hosts or groups (glob; repeatable).")
+@click.option("--dry-run", is_flag=True, help="Decide and print, never act (no rollback, nothing changes on a host).")
+@click.option("--hook-url", metavar="URL", help="POST every alert as JSON to URL (a chat or paging webhook).")
+@click.option("--hook-command", metavar="COMMAND", help="Run COMMAND for every alert, the alert's JSON on its stdin.")
+@click.option("--duration", metavar="DURATION", help="Stop watching after DURATION (default: until a rollback).")
+def watch(inventory, snapshot, rules_file, interval, limit, dry_run, hook_url, hook_command, duration):
+    """Watch the rules; roll back by itself when a CRITICAL one holds.
+
+    \b
+    Every poll samples each host over SSH (health URL, container memory, disk
+    free, Kafka lag where layra_kafka is set: one round trip per host) and,
+    when the rules name a prometheus.url, each Prometheus query. It prints a
+    status line per rule and host while anything is pending or firing, and
+    a one-line heartbeat otherwise.
+
+    \b
+    CRITICAL (ROLLBACK) held for its duration: runs
+      pyinfra INVENTORY rollback.py --data snapshot=SNAPSHOT
+    with the incident's start, detection and decision times, so its run
+    record and report show the true RTO; its verify phases 1-4 follow the
+    restore. The watcher then exits with the rollback's status.
+    HIGH (INVESTIGATE): alerts and waits; type `rollback` + Enter to roll
+    back now, `dismiss` to acknowledge.  MEDIUM (MONITOR): alerts only.
+
+    \b
+    Rule semantics: a condition must hold for its whole duration; one pass
+    ends the streak; a missing sample is not a pass (it keeps the streak,
+    never fires a rule, and 3 in a row alert as NO DATA).
+    Alerts go to the terminal, --hook-url and --hook-command (JSON events:
+    firing, no_data, decision_needed, rollback_started, rollback_finished,
+    resolved). A log of every poll: RUNS/<time>-watch/events.jsonl.
+    """
+    ruleset = rules_or_fail(rules_file, interval)
+    alerts = alerts_from(ruleset, hook_url, hook_command)
+    _, hosts = connected_hosts(inventory, limit)
+    targets = rollback_targets(hosts, snapshot)
+    for name, target in sorted(targets.items()):
+        click.echo(f"--> {name}: rollback target {target or 'NONE'}")
+    missing = [name for name, target in targets.items() if target is None]
+    if missing and not dry_run:
+        raise click.ClickException(f"no snapshot {snapshot!r} to roll back to on {', '.join(sorted(missing))}: "
+                                   "take one (backup.py) or name another with --snapshot")
+    log_path = runs_dir() / f"{utc_now().strftime('%Y%m%dT%H%M%SZ')}-watch" / "events.jsonl"
+    click.echo(f"--> Watching {len(ruleset.rules)} rules on {len(hosts)} host(s) every {ruleset.poll_interval:g}s"
+               + (" (DRY RUN: decides, never acts)" if dry_run else "") + f"; log {log_path}")
+    interactive = sys.stdin is not None and not sys.stdin.closed
+    watcher = Watcher(Sampler(ruleset, hosts), alerts,
+                      RollbackCommand(inventory, snapshot, tuple(limit), echo=click.echo),
+                      echo=click.echo, dry_run=dry_run, decisions=sys.stdin if interactive else None,
+                      log_path=log_path)
+    until = time.time() + seconds(duration, "--duration") if duration else None
+    try:
+        outcome = watcher.run(until=until)
+    except KeyboardInterrupt:
+        click.echo("--> Stopped by the operator")
+        sys.exit(130)
+    if outcome.rolled_back:
+        record = outcome.record or {}
+        click.echo(f"--> Rolled back: run {record.get('run_id')} {record.get('status')}; "
+                   f"report: layra-rollback report {record.get('run_id') or 'latest'}")
+        sys.exit(0 if outcome.rollback_status == 0 and record.get("status") == "succeeded" else 1)
+    click.echo(f"--> Watch ended after {watcher.polls} polls: {outcome.decision.action}")
+
+
+@click.group("triggers")
+def triggers():
+    """The trigger rules: their defaults, and a one-off check against live metrics."""
+
+
+@triggers.command("defaults")
+def show_defaults():
+    """Print the default rules (the runbook's tables) as YAML, to start a rules file from."""
+    click.echo(default_rules_text(), nl=False)
+
+
+@triggers.command("list")
+@click.option("--rules", "rules_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help=RULES_HELP)
+def list_rules(rules_file):
+    """Print the rules in effect (defaults merged with --rules), one per line."""
+    ruleset = rules_or_fail(rules_file, None)
+    for rule in ruleset.rules:
+        where = rule.url if rule.source == "http" else rule.source
+        click.echo(f"{rule.severity:<8} {rule.action:<11} {rule.name:<24} {rule.condition} ({rule.duration}) [{where}]")
+    click.echo(f"poll every {ruleset.poll_interval:g}s; prometheus: {ruleset.prometheus_url or 'none (its rules are off)'}")
+
+
+@triggers.command("check")
+@click.option("--inventory", "-i", required=True, metavar="FILE", help="The pyinfra inventory, e.g. inventories/prod.py.")
+@click.option("--rules", "rules_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help=RULES_HELP)
+@click.option("--limit", multiple=True, metavar="PATTERN", help="Only these hosts or groups (glob; repeatable).")
+@click.option("--samples", default=1, show_default=True, type=click.IntRange(1, 1000),
+              help="Take this many samples, --interval apart (durations can only be proven over several).")
+@click.option("--interval", metavar="DURATION", help="Between samples (default: the rules' poll_interval).")
+@click.option("--json", "as_json", is_flag=True, help="Print the verdicts and the decision as JSON.")
+def check(inventory, rules_file, limit, samples, interval, as_json):
+    """Evaluate the rules now and print the decision matrix's outcome. Never acts.
+
+    \b
+    Exit status (for cron and CI):
+      0  nothing firing            3  MONITOR (a MEDIUM rule fires)
+      4  INVESTIGATE (HIGH fires)  5  ROLLBACK (a CRITICAL rule fires)
+      1  error (rules, inventory)  2  usage
+    With one sample, a rule with a duration can only be pending: it fires
+    once its condition has held for the duration, so pass --samples with
+    --interval to prove it (e.g. --samples 7 --interval 10s for 1m).
+    """
+    ruleset = rules_or_fail(rules_file, interval)
+    _, hosts = connected_hosts(inventory, limit)
+    quiet = lambda line: None  # noqa: E731 - the table below says it all, once
+    watcher = Watcher(Sampler(ruleset, hosts), Alerts(echo=quiet), None, echo=quiet, dry_run=True)
+    outcome = watcher.run(polls=samples)
+    verdicts = watcher.last_verdicts
+    decision = outcome.decision
+    if as_json:
+        click.echo(json.dumps({"decision": decision.action, "severity": decision.severity,
+                               "exit_code": decision.exit_code,
+                               "verdicts": [{"rule": v.rule.name, "subject": v.subject, "state": v.state,
+                                             "value": v.value, "severity": v.rule.severity,
+                                             "progress": v.progress, "detail": v.detail} for v in verdicts]},
+                              indent=2))
+    else:
+        for verdict in sorted(verdicts, key=lambda v: (v.rule.name, v.subject)):
+            click.echo(status_line(verdict))
+        for line in watcher.sampler.off():
+            click.echo(line)
+        firing = ", ".join(f"{v.rule.name} on {v.subject}" for v in decision.firing) or "none firing"
+        click.echo(f"decision: {decision.action}" + (f" ({decision.severity}: {firing})" if decision.severity
+                                                     else f" ({firing})"))
+    sys.exit(EXIT_CODES[decision.action])
