@@ -3,6 +3,7 @@ Staging: where rollbacks are rehearsed before production needs them. Same shape 
 prod.py; keep the two in step so a rehearsal proves what production will do.
 
     pyinfra inventories/staging.py rollback.py --data commit=<sha|tag>
+    layra-rollback rehearse --staging inventories/staging.py --source inventories/prod.py --snapshot <id>
 """
 
 _ssh = {
@@ -13,5 +14,7 @@ _ssh = {
 }
 
 app = [
-    ("layra-staging-1.example.internal", {**_ssh, "layra_stack_dir": "/srv/layra"}),
+    # rehearsals copy production snapshots from this production host
+    ("layra-staging-1.example.internal", {**_ssh, "layra_stack_dir": "/srv/layra",
+                                          "layra_rehearsal_source": "layra-app-1.example.internal"}),
 ]

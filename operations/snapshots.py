@@ -36,6 +36,7 @@ from facts.snapshots import (
     CREATED_TIME,
     FORMAT,
     MANIFEST,
+    SHA256,
     VERIFIED_MARKER,
     SnapshotCatalog,
     SnapshotFiles,
@@ -412,3 +413,57 @@ def pruned(root: str, keep: int):
             logger.info(f"{host.print_prefix}prune partial snapshot {snapshot_id}")
     paths = [snapshot_dir(root, sid) for sid in remove] + [partial_dir(root, sid) for sid in partials]
     yield StringCommand("rm", "-rf", "--", *(QuoteString(path) for path in paths))
+
+
+def safe_relative(name) -> bool:
+    """A manifest path that stays inside the snapshot directory here and on staging."""
+    return (isinstance(name, str) and bool(name) and "\n" not in name and "\0" not in name
+            and not name.startswith("/") and posixpath.normpath(name) == name
+            and ".." not in name.split("/") and name not in (MANIFEST, VERIFIED_MARKER))
+
+
+@operation()
+def copy_completed(root: str, snapshot_id: str, sha256s: dict):
+    """
+    Complete a copied snapshot: check each file's sha256 where it arrived, then rename
+    ``<root>/<id>.partial`` to ``<root>/<id>``.
+
+    + root: the snapshot root on this host
+    + snapshot_id: the snapshot being copied
+    + sha256s: ``{path relative to the snapshot: sha256}`` of every file the copy brought,
+      from the source's manifest
+
+    The check runs on this host (``sha256sum -c``) over what arrived: a file damaged on the
+    way fails the host, named, and the copy stays ``.partial`` (a rollback never offers
+    it). Nothing happens when the snapshot is already complete.
+
+    **Example:**
+
+    .. code:: python
+
+        snapshots.copy_completed(
+            name="Check and complete snapshot 20261121T130000Z-pre-migration",
+            root="/var/backups/layra",
+            snapshot_id="20261121T130000Z-pre-migration",
+            sha256s={"mysql.layra.sql.gz": "ab12..."},
+        )
+    """
+    if not valid_snapshot_id(snapshot_id):
+        raise OperationError(f"snapshot id {snapshot_id!r} is not valid")
+    bad = sorted(name for name, digest in sha256s.items()
+                 if not safe_relative(name) or not isinstance(digest, str) or not SHA256.match(digest))
+    if bad:
+        raise OperationError(f"sha256s needs a relative path and a sha256 per file, not: {', '.join(map(repr, bad))}")
+    if host.get_fact(SnapshotManifest, root=root, snapshot_id=snapshot_id) is not None:
+        host.noop(f"snapshot {snapshot_id} already complete")
+        return
+    partial, final = partial_dir(root, snapshot_id), snapshot_dir(root, snapshot_id)
+    checklist = [QuoteString(f"{digest}  ./{name}") for name, digest in sorted(sha256s.items())]
+    yield StringCommand(
+        "cd", "--", QuoteString(partial), "&&", "printf", "'%s\\n'", *checklist,
+        "| sha256sum -c --quiet --strict - 1>&2 || {",
+        failing(f"snapshot {snapshot_id} did not arrive intact (the files named above); it stays {partial}"), "; }",
+    )
+    # -T: never move the directory *into* an existing <id>/; fail instead.
+    yield StringCommand("sync", "-f", "--", QuoteString(partial), "&&",
+                        "mv", "-T", "--", QuoteString(partial), QuoteString(final))

@@ -21,6 +21,7 @@ from . import components as proposals
 from .catalog import snapshots
 from .plan import describe
 from .report import RecordError, load_record, render_html, render_markdown, write_reports
+from .rehearsal import rehearse
 from .triggers_cli import triggers, watch
 
 
@@ -39,6 +40,8 @@ def main():
       pyinfra inventories/prod.py migrate.py --data commit=<new>
     Watch the trigger rules and roll back by itself on a CRITICAL one:
       layra-rollback watch --inventory inventories/prod.py --snapshot latest
+    Rehearse a rollback on staging from a production snapshot:
+      layra-rollback rehearse --staging inventories/staging.py --source inventories/prod.py --snapshot ID
     Every rollback and verify run writes runs/<run id>/record.json
     (LAYRA_RUNS_DIR moves it); `report` renders it.
     """
@@ -160,6 +163,7 @@ def show_report(run: str, runs_dir: Path, output_format: str, stdout: bool):
 main.add_command(snapshots)
 main.add_command(watch)
 main.add_command(triggers)
+main.add_command(rehearse)
 
 
 if __name__ == "__main__":

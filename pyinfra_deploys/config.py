@@ -105,6 +105,15 @@ def maintenance_from(data) -> dict | None:
     return {"service": service, "nginx_service": nginx, "dropin": dropin}
 
 
+def rolling_from(data, quiesce: dict | None) -> dict | None:
+    """``at_commit``'s ``rolling``: behind nginx the backend is replaced rolling, so reads are
+    served while the stack moves; None without nginx in front."""
+    if not quiesce or not quiesce["nginx_service"]:
+        return None
+    return {"service": quiesce["service"], "nginx_service": quiesce["nginx_service"],
+            "timeout": int(setting(data, "layra_ready_timeout"))}
+
+
 def components_from(data) -> list[dict]:
     """The host's components as a list of ``{"name", "engine", ...}``, validated."""
     raw = expect(data, "layra_components", dict, "a mapping of component name to settings")

@@ -23,7 +23,8 @@ from operations import checks
 from operations import stack as stack_ops
 
 from .backup import snapshot_taken
-from .config import DEFAULTS, components_from, maintenance_from, setting, snapshot_root, stack_from
+from .config import (DEFAULTS, components_from, maintenance_from, rolling_from, setting, snapshot_root,
+                     stack_from)
 from .record import RUN
 from .triggers import Decision, RuleError, load_rules, seconds
 from .watch import Alerts, Outcome, RollbackCommand, Sampler, Watcher, iso
@@ -127,13 +128,12 @@ def migrate():
 
     with RUN.phase("release"):
         timeout = int(setting(host.data, "layra_ready_timeout"))
-        rolling = {"service": quiesce["service"], "nginx_service": quiesce["nginx_service"], "timeout": timeout} \
-            if quiesce and quiesce["nginx_service"] else None
         # the incident starts with the release: a migration can damage data as it starts
         python.call(name="Note the release time", function=released)
         # A failed release is not the end of the run: the watch rolls it back.
         GUARD.deployed[host.name] = [
-            stack_ops.at_commit(name=f"Release {commit}", stack=stack, commit=commit, rolling=rolling,
+            stack_ops.at_commit(name=f"Release {commit}", stack=stack, commit=commit,
+                                rolling=rolling_from(host.data, quiesce),
                                 _ignore_errors=True),
             stack_ops.services_ready(name="Services running and healthy", stack=stack, timeout=timeout,
                                      _ignore_errors=True),

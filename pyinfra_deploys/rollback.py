@@ -28,8 +28,8 @@ from operations import stack as stack_ops
 from operations.snapshots import by_age, snapshot_problems
 
 from .backup import snapshot_taken
-from .config import (DEFAULTS, components_from, functional_checks_from, maintenance_from, snapshot_root,
-                     setting, stack_from)
+from .config import (DEFAULTS, components_from, functional_checks_from, maintenance_from, rolling_from,
+                     setting, snapshot_root, stack_from)
 from .engines import ENGINES, redis_args
 from .plan import PLANS, describe, redis_plan, stack_plan
 from .record import RUN
@@ -193,12 +193,8 @@ def rollback():
             logger.warning(f"{host.print_prefix}safety_snapshot=skip: NO safety snapshot; this rollback cannot be undone")
 
     with RUN.phase("stack"):
-        # behind nginx the backend is replaced rolling: reads are served while the stack moves
-        rolling = {"service": quiesce["service"], "nginx_service": quiesce["nginx_service"],
-                   "timeout": int(setting(host.data, "layra_ready_timeout"))} \
-            if quiesce and quiesce["nginx_service"] else None
         stack_ops.at_commit(name=f"Stack at {ref[:12]}", stack=stack, commit=ref, images=images or None,
-                            rolling=rolling)
+                            rolling=rolling_from(host.data, quiesce))
         stack_ops.services_ready(name="Services running and healthy", stack=stack,
                                  timeout=int(setting(host.data, "layra_ready_timeout")))
         if changes:

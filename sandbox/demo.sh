@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The demo, on the sandbox hosts (`make demo` brings them up first):
 #   a snapshot is taken; release 1.1.0 ships and its migration damages data; verification
-#   catches it; the dry run shows what a rollback changes; the rollback runs (maintenance,
-#   safety snapshot, stack, restores, caches, verify); verification passes; a second run
-#   changes nothing; the report and post-mortem draft are written.
+#   catches it; the dry run shows what a rollback changes; the watcher sees the health
+#   check fail twice and runs the rollback itself (maintenance, safety snapshot, stack,
+#   restores, caches, verify) with the incident's times; a second run changes nothing;
+#   the report (true detection and decision times) and post-mortem draft are written.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STATE=${LAYRA_SANDBOX_DIR:-$PWD/.sandbox}
@@ -31,7 +32,6 @@ step "1. Before shipping, a snapshot of every host (backup.py): each component, 
 grep -E 'snapshot [^ ]+: (about|all)' "$STATE/demo-backup.log" || true
 
 step "2. Release 1.1.0 ships by hand (git checkout + compose up); its migration damages data"
-incident=$(utc)
 for address in $hosts; do
   ssh_host "$address" 'cd /srv/layra && git checkout -q v1.1.0 && docker compose up -d --build --quiet-pull 2>&1 | tail -n 1 && docker compose exec -T nginx nginx -s reload'
 done
@@ -39,20 +39,20 @@ sleep 6
 
 step "3. Verification catches it (expected to fail: health 503, knowledge-base owners lost)"
 { "${PYINFRA[@]}" verify.py --data snapshot=latest 2>&1 || true; } | grep -E 'FAIL ' | head -n 12 || true
-detected=$(utc)
 
 step "4. Dry run: what rolling back to the snapshot changes, per host and component (nothing applied)"
 "${PYINFRA[@]}" rollback.py --data snapshot=latest --data plan_out="$STATE/plan.json" --dry 2>&1 | grep 'plan:' || true
 echo "demo: the same plan as JSON in $STATE/plan.json"
 
-step "5. Roll back every host to the snapshot: maintenance on, safety snapshot, stack, restores, caches, maintenance off, verify 1-4"
-decided=$(utc)
-"${PYINFRA[@]}" rollback.py --data snapshot=latest --data incident_started_at="$incident" \
-    --data detected_at="$detected" --data decided_at="$decided" >"$STATE/demo-rollback.log" 2>&1 \
+step "5. The watcher: two failed health checks (a CRITICAL rule) and it rolls every host back by itself"
+# (maintenance on, safety snapshot, stack, restores, caches, maintenance off, verify 1-4)
+"$BIN/layra-rollback" watch --inventory inventories/sandbox.py --snapshot latest --interval 3s --duration 5m \
+    </dev/null >"$STATE/demo-rollback.log" 2>&1 \
   || { tail -n 40 "$STATE/demo-rollback.log"; echo "demo: the rollback failed (log: $STATE/demo-rollback.log)"; exit 1; }
-grep -E 'Starting operation|phase [1-4]|snapshot .*: all|: (started|done in)' "$STATE/demo-rollback.log" \
-  | sed -e 's/^--> Starting operation: Roll back the Layra stack | /-- /' | grep -v 'Loaded fact' | head -n 60 || true
-run=$(sed -n 's/^--> Run \([^ ]*\) succeeded.*/\1/p' "$STATE/demo-rollback.log")
+grep -E '^(--> (sandbox|Watching)|!!!|==>)|health-check|Starting operation|phase [1-4]|: (started|done in)' \
+    "$STATE/demo-rollback.log" | sed -e 's/^--> Starting operation: Roll back the Layra stack | /-- /' \
+  | grep -v 'Loaded fact' | awk '!seen[$0]++' | head -n 60 || true
+run=$(sed -n 's/^--> Rolled back: run \([^ ]*\) succeeded.*/\1/p' "$STATE/demo-rollback.log")
 
 step "6. A second rollback finds every host at the target and changes nothing"
 "${PYINFRA[@]}" rollback.py --data snapshot=latest 2>&1 | grep -E 'Grand total|Run ' || true
