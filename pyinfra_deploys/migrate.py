@@ -11,6 +11,7 @@ every host, the others wait for its outcome. A rollback then covers every host o
 
 from __future__ import annotations
 
+import sys
 import time
 
 from gevent.lock import BoundedSemaphore
@@ -25,7 +26,7 @@ from operations import stack as stack_ops
 from .backup import snapshot_taken
 from .config import (DEFAULTS, components_from, maintenance_from, rolling_from, setting, snapshot_root,
                      stack_from)
-from .record import RUN
+from .record import RUN, VALUE_OPTIONS
 from .triggers import Decision, RuleError, load_rules, seconds
 from .watch import Alerts, Outcome, RollbackCommand, Sampler, Watcher, iso
 
@@ -39,53 +40,92 @@ class Guard:
         self.lock = BoundedSemaphore()
         self.deployed: dict[str, list] = {}   # host -> its release operations
         self.outcome = None
+        self.result = None                     # held, rolled back, rollback failed, not released, watch failed
         self.settings: dict = {}
 
     def failed_release(self) -> list[str]:
-        return sorted(name for name, ops in self.deployed.items() if any(op.did_error() for op in ops))
+        return sorted(name for name, ops in self.deployed.items()
+                      if any(op.is_complete() and op.did_error() for op in ops))
 
     def watch(self):
         with self.lock:   # the first host watches; the others wait here for its outcome
-            if self.outcome is None:
-                self.outcome = self.run_watch()
+            if self.result is None:
+                try:
+                    self.result = self.run_watch()
+                except Exception as error:   # never watched twice, never a second rollback
+                    self.result = "watch failed"
+                    print(f"!!! the watch failed: {type(error).__name__}: {error}; nothing was rolled back. "
+                          f"Roll back by hand if needed: rollback.py --data snapshot={self.settings['snapshot']}")
+                RUN.record["release_outcome"] = self.result
 
-    def rolled_back(self) -> bool:
-        return bool(self.outcome and self.outcome.rolled_back)
+    def red(self) -> bool:
+        return self.result != "held"
 
-    def run_watch(self):
+    def run_watch(self) -> str:
         settings = self.settings
-        hosts = [h for h in state.inventory if h in state.activated_hosts and h not in state.failed_hosts]
+        commit, snapshot_id = settings["commit"], settings["snapshot"]
+        if state.failed_hosts:
+            print(f"==> Release {commit} not shipped: {', '.join(sorted(h.name for h in state.failed_hosts))} "
+                  "failed before it (no pre-migration snapshot there); nothing to watch or roll back")
+            return "not released"
+        hosts = [h for h in state.inventory if h in state.activated_hosts]
         ruleset = settings["rules"]
         alerts = Alerts(**settings["alerts"], echo=print)
-        rollback = RollbackCommand(RUN.record.get("inventory") or "", settings["snapshot"],
-                                   limit=tuple(sorted(h.name for h in hosts)))
+        rollback = RollbackCommand(RUN.record.get("inventory") or "", snapshot_id,
+                                   limit=tuple(sorted(h.name for h in hosts)), options=parent_options())
         watcher = Watcher(Sampler(ruleset, hosts), alerts, rollback, echo=print)
         failed = self.failed_release()
         if failed:
             # The release did not come up: no window to wait for, the decision is made.
             now = watcher.clock()
-            trigger = f"automatic: release {settings['commit']} failed to deploy on {', '.join(failed)}"
-            print(f"==> {trigger}: rolling back to {settings['snapshot']}")
+            trigger = f"automatic: release {commit} failed to deploy on {', '.join(failed)}"
+            print(f"==> {trigger}: rolling back to {snapshot_id}")
             alerts.send({"event": "rollback_started", "at": iso(now), "severity": "CRITICAL",
-                         "rule": "release-failed", "subject": ", ".join(failed), "snapshot": settings["snapshot"]})
+                         "rule": "release-failed", "subject": ", ".join(failed), "snapshot": snapshot_id})
             status, record = rollback.run({"incident_started_at": iso(settings["released_at"] or now),
                                            "detected_at": iso(now), "decided_at": iso(now), "trigger": trigger})
+            alerts.flush()
             outcome = Outcome(Decision("ROLLBACK", "CRITICAL"), True, status, record, trigger)
         else:
             print(f"==> Watching {len(ruleset.rules)} rules on {len(hosts)} host(s) for "
-                  f"{settings['window']:g}s after release {settings['commit']}")
+                  f"{settings['window']:g}s after release {commit}")
             outcome = watcher.run(until=watcher.clock() + settings["window"])
-        RUN.record["release_outcome"] = "rolled back" if outcome.rolled_back else "held"
-        if outcome.rolled_back:
-            record = outcome.record or {}
-            RUN.record["rollback_run"] = record.get("run_id")
-            RUN.record["incident"]["trigger"] = outcome.trigger
-            print(f"==> Release {settings['commit']} rolled back to snapshot {settings['snapshot']} "
-                  f"({outcome.trigger}): rollback run {record.get('run_id')} {record.get('status')}")
-        else:
-            print(f"==> Release {settings['commit']} held for {settings['window']:g}s: no CRITICAL rule fired "
+        self.outcome = outcome
+        if not outcome.rolled_back:
+            if outcome.unproven:
+                RUN.record["unproven"] = list(outcome.unproven)
+                print(f"!!! at the window's end these CRITICAL rules were not proven clear: "
+                      f"{'; '.join(outcome.unproven)}")
+            print(f"==> Release {commit} held for {settings['window']:g}s: no CRITICAL rule fired "
                   f"(last decision: {outcome.decision.action})")
-        return outcome
+            return "held"
+        record = outcome.record or {}
+        RUN.record["rollback_run"] = record.get("run_id")
+        RUN.record["incident"]["trigger"] = outcome.trigger
+        verified = outcome.rollback_status == 0 and record.get("status") == "succeeded"
+        print(f"==> Release {commit} rolled back to snapshot {snapshot_id} ({outcome.trigger}): rollback run "
+              f"{record.get('run_id') or '(no record)'} {record.get('status') or 'FAILED'}"
+              + ("" if verified else f": roll back by hand: rollback.py --data snapshot={snapshot_id}"))
+        return "rolled back" if verified else "rollback failed"
+
+
+# Our own --data keys: the rollback a guarded release runs does not take them.
+OWN_DATA = ("commit", "watch_window", "watch_interval", "rules", "hook_url")
+
+
+def parent_options() -> tuple[str, ...]:
+    """This run's pyinfra options (connection, --data overrides), for the rollback it runs:
+    it must reach the hosts the same way and see the same host data."""
+    options, arguments = [], iter(sys.argv[1:])
+    for argument in arguments:
+        if argument in VALUE_OPTIONS and argument != "--limit":
+            value = next(arguments, "")
+            if argument == "--data" and value.split("=", 1)[0] in OWN_DATA:
+                continue
+            options += [argument, value]
+        elif argument in ("--sudo", "--use-sudo-password", "--use-sudo-login"):
+            options.append(argument)
+    return tuple(options)
 
 
 GUARD = Guard()
@@ -129,25 +169,30 @@ def migrate():
     with RUN.phase("release"):
         timeout = int(setting(host.data, "layra_ready_timeout"))
         # the incident starts with the release: a migration can damage data as it starts
-        python.call(name="Note the release time", function=released)
+        python.call(name="Note the release time", function=released, _if=nothing_failed)
         # A failed release is not the end of the run: the watch rolls it back.
         GUARD.deployed[host.name] = [
             stack_ops.at_commit(name=f"Release {commit}", stack=stack, commit=commit,
                                 rolling=rolling_from(host.data, quiesce),
-                                _ignore_errors=True),
+                                _ignore_errors=True, _if=nothing_failed),
             stack_ops.services_ready(name="Services running and healthy", stack=stack, timeout=timeout,
-                                     _ignore_errors=True),
+                                     _ignore_errors=True, _if=nothing_failed),
         ]
 
     with RUN.phase("watch"):
         python.call(name=f"Watch the trigger rules for {GUARD.settings['window']:g}s, roll back on CRITICAL",
                     function=GUARD.watch)
-        # the run ends red: the release did not stay
-        checks.failed(name="Fail the release", _if=GUARD.rolled_back,
-                      message=f"release {commit} was rolled back to the pre-migration snapshot {snapshot_id} "
-                              "(the rollback run and its report are named above)")
+        # the run ends red unless the release held
+        checks.failed(name="Fail the release", _if=GUARD.red,
+                      message=f"release {commit} did not hold (pre-migration snapshot {snapshot_id}): "
+                              "the watch's lines above say why, and name the rollback run")
     logger.info(f"{host.print_prefix}pre-migration snapshot {snapshot_id}; release {commit}; "
                 f"watch {GUARD.settings['window']:g}s")
+
+
+def nothing_failed() -> bool:
+    """A host that failed before the release (its pre-migration snapshot) stops it everywhere."""
+    return not state.failed_hosts
 
 
 def released():

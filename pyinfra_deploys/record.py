@@ -45,12 +45,17 @@ def runs_dir() -> Path:
     return Path(os.environ.get("LAYRA_RUNS_DIR") or "runs")
 
 
+# --data values that may carry a token (a chat or paging webhook's URL): never recorded
+SECRET_DATA = ("hook_url",)
+
+
 def command_line() -> str:
-    """The pyinfra command as the operator typed it (``--data`` values are not secrets)."""
+    """The pyinfra command as the operator typed it, webhook URLs left out."""
     argv = list(sys.argv)
     if argv and argv[0].endswith(("pyinfra", "__main__.py")):
         argv[0] = "pyinfra"
-    return " ".join(argv)
+    return " ".join(f"{a.split('=', 1)[0]}=[redacted]" if a.split("=", 1)[0] in SECRET_DATA and "=" in a else a
+                    for a in argv)
 
 
 # pyinfra's options that take a value: the inventory is the first argument not one of theirs.

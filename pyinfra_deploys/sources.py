@@ -30,18 +30,19 @@ _FAILURES = (OSError, http.client.HTTPException, ValueError)  # URLError, timeou
 
 
 def prometheus_value(base_url: str, query: str, timeout: float = 5.0,
-                     token_env: str | None = None) -> float | None:
+                     token_env: str | None = None, worst=max) -> float | None:
     """The value of an instant PromQL query, or None when the sample is missing.
 
-    A vector gives the max over its series (a rule watches the worst instance; NaN series
-    are ignored, all-NaN is missing); a scalar gives its value. With `token_env`, the
-    environment variable of that name (when set and non-empty) is sent as a bearer token.
+    A vector gives the worst of its series: ``worst`` is max (the default: a rule with
+    ``>``) or min (a rule with ``<``); NaN series are ignored, all-NaN is missing. A scalar
+    gives its value. With `token_env`, the environment variable of that name (when set and
+    non-empty) is sent as a bearer token, never on to a redirect's target.
     """
     url = f"{base_url.rstrip('/')}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
     request = urllib.request.Request(url, headers={"Accept": "application/json"})
     token = os.environ.get(token_env) if token_env else None
     if token:
-        request.add_header("Authorization", f"Bearer {token}")
+        request.add_unredirected_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             answer = json.loads(response.read())
@@ -52,10 +53,10 @@ def prometheus_value(base_url: str, query: str, timeout: float = 5.0,
     except _FAILURES as error:
         log.debug("prometheus %s: no answer for %r: %s", base_url, query, error)
         return None
-    return _parse_query_answer(answer)
+    return _parse_query_answer(answer, worst)
 
 
-def _parse_query_answer(answer: object) -> float | None:
+def _parse_query_answer(answer: object, worst=max) -> float | None:
     """The one number an /api/v1/query answer carries, or None (see the module docstring)."""
     try:
         if answer.get("status") != "success":
@@ -72,7 +73,7 @@ def _parse_query_answer(answer: object) -> float | None:
         log.debug("prometheus: malformed answer")
         return None
     values = [v for v in values if not math.isnan(v)]
-    return max(values) if values else None
+    return worst(values) if values else None
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -11,7 +11,8 @@ host or the source did not answer, the query had no result).
 - An OK sample ends the streak: a flapping condition never fires.
 - A MISSING sample is not a pass: it does not end a streak (a dead source is no evidence of
   health), it never counts as a breaching sample, and a rule never fires on one. After
-  MAX_MISSING in a row the rule reports NO DATA, which the watcher alerts on.
+  MAX_MISSING in a row the rule reports NO DATA, which the watcher alerts on, and a streak
+  not yet fired starts over (a gap that long breaks "consecutive").
 - Once fired, a rule stays FIRING while its samples breach (or are missing); the next OK
   sample resolves it.
 
@@ -155,6 +156,10 @@ class RuleSet:
     alerts: dict = field(default_factory=dict)
 
 
+def valid_webhook(url) -> bool:
+    return isinstance(url, str) and bool(re.match(r"^https?://[^\s'\"]+$", url))
+
+
 def default_rules_text() -> str:
     return resources.files("pyinfra_deploys").joinpath("rules.yaml").read_text()
 
@@ -208,7 +213,15 @@ def load_rules(path: Path | None = None, use_defaults: bool = True) -> RuleSet:
     alerts = data.get("alerts") or {}
     if not isinstance(alerts, dict) or not set(alerts) <= {"webhook", "command"}:
         raise RuleError(f"alerts must be a mapping with webhook (a URL) and/or command (a list), got {alerts!r}")
-    return RuleSet(rules=rules, poll_interval=seconds(data.get("poll_interval", 10), "poll_interval") or 10.0,
+    if alerts.get("webhook") is not None and not valid_webhook(alerts["webhook"]):
+        raise RuleError(f"alerts.webhook must be an http(s):// URL, got {alerts['webhook']!r}")
+    command = alerts.get("command")
+    if command is not None and not (isinstance(command, list) and command and all(isinstance(a, str) for a in command)):
+        raise RuleError(f"alerts.command must be a list of strings (the program and its arguments), got {command!r}")
+    interval = seconds(data.get("poll_interval", 10), "poll_interval")
+    if not 0 < interval <= 3600:
+        raise RuleError(f"poll_interval must be between 1s and 1h, got {data.get('poll_interval')!r}")
+    return RuleSet(rules=rules, poll_interval=interval,
                    prometheus_url=url, prometheus_token_env=prometheus.get("token_env"), alerts=alerts)
 
 
@@ -266,6 +279,9 @@ class Tracker:
     def step(rule: Rule, subject: str, streak: Streak, t: float, value: float | None, detail: str) -> Verdict:
         if value is None or value != value:  # None or NaN: missing
             streak.missing += 1
+            if streak.missing >= MAX_MISSING and not streak.firing:
+                # a gap this long breaks "consecutive": what came before it proves nothing now
+                streak.since, streak.count = None, 0
             state = FIRING if streak.firing else NO_DATA if streak.missing >= MAX_MISSING else \
                 PENDING if streak.since is not None else NO_DATA
             return Verdict(rule, subject, state, None, streak.since,
@@ -301,6 +317,7 @@ class Decision:
 
 # `layra-rollback triggers check` exit codes (0-2 stay click's: ok, error, usage).
 EXIT_CODES = {"NONE": 0, "MONITOR": 3, "INVESTIGATE": 4, "ROLLBACK": 5}
+NO_DATA_EXIT = 6   # nothing fires, but some rule had no sample: not a pass
 
 
 def decide(verdicts: list[Verdict]) -> Decision:

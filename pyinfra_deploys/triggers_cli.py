@@ -15,7 +15,8 @@ from pathlib import Path
 import click
 
 from .record import runs_dir, utc_now
-from .triggers import EXIT_CODES, RuleError, default_rules_text, load_rules, seconds, status_line
+from .triggers import (EXIT_CODES, NO_DATA_EXIT, RuleError, default_rules_text, load_rules, seconds, status_line,
+                       valid_webhook)
 from .watch import Alerts, RollbackCommand, Sampler, Watcher
 
 RULES_HELP = "Rules file merged over the defaults by rule name (see `layra-rollback triggers defaults`)."
@@ -25,6 +26,7 @@ def connected_hosts(inventory: str, limit: tuple[str, ...]):
     """The inventory's hosts (those matching ``limit``: host or group names, globs), connected
     through pyinfra's API. Hosts that cannot be reached are kept: their samples are missing."""
     from pyinfra.api import Config, State
+    from pyinfra.api.exceptions import PyinfraError
     from pyinfra.api.connect import connect_all
     from pyinfra.context import ctx_config, ctx_inventory, ctx_state
     from pyinfra_cli.inventory import make_inventory
@@ -47,7 +49,10 @@ def connected_hosts(inventory: str, limit: tuple[str, ...]):
         if not hosts:
             raise click.ClickException(f"--limit {' '.join(limit)} matches no host of {inventory}")
     state.init(inventory_object, config, initial_limit=hosts)
-    connect_all(state)
+    try:
+        connect_all(state)
+    except PyinfraError as error:
+        raise click.ClickException(f"cannot reach any host of {inventory}: {error}") from None
     unreachable = [host.name for host in hosts if not host.connected]
     if unreachable:
         click.echo(f"!!! not reachable now (their samples are missing until they answer): {', '.join(unreachable)}")
@@ -58,7 +63,9 @@ def rules_or_fail(rules_file: Path | None, interval: str | None):
     try:
         ruleset = load_rules(rules_file)
         if interval:
-            ruleset.poll_interval = seconds(interval, "--interval") or ruleset.poll_interval
+            ruleset.poll_interval = seconds(interval, "--interval")
+            if not 0 < ruleset.poll_interval <= 3600:
+                raise RuleError(f"--interval must be between 1s and 1h, got {interval!r}")
     except RuleError as error:
         raise click.ClickException(str(error)) from None
     if not ruleset.rules:
@@ -67,7 +74,10 @@ def rules_or_fail(rules_file: Path | None, interval: str | None):
 
 
 def rollback_targets(hosts, wanted: str) -> dict[str, str | None]:
-    """What `rollback.py --data snapshot=<wanted>` would restore on each host, read now."""
+    """What `rollback.py --data snapshot=<wanted>` would restore on each host, read now
+    (None: the host has no such snapshot, or could not be asked)."""
+    from pyinfra.api.facts import get_fact
+
     from facts.snapshots import SnapshotCatalog
 
     from .config import snapshot_root
@@ -75,16 +85,45 @@ def rollback_targets(hosts, wanted: str) -> dict[str, str | None]:
 
     targets = {}
     for host in hosts:
-        if not host.connected:
+        catalog = get_fact(host.state, host, SnapshotCatalog, kwargs={"root": snapshot_root(host.data),
+                                                                      "_ignore_errors": True},
+                           apply_failed_hosts=False) if host.connected else None
+        if not catalog:
             targets[host.name] = None
             continue
-        catalog = host.get_fact(SnapshotCatalog, root=snapshot_root(host.data))
         targets[host.name] = latest_snapshot(catalog) if wanted == "latest" else \
             (wanted if wanted in catalog.get("snapshots", {}) else None)
     return targets
 
 
+def pinned_snapshot(hosts, wanted: str, dry_run: bool) -> str:
+    """The snapshot id the watcher will roll back to, fixed now: `latest` resolved once, so
+    a backup taken after the bad release is never what a rollback restores."""
+    targets = rollback_targets(hosts, wanted)
+    for name, target in sorted(targets.items()):
+        click.echo(f"--> {name}: rollback target {target or 'NONE'}")
+    unreachable = sorted(host.name for host in hosts if not host.connected)
+    missing = sorted(name for name, target in targets.items() if target is None and name not in unreachable)
+    chosen = sorted({target for target in targets.values() if target})
+    problem = None
+    if unreachable:
+        problem = f"{', '.join(unreachable)} cannot be reached now: its rollback target is unknown"
+    elif missing:
+        problem = (f"no snapshot {wanted!r} to roll back to on {', '.join(missing)}: take one (backup.py) "
+                   "or name another with --snapshot")
+    elif len(chosen) > 1:
+        problem = (f"--snapshot latest is not the same snapshot on every host ({', '.join(chosen)}): "
+                   "name the one to roll back to with --snapshot")
+    if problem and not dry_run:
+        raise click.ClickException(problem)
+    if problem:
+        click.echo(f"!!! {problem} (dry run: watching anyway)")
+    return chosen[0] if len(chosen) == 1 else wanted
+
+
 def alerts_from(ruleset, hook_url: str | None, hook_command: str | None) -> Alerts:
+    if hook_url and not valid_webhook(hook_url):
+        raise click.ClickException(f"--hook-url must be an http(s):// URL, got {hook_url!r}")
     command = shlex.split(hook_command) if hook_command else ruleset.alerts.get("command")
     if command is not None and not (isinstance(command, list) and all(isinstance(a, str) for a in command)):
         raise click.ClickException(f"alerts.command must be a list of strings, got {command!r}")
@@ -132,22 +171,20 @@ def watch(inventory, snapshot, rules_file, interval, limit, dry_run, hook_url, h
     ruleset = rules_or_fail(rules_file, interval)
     alerts = alerts_from(ruleset, hook_url, hook_command)
     _, hosts = connected_hosts(inventory, limit)
-    targets = rollback_targets(hosts, snapshot)
-    for name, target in sorted(targets.items()):
-        click.echo(f"--> {name}: rollback target {target or 'NONE'}")
-    missing = [name for name, target in targets.items() if target is None]
-    if missing and not dry_run:
-        raise click.ClickException(f"no snapshot {snapshot!r} to roll back to on {', '.join(sorted(missing))}: "
-                                   "take one (backup.py) or name another with --snapshot")
+    snapshot = pinned_snapshot(hosts, snapshot, dry_run)
     log_path = runs_dir() / f"{utc_now().strftime('%Y%m%dT%H%M%SZ')}-watch" / "events.jsonl"
     click.echo(f"--> Watching {len(ruleset.rules)} rules on {len(hosts)} host(s) every {ruleset.poll_interval:g}s"
                + (" (DRY RUN: decides, never acts)" if dry_run else "") + f"; log {log_path}")
     interactive = sys.stdin is not None and not sys.stdin.closed
     watcher = Watcher(Sampler(ruleset, hosts), alerts,
-                      RollbackCommand(inventory, snapshot, tuple(limit), echo=click.echo),
+                      RollbackCommand(inventory, snapshot, tuple(sorted(host.name for host in hosts)),
+                                      echo=click.echo),
                       echo=click.echo, dry_run=dry_run, decisions=sys.stdin if interactive else None,
                       log_path=log_path)
-    until = time.time() + seconds(duration, "--duration") if duration else None
+    try:
+        until = time.time() + seconds(duration, "--duration") if duration else None
+    except RuleError as error:
+        raise click.ClickException(str(error)) from None
     try:
         outcome = watcher.run(until=until)
     except KeyboardInterrupt:
@@ -198,6 +235,7 @@ def check(inventory, rules_file, limit, samples, interval, as_json):
     Exit status (for cron and CI):
       0  nothing firing            3  MONITOR (a MEDIUM rule fires)
       4  INVESTIGATE (HIGH fires)  5  ROLLBACK (a CRITICAL rule fires)
+      6  nothing firing, but some rule got no sample (not a pass)
       1  error (rules, inventory)  2  usage
     With one sample, a rule with a duration can only be pending: it fires
     once its condition has held for the duration, so pass --samples with
@@ -225,4 +263,9 @@ def check(inventory, rules_file, limit, samples, interval, as_json):
         firing = ", ".join(f"{v.rule.name} on {v.subject}" for v in decision.firing) or "none firing"
         click.echo(f"decision: {decision.action}" + (f" ({decision.severity}: {firing})" if decision.severity
                                                      else f" ({firing})"))
+    blind = [v for v in verdicts if v.value is None]
+    if decision.action == "NONE" and blind:
+        click.echo(f"no data: {', '.join(sorted({f'{v.rule.name} on {v.subject}' for v in blind}))} "
+                   "(a missing sample is not a pass)", err=as_json)
+        sys.exit(NO_DATA_EXIT)
     sys.exit(EXIT_CODES[decision.action])

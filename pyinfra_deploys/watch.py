@@ -11,15 +11,21 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import select
+import shlex
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
+
+from pyinfra.api.facts import get_fact
 
 from facts.metrics import HostMetrics
 
@@ -30,6 +36,7 @@ from .triggers import (FIRING, NO_DATA, OK, PENDING, Decision, RuleSet, Tracker,
 
 PROJECT = Path(__file__).resolve().parent.parent
 STACK = "stack"   # the subject of Prometheus and HTTP rules
+FACT_TIMEOUT = 30  # seconds a host may take to answer one poll
 
 
 def iso(moment: float) -> str:
@@ -80,9 +87,19 @@ class Sampler:
         try:
             if not host.connected:
                 host.connect(raise_exceptions=True)
-            return host.get_fact(HostMetrics, **metrics_args(host.data))
+            # never marks the host failed (in migrate.py that would fail the release run), and
+            # a stalled connection costs one missing sample, not the watch
+            metrics = get_fact(host.state, host, HostMetrics, kwargs={
+                **metrics_args(host.data), "_ignore_errors": True, "_timeout": FACT_TIMEOUT},
+                apply_failed_hosts=False)
         except Exception:  # noqa: BLE001 - an unreachable host is a missing sample, not a crash
-            return None
+            metrics = None
+        if metrics is None:
+            try:
+                host.disconnect()   # the next poll connects again
+            except Exception:  # noqa: BLE001
+                pass
+        return metrics
 
     def sample(self) -> tuple[dict, dict]:
         samples, details = {}, {}
@@ -94,12 +111,19 @@ class Sampler:
                 for rule in host_rules:
                     if rule.metric in values:
                         samples[(rule.name, host.name)], details[(rule.name, host.name)] = values[rule.metric]
+        answers: dict = {}   # one request per distinct query (and direction) a poll
         for rule in self.ruleset.rules:
             if rule.source == "http":
-                samples[(rule.name, STACK)], details[(rule.name, STACK)] = http_value(rule.url)
+                if rule.url not in answers:
+                    answers[rule.url] = http_value(rule.url)
+                samples[(rule.name, STACK)], details[(rule.name, STACK)] = answers[rule.url]
             elif rule.source == "prometheus" and self.ruleset.prometheus_url:
-                samples[(rule.name, STACK)] = prometheus_value(self.ruleset.prometheus_url, rule.query,
-                                                               token_env=self.ruleset.prometheus_token_env)
+                worst = min if rule.op in ("<", "<=") else max
+                if (rule.query, worst) not in answers:
+                    answers[(rule.query, worst)] = prometheus_value(
+                        self.ruleset.prometheus_url, rule.query, token_env=self.ruleset.prometheus_token_env,
+                        worst=worst)
+                samples[(rule.name, STACK)] = answers[(rule.query, worst)]
         return samples, details
 
     def off(self) -> list[str]:
@@ -121,23 +145,40 @@ class Sampler:
 @dataclass
 class Alerts:
     """Where alerts go besides the terminal: a webhook (JSON POST) and/or a command (JSON on
-    its stdin). A failing hook is reported and never stops the watcher."""
+    its stdin). Each is sent in the background, so a slow or dead hook never delays a
+    rollback; a failing hook is reported and never stops the watcher. `flush` waits for
+    what is still on its way."""
 
     webhook: str | None = None
     command: list[str] | None = None
     echo: Callable[[str], None] = print
+    queue: "queue.Queue | None" = None
 
     def send(self, event: dict):
-        body = json.dumps(event, sort_keys=True)
-        if self.webhook:
-            import urllib.request
-            request = urllib.request.Request(self.webhook, data=body.encode(), method="POST",
-                                             headers={"Content-Type": "application/json"})
+        if not (self.webhook or self.command):
+            return
+        if self.queue is None:   # one sender: alerts arrive in the order they were raised
+            self.queue = queue.Queue()
+            threading.Thread(target=self.sender, daemon=True).start()
+        self.queue.put(json.dumps(event, sort_keys=True, default=str))
+
+    def sender(self):
+        while True:
+            body = self.queue.get()
             try:
+                self.deliver(body)
+            finally:
+                self.queue.task_done()
+
+    def deliver(self, body: str):
+        if self.webhook:
+            try:
+                request = urllib.request.Request(self.webhook, data=body.encode(), method="POST",
+                                                 headers={"Content-Type": "application/json"})
                 with urllib.request.urlopen(request, timeout=10) as answer:
                     answer.read()
             except Exception as error:  # noqa: BLE001
-                self.echo(f"!!! alert webhook failed: {error}")
+                self.echo(f"!!! alert webhook failed: {type(error).__name__}: {error}")
         if self.command:
             try:
                 done = subprocess.run(self.command, input=body, text=True, capture_output=True, timeout=30)
@@ -145,6 +186,12 @@ class Alerts:
                     self.echo(f"!!! alert command exited {done.returncode}: {done.stderr.strip()[-200:]}")
             except (OSError, subprocess.TimeoutExpired) as error:
                 self.echo(f"!!! alert command failed: {error}")
+
+    def flush(self, timeout: float = 45.0):
+        """Wait (up to ``timeout``) for the alerts still on their way."""
+        deadline = time.monotonic() + timeout
+        while self.queue is not None and self.queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def alert_event(kind: str, verdict: Verdict | None = None, **extra) -> dict:
@@ -179,9 +226,10 @@ class RollbackCommand:
     snapshot: str
     limit: tuple[str, ...] = ()
     echo: Callable[[str], None] = print
+    options: tuple[str, ...] = ()        # pyinfra options to pass on (connection, --data overrides)
 
     def argv(self, incident: dict) -> list[str]:
-        command = [sys.executable, "-m", "pyinfra", "-y"]
+        command = [sys.executable, "-m", "pyinfra", "-y", *self.options]
         for pattern in self.limit:
             command += ["--limit", pattern]
         command += [self.inventory, str(PROJECT / "rollback.py"), "--data", f"snapshot={self.snapshot}"]
@@ -194,14 +242,21 @@ class RollbackCommand:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT), env.get("PYTHONPATH")]))
         record_path = None
-        # pyinfra logs on stderr: passed through line by line, its run line picked out
-        with subprocess.Popen(self.argv(incident), env=env, stderr=subprocess.PIPE, text=True) as process:
+        # pyinfra logs on stderr: passed through line by line, its run line picked out. Its own
+        # session: a Ctrl-C meant for the watcher never stops a restore halfway.
+        with subprocess.Popen(self.argv(incident), env=env, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True) as process:
+            self.echo(f"==> rollback.py runs as pid {process.pid}")
             for line in process.stderr:
                 sys.stderr.write(line)
                 match = RUN_LINE.match(line.strip())
                 if match:
                     record_path = Path(match.group(2))
-        record = json.loads(record_path.read_text()) if record_path and record_path.exists() else None
+        try:
+            record = json.loads(record_path.read_text()) if record_path else None
+        except (OSError, ValueError) as error:
+            self.echo(f"!!! the rollback's record {record_path} cannot be read: {error}")
+            record = None
         return process.returncode, record
 
 
@@ -214,18 +269,29 @@ class Outcome:
     rollback_status: int | None = None
     record: dict | None = None
     trigger: str = ""
+    unproven: tuple[str, ...] = ()    # at the deadline: CRITICAL rules pending or without data
+
+
+class SteadyClock:
+    """Wall-clock seconds that never step back (NTP, a VM resumed): rule durations stay true."""
+
+    def __init__(self):
+        self.wall, self.steady = time.time(), time.monotonic()
+
+    def __call__(self) -> float:
+        return self.wall + (time.monotonic() - self.steady)
 
 
 @dataclass
 class Watcher:
     sampler: Sampler
     alerts: Alerts
-    rollback: RollbackCommand | None      # None: never act (dry run, triggers check)
+    rollback: RollbackCommand | None      # None: never act (triggers check)
     echo: Callable[[str], None] = print
     dry_run: bool = False
     decisions: object = None               # a readable stream for HIGH decisions (stdin), or None
     log_path: Path | None = None
-    clock: Callable[[], float] = time.time
+    clock: Callable[[], float] = field(default_factory=SteadyClock)
     sleep: Callable[[float], None] = time.sleep
     tracker: Tracker = field(init=False)
     alerted: set = field(default_factory=set)
@@ -233,22 +299,31 @@ class Watcher:
     polls: int = 0
     last_verdicts: list = field(default_factory=list)
     sampled_at: float = 0.0
+    log_failed: bool = False
+    waiting: Verdict | None = None         # a HIGH rule firing, waiting for a person
+    acted: set = field(default_factory=set)  # (rule, subject) decided on, until it resolves
 
     def __post_init__(self):
         self.tracker = Tracker(self.sampler.ruleset.rules)
         self.detected_at: dict = {}      # (rule, subject) -> when it fired
 
     def log(self, entry: dict):
+        """One line of the events log; a log that cannot be written is said once, never fatal."""
         if self.log_path is None:
             return
-        self.log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        descriptor = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with os.fdopen(descriptor, "a") as stream:
-            stream.write(json.dumps(entry, sort_keys=True) + "\n")
+        try:
+            self.log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            descriptor = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(descriptor, "a") as stream:
+                stream.write(json.dumps(entry, sort_keys=True, default=str) + "\n")
+        except OSError as error:
+            if not self.log_failed:
+                self.echo(f"!!! the events log {self.log_path} cannot be written ({error}); watching on")
+            self.log_failed = True
 
     def poll(self) -> list[Verdict]:
+        now = self.clock()   # the samples' time: when the poll began
         samples, details = self.sampler.sample()
-        now = self.clock()
         verdicts = self.tracker.observe(now, samples, details)
         self.polls += 1
         self.last_verdicts, self.sampled_at = verdicts, now
@@ -274,24 +349,25 @@ class Watcher:
                       f"--- {clock} poll {self.polls}: {counts[OK]} ok, {counts[NO_DATA]} no data")
         self.last_states = states
 
+    def alert(self, kind: str, verdict: Verdict | None = None, **extra):
+        self.alerts.send(alert_event(kind, verdict, dry_run=self.dry_run, **extra))
+
     def alert_new(self, decision: Decision, verdicts: list[Verdict]):
-        """Alert once per firing (and once per silent source); forget what resolved."""
+        """Alert once per firing (and once per silent source); say what resolved."""
         active = {(v.rule.name, v.subject) for v in decision.firing} | {("no-data", v.rule.name, v.subject)
                                                                          for v in decision.no_data}
         for verdict in decision.firing:
-            key = (verdict.rule.name, verdict.subject)
-            if key not in self.alerted:
+            if (verdict.rule.name, verdict.subject) not in self.alerted:
                 self.echo(f"!!! {verdict.rule.severity} {verdict.rule.action}: {trigger_text(verdict, 'firing')}")
-                self.alerts.send(alert_event("firing", verdict, dry_run=self.dry_run))
+                self.alert("firing", verdict)
         for verdict in decision.no_data:
-            key = ("no-data", verdict.rule.name, verdict.subject)
-            if key not in self.alerted:
+            if ("no-data", verdict.rule.name, verdict.subject) not in self.alerted:
                 self.echo(f"!!! NO DATA: {verdict.rule.name} on {verdict.subject}: "
                           f"{verdict.missing} samples in a row missing (a missing sample is not a pass)")
-                self.alerts.send(alert_event("no_data", verdict))
+                self.alert("no_data", verdict)
         for key in self.alerted - active:
-            if len(key) == 2:
-                self.alerts.send({"event": "resolved", "at": iso(self.clock()), "rule": key[0], "subject": key[1]})
+            self.alerts.send({"event": "resolved", "at": iso(self.clock()), "rule": key[-2], "subject": key[-1],
+                              "what": "no data" if key[0] == "no-data" else "firing", "dry_run": self.dry_run})
         self.alerted = active
 
     def operator_says(self) -> str | None:
@@ -317,26 +393,37 @@ class Watcher:
         decision = decide([verdict])
         if self.rollback is None or self.dry_run:
             if self.rollback is not None:
-                self.echo(f"DRY RUN: would roll back now: pyinfra {' '.join(self.rollback.argv(incident)[3:])}")
+                self.echo(f"DRY RUN: would roll back now: pyinfra {shlex.join(self.rollback.argv(incident)[4:])}")
             self.log({"at": iso(decided_at), "decision": "rollback", "dry_run": True, **incident})
             return Outcome(decision, trigger=incident["trigger"])
         self.echo(f"==> Rolling back ({incident['trigger']})")
-        self.alerts.send(alert_event("rollback_started", verdict, snapshot=self.rollback.snapshot, **incident))
+        self.alert("rollback_started", verdict, snapshot=self.rollback.snapshot, **incident)
         self.log({"at": iso(decided_at), "decision": "rollback", **incident})
         status, record = self.rollback.run(incident)
         run = record.get("run_id") if record else None
         result = record.get("status") if record else "no run record"
         self.echo(f"==> Rollback {'finished' if status == 0 else 'FAILED'}: run {run} {result}")
-        self.alerts.send(alert_event("rollback_finished", verdict, exit_status=status, run=run, status=result))
+        self.alert("rollback_finished", verdict, exit_status=status, run=run, status=result)
         self.log({"at": iso(self.clock()), "rollback_exit": status, "run": run, "status": result})
         return Outcome(decision, True, status, record, incident["trigger"])
 
+    def unproven(self) -> tuple[str, ...]:
+        """CRITICAL rules the last poll could not clear: pending, or without data."""
+        return tuple(f"{v.rule.name} on {v.subject} ({v.state}{' ' + v.progress if v.state == PENDING else ''})"
+                     for v in self.last_verdicts
+                     if v.rule.severity == "CRITICAL" and (v.state == PENDING or v.value is None))
+
     def run(self, until: float | None = None, polls: int | None = None) -> Outcome:
-        """Poll until a rollback ran (or would have: dry run), the deadline or the poll count."""
-        waiting: Verdict | None = None   # a HIGH firing, waiting for a person
-        acted: set = set()
+        """Poll until a rollback ran (or would have: dry run), the deadline or the poll count.
+        At the deadline, a CRITICAL rule still pending gets the rest of its duration."""
+        try:
+            return self.watch(until, polls)
+        finally:
+            self.alerts.flush()
+
+    def watch(self, until: float | None, polls: int | None) -> Outcome:
+        acted = self.acted
         interval = self.sampler.ruleset.poll_interval
-        decision = Decision("NONE", None)
         while True:
             started = self.clock()
             verdicts = self.poll()
@@ -352,36 +439,44 @@ class Watcher:
                 if outcome.rolled_back:
                     return outcome
                 acted.add((critical[0].rule.name, critical[0].subject))
-            high = [v for v in decision.firing if v.rule.severity == "HIGH"]
-            if high and waiting is None and (high[0].rule.name, high[0].subject) not in acted:
-                waiting = high[0]
-                self.echo(f"??? {waiting.rule.name} on {waiting.subject} (HIGH: assess, roll back if no fix). "
-                          + ("Type `rollback` and Enter to roll back now, `dismiss` to acknowledge."
-                             if self.decisions is not None else "Decide, then run rollback.py yourself."))
-                self.alerts.send(alert_event("decision_needed", waiting))
-            answer = self.operator_says() if waiting is not None else None
-            if answer == "rollback":
-                outcome = self.act(waiting, "operator decision after", self.clock())
+            pending = [v for v in decision.firing if v.rule.severity == "HIGH" and (v.rule.name, v.subject) not in acted]
+            asked = self.waiting
+            if asked is not None and all((v.rule.name, v.subject) != (asked.rule.name, asked.subject)
+                                         for v in decision.firing):
+                self.echo(f"--- {self.waiting.rule.name} on {self.waiting.subject} resolved by itself")
+                self.waiting = None
+            # read every poll: a line typed while nothing waited is no decision about what comes later
+            answer = self.operator_says()
+            if answer and self.waiting is None:
+                self.echo(f"--- {answer!r} ignored: no decision is waiting")
+            elif answer == "rollback":
+                outcome = self.act(self.waiting, "operator decision after", self.clock())
                 if outcome.rolled_back:
                     return outcome
-                acted.add((waiting.rule.name, waiting.subject))
-                waiting = None
+                acted.add((self.waiting.rule.name, self.waiting.subject))
+                self.waiting = None
             elif answer == "dismiss":
-                self.echo(f"--- {waiting.rule.name} on {waiting.subject}: dismissed, still watching")
-                self.log({"at": iso(self.clock()), "decision": "dismiss", "rule": waiting.rule.name})
-                acted.add((waiting.rule.name, waiting.subject))
-                waiting = None
+                self.echo(f"--- {self.waiting.rule.name} on {self.waiting.subject}: dismissed, still watching")
+                self.log({"at": iso(self.clock()), "decision": "dismiss", "rule": self.waiting.rule.name})
+                acted.add((self.waiting.rule.name, self.waiting.subject))
+                self.waiting = None
             elif answer:
                 self.echo(f"--- unknown answer {answer!r}: type `rollback` or `dismiss`")
-            if waiting is not None and not any((v.rule.name, v.subject) == (waiting.rule.name, waiting.subject)
-                                               for v in decision.firing):
-                self.echo(f"--- {waiting.rule.name} on {waiting.subject} resolved by itself")
-                waiting = None
+            pending = [v for v in pending if (v.rule.name, v.subject) not in acted]
+            if self.waiting is None and pending:
+                self.waiting = pending[0]
+                self.echo(f"??? {pending[0].rule.name} on {pending[0].subject} (HIGH: assess, roll back if no fix). "
+                          + ("Type `rollback` and Enter to roll back now, `dismiss` to acknowledge."
+                             if self.decisions is not None else "Decide, then run rollback.py yourself."))
+                self.alert("decision_needed", self.waiting)
             for verdict in verdicts:   # a resolved rule may act again when it fires again
                 if verdict.state == OK:
                     acted.discard((verdict.rule.name, verdict.subject))
             if polls is not None and self.polls >= polls:
-                return Outcome(decision)
+                return Outcome(decision, unproven=self.unproven())
             if until is not None and self.clock() + interval > until:
-                return Outcome(decision)
+                grace = max((v.rule.held_for + interval for v in verdicts
+                             if v.rule.severity == "CRITICAL" and v.state == PENDING), default=0.0)
+                if self.clock() + interval > until + grace:
+                    return Outcome(decision, unproven=self.unproven())
             self.sleep(max(0.0, interval - (self.clock() - started)))

@@ -211,3 +211,9 @@ def test_a_status_line_names_severity_rule_subject_value_condition_and_progress(
     line = status_line(verdict)
     assert line.split() == ["CRITICAL", "health-check", "sandbox-1", "health_failed=1", "(>=", "1,", "2",
                             "consecutive", "samples)", "pending", "1/2", "samples"]
+
+
+def test_a_gap_of_three_missing_samples_breaks_a_streak_that_has_not_fired():
+    verdicts = replay(rule(samples=2), [(0, 0.9), (10, None), (20, None), (30, None), (40, 0.9), (50, 0.9)])
+    assert [v.state for v in verdicts] == [PENDING, PENDING, PENDING, NO_DATA, PENDING, FIRING]
+    assert verdicts[4].since == 40 and verdicts[5].fired_now

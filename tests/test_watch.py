@@ -159,6 +159,7 @@ def test_a_dismissed_high_rule_is_not_asked_again_while_it_keeps_firing():
     hot = {**HEALTHY, "memory_pct": {"backend": 93.0}}
     watch, _ = watcher(RuleSet(rules=[high_rule()], poll_interval=5), {"sandbox-1": [hot] * 5}, FakeRollback(),
                        lines, decisions=os.fdopen(read))
+    assert not watch.run(polls=1).rolled_back
     os.write(write, b"dismiss\n")
     assert not watch.run(polls=5).rolled_back
     assert sum(line.startswith("??? ") for line in lines) == 1
@@ -221,3 +222,38 @@ def test_the_watch_stops_at_its_deadline_when_nothing_fires():
     outcome = watch.run(until=start + 30)
     assert not outcome.rolled_back and outcome.decision.action == "NONE"
     assert watch.polls == 7 and clock.now == start + 30, "polls at 0, 5, ... 30 s: the window's both ends"
+
+
+def test_a_line_typed_while_no_decision_waits_is_ignored_not_kept_for_a_later_rule():
+    read, write = os.pipe()
+    lines = []
+    hot = {**HEALTHY, "memory_pct": {"backend": 93.0}}
+    rollback = FakeRollback()
+    watch, _ = watcher(RuleSet(rules=[high_rule()], poll_interval=5), {"sandbox-1": [HEALTHY, hot, hot]}, rollback,
+                       lines, decisions=os.fdopen(read))
+    os.write(write, b"rollback\n")
+    assert not watch.run(polls=3).rolled_back and rollback.incidents == []
+    assert "--- 'rollback' ignored: no decision is waiting" in lines
+
+
+def test_a_second_high_rule_is_asked_about_once_the_first_is_dismissed():
+    from dataclasses import replace
+    read, write = os.pipe()
+    lines = []
+    other = replace(high_rule(), name="memory-high-2")
+    hot = {**HEALTHY, "memory_pct": {"backend": 93.0}}
+    watch, _ = watcher(RuleSet(rules=[high_rule(), other], poll_interval=5), {"sandbox-1": [hot] * 4},
+                       FakeRollback(), lines, decisions=os.fdopen(read))
+    watch.run(polls=1)
+    os.write(write, b"dismiss\n")
+    watch.run(polls=3)
+    asked = [line.split()[1] for line in lines if line.startswith("??? ")]
+    assert asked == ["latency-p95", "memory-high-2"]
+
+
+def test_at_the_deadline_a_pending_critical_rule_gets_the_rest_of_its_duration():
+    health = only("health-check")
+    watch, clock = watcher(health, {"sandbox-1": [HEALTHY, HEALTHY, FAILING, FAILING, HEALTHY]}, FakeRollback())
+    start = clock.now
+    outcome = watch.run(until=start + 10)
+    assert outcome.rolled_back, "the second failed check came after the deadline, within the grace"

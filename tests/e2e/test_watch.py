@@ -145,7 +145,8 @@ def test_a_guarded_release_of_a_bad_commit_rolls_itself_back_and_verifies(sandbo
     run = sandbox.pyinfra("migrate.py", "--limit", HOST, "--data", "commit=v1.1.0",
                           "--data", "watch_window=30s", "--data", f"watch_interval={INTERVAL}")
     assert not run.ok, "a release that was rolled back ends red"
-    assert "was rolled back to the pre-migration snapshot" in run.output
+    assert "==> Release v1.1.0 rolled back to snapshot" in run.output
+    assert "release v1.1.0 did not hold" in run.output
     migrate = last_record(run.output)
     assert migrate["kind"] == "migrate" and migrate["release_outcome"] == "rolled back"
     assert migrate["incident"]["trigger"] == f"automatic: release v1.1.0 failed to deploy on {HOST}"
