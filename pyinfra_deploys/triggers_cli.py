@@ -133,7 +133,8 @@ def alerts_from(ruleset, hook_url: str | None, hook_command: str | None) -> Aler
 @click.command("watch")
 @click.option("--inventory", "-i", required=True, metavar="FILE", help="The pyinfra inventory, e.g. inventories/prod.py.")
 @click.option("--snapshot", default="latest", show_default=True,
-              help="What to roll back to: a snapshot id, or latest (newest verified, not a safety snapshot).")
+              help="What to roll back to: a snapshot id, or latest (newest verified, not a safety snapshot), "
+                   "resolved once at the start and the same on every host.")
 @click.option("--rules", "rules_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help=RULES_HELP)
 @click.option("--interval", metavar="DURATION", help="Poll every DURATION (10s, 1m); default: the rules' poll_interval.")
 @click.option("--limit", multiple=True, metavar="PATTERN", help="Only these hosts or groups (glob; repeatable).")
@@ -163,7 +164,9 @@ def watch(inventory, snapshot, rules_file, interval, limit, dry_run, hook_url, h
     \b
     Rule semantics: a condition must hold for its whole duration; one pass
     ends the streak; a missing sample is not a pass (it keeps the streak,
-    never fires a rule, and 3 in a row alert as NO DATA).
+    never fires a rule; 3 in a row alert as NO DATA and restart a streak
+    that has not fired). A host that stops answering is a missing sample
+    and is reconnected; Ctrl-C stops the watcher, never a running rollback.
     Alerts go to the terminal, --hook-url and --hook-command (JSON events:
     firing, no_data, decision_needed, rollback_started, rollback_finished,
     resolved). A log of every poll: RUNS/<time>-watch/events.jsonl.
