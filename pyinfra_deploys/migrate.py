@@ -19,9 +19,10 @@ from pyinfra import host, logger, state
 from pyinfra.api import DeployError, deploy
 from pyinfra.operations import python
 
-from facts.stack import valid_ref
+from facts.stack import StackRepo, StackTarget, valid_ref
 from operations import checks
 from operations import stack as stack_ops
+from operations.stack import uncommitted, unknown_commit
 
 from .backup import snapshot_taken
 from .config import (DEFAULTS, components_from, maintenance_from, rolling_from, setting, snapshot_root,
@@ -39,7 +40,6 @@ class Guard:
     def __init__(self):
         self.lock = BoundedSemaphore()
         self.deployed: dict[str, list] = {}   # host -> its release operations
-        self.outcome = None
         self.result = None                     # held, rolled back, rollback failed, not released, watch failed
         self.settings: dict = {}
 
@@ -90,7 +90,6 @@ class Guard:
             print(f"==> Watching {len(ruleset.rules)} rules on {len(hosts)} host(s) for "
                   f"{settings['window']:g}s after release {commit}")
             outcome = watcher.run(until=watcher.clock() + settings["window"])
-        self.outcome = outcome
         if not outcome.rolled_back:
             if outcome.unproven:
                 RUN.record["unproven"] = list(outcome.unproven)
@@ -162,6 +161,7 @@ def migrate():
     snapshot_id = GUARD.settings.setdefault("snapshot", f"{RUN.run_id.split('-')[0]}-{PRE_MIGRATION}")
     RUN.record["pre_migration_snapshot"] = snapshot_id
     RUN.note(host, snapshot=snapshot_id, commit=commit)
+    released_commit(stack, commit)
 
     with RUN.phase("pre_migration_snapshot"):
         snapshot_taken(stack, components, root, snapshot_id, PRE_MIGRATION)
@@ -188,6 +188,18 @@ def migrate():
                               "the watch's lines above say why, and name the rollback run")
     logger.info(f"{host.print_prefix}pre-migration snapshot {snapshot_id}; release {commit}; "
                 f"watch {GUARD.settings['window']:g}s")
+
+
+def released_commit(stack, commit: str):
+    """Refuse, before any snapshot is taken, a commit the host cannot check out (what
+    ``at_commit`` refuses too, only once the release has begun)."""
+    repo = host.get_fact(StackRepo, stack_dir=stack.dir)
+    if repo is None:
+        raise DeployError(f"{host.name}: {stack.dir} is not a git repository with a commit checked out")
+    if not host.get_fact(StackTarget, stack_dir=stack.dir, ref=commit):
+        raise DeployError(f"{host.name}: {unknown_commit(commit, stack.dir, repo['remotes'])}")
+    if repo["dirty"]:
+        raise DeployError(f"{host.name}: {uncommitted(stack.dir, repo['dirty'])}")
 
 
 def nothing_failed() -> bool:

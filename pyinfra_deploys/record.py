@@ -15,6 +15,7 @@ import atexit
 import getpass
 import json
 import os
+import re
 import socket
 import sys
 from contextlib import contextmanager
@@ -273,6 +274,10 @@ class Run(BaseStateCallback):
             written = []
             logger.warning(f"run {self.run_id}: the report could not be rendered: {error}")
         print_summary(self.record, self.path, written)
+
+
+# The line every run prints first in its summary: how a caller finds the record it wrote.
+RUN_LINE = re.compile(r"--> Run (\S+) (succeeded|failed): record (\S+)")
 
 
 def print_summary(record: dict, path: Path, reports: list[Path]):

@@ -46,11 +46,10 @@ from facts.snapshots import valid_snapshot_id
 from facts.stack import valid_ref
 
 from . import report
-from .catalog import PROJECT, host_lines, inventory_hosts, pyinfra_error
-from .record import stamp, utc_now
+from .catalog import PROJECT, host_lines, inventory_hosts, pyinfra_env, pyinfra_error
+from .record import RUN_LINE, stamp, utc_now
 from .rehearse import address
 
-RUN_LINE = re.compile(r"--> Run (\S+) (\w+): record (\S+)")
 RUN_ID = re.compile(r"^(\d{8}T\d{6}Z)-[A-Za-z0-9._-]+$")
 ID_TIME = "%Y%m%dT%H%M%SZ"
 STEPS = ("copy", "restore", "release", "rollback")
@@ -105,10 +104,7 @@ def stream_pyinfra(command: list[str], env: dict, log: Path) -> Finished:
 
 def step_env(runs_dir: Path) -> dict:
     """The subprocesses' environment: this project importable, run records in ``runs_dir``."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT), env.get("PYTHONPATH")]))
-    env["LAYRA_RUNS_DIR"] = str(runs_dir)
-    return env
+    return pyinfra_env(LAYRA_RUNS_DIR=str(runs_dir))
 
 
 # Run records the steps leave

@@ -38,10 +38,8 @@ from io import StringIO
 from pathlib import Path
 
 from pyinfra import host, logger, state
-from pyinfra.api import Config, DeployError, QuoteString, State, StringCommand, deploy
-from pyinfra.context import ctx_state
+from pyinfra.api import Config, DeployError, QuoteString, StringCommand, deploy
 from pyinfra.operations import files
-from pyinfra_cli.inventory import make_inventory
 
 from facts.snapshots import (MANIFEST, SHA256, SnapshotManifest, partial_dir, snapshot_dir,
                              valid_snapshot_id)
@@ -49,7 +47,7 @@ from facts.stack import StackTarget
 from operations import snapshots
 from operations.snapshots import copy_completed, safe_relative
 
-from .catalog import human_size
+from .catalog import human_size, loaded_inventory
 from .config import DEFAULTS, snapshot_root, stack_from
 
 # Staging host data: the name of the source host this staging host copies from.
@@ -241,9 +239,7 @@ class Source:
         if not Path(path).is_file():
             raise DeployError(f"--data source={path!r}: no such inventory file")
         self.path = path
-        self.state = State(check_for_changes=False)
-        with ctx_state.use(self.state):   # pyinfra's inventory loader expects a state in context
-            inventory = make_inventory(path, cwd=os.getcwd())
+        self.state, inventory = loaded_inventory(path)
         self.state.init(inventory, Config())
         self.hosts = {source.name: source for source in inventory}
         self.manifests: dict[tuple[str, str], dict | None] = {}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import os
 import shlex
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from .catalog import loaded_inventory
 from .record import runs_dir, utc_now
 from .triggers import (EXIT_CODES, NO_DATA_EXIT, RuleError, default_rules_text, load_rules, seconds, status_line,
                        valid_webhook)
@@ -25,21 +25,18 @@ RULES_HELP = "Rules file merged over the defaults by rule name (see `layra-rollb
 def connected_hosts(inventory: str, limit: tuple[str, ...]):
     """The inventory's hosts (those matching ``limit``: host or group names, globs), connected
     through pyinfra's API. Hosts that cannot be reached are kept: their samples are missing."""
-    from pyinfra.api import Config, State
-    from pyinfra.api.exceptions import PyinfraError
+    from pyinfra.api import Config
     from pyinfra.api.connect import connect_all
+    from pyinfra.api.exceptions import PyinfraError
     from pyinfra.context import ctx_config, ctx_inventory, ctx_state
-    from pyinfra_cli.inventory import make_inventory
 
-    state = State(check_for_changes=False)
-    state.cwd = os.getcwd()
-    ctx_state.set(state)
-    config = Config()
-    ctx_config.set(config)
     try:
-        inventory_object = make_inventory(inventory, cwd=state.cwd)
+        state, inventory_object = loaded_inventory(inventory)
     except BaseException as error:  # the inventory file's own SystemExit or errors
         raise click.ClickException(f"cannot load the inventory {inventory}: {error}") from None
+    config = Config()
+    ctx_state.set(state)
+    ctx_config.set(config)
     ctx_inventory.set(inventory_object)
     hosts = list(inventory_object)
     if limit:

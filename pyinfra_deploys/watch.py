@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import re
 import select
 import shlex
 import subprocess
@@ -29,18 +28,20 @@ from pyinfra.api.facts import get_fact
 
 from facts.metrics import HostMetrics
 
+from .catalog import PROJECT, pyinfra_env
 from .config import metrics_args
+from .record import RUN_LINE, stamp
 from .sources import http_health, prometheus_value
 from .triggers import (FIRING, NO_DATA, OK, PENDING, Decision, RuleSet, Tracker, Verdict, decide,
                        status_line)
 
-PROJECT = Path(__file__).resolve().parent.parent
 STACK = "stack"   # the subject of Prometheus and HTTP rules
 FACT_TIMEOUT = 30  # seconds a host may take to answer one poll
 
 
 def iso(moment: float) -> str:
-    return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-4] + "Z"
+    """Seconds since the epoch as a run record writes times."""
+    return stamp(datetime.fromtimestamp(moment, timezone.utc))
 
 
 # --- sampling ---------------------------------------------------------------------
@@ -81,7 +82,7 @@ class Sampler:
     hosts: list                                       # pyinfra Host objects, connected
     fetch: Callable = None                            # host -> HostMetrics dict (tests replace it)
 
-    def host_metrics(self, host) -> dict | None:
+    def host_metrics(self, host, args: dict) -> dict | None:
         if self.fetch is not None:
             return self.fetch(host)
         try:
@@ -90,7 +91,7 @@ class Sampler:
             # never marks the host failed (in migrate.py that would fail the release run), and
             # a stalled connection costs one missing sample, not the watch
             metrics = get_fact(host.state, host, HostMetrics, kwargs={
-                **metrics_args(host.data), "_ignore_errors": True, "_timeout": FACT_TIMEOUT},
+                **args, "_ignore_errors": True, "_timeout": FACT_TIMEOUT},
                 apply_failed_hosts=False)
         except Exception:  # noqa: BLE001 - an unreachable host is a missing sample, not a crash
             metrics = None
@@ -106,8 +107,8 @@ class Sampler:
         host_rules = [rule for rule in self.ruleset.rules if rule.source == "host"]
         if host_rules:
             for host in self.hosts:
-                has_kafka = bool(metrics_args(host.data).get("kafka"))
-                values = host_values(self.host_metrics(host), has_kafka)
+                args = metrics_args(host.data)
+                values = host_values(self.host_metrics(host, args), bool(args["kafka"]))
                 for rule in host_rules:
                     if rule.metric in values:
                         samples[(rule.name, host.name)], details[(rule.name, host.name)] = values[rule.metric]
@@ -214,10 +215,6 @@ def trigger_text(verdict: Verdict, how: str) -> str:
             f"on {verdict.subject}{value}")
 
 
-# The line every run prints last (record.print_summary): how we find the record it wrote.
-RUN_LINE = re.compile(r"^--> Run (\S+) (?:succeeded|failed): record (\S+)$")
-
-
 @dataclass
 class RollbackCommand:
     """`pyinfra -y INVENTORY rollback.py --data snapshot=...` with the incident's times."""
@@ -239,8 +236,7 @@ class RollbackCommand:
 
     def run(self, incident: dict) -> tuple[int, dict | None]:
         """Runs it with its output on ours; returns its exit status and run record."""
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT), env.get("PYTHONPATH")]))
+        env = pyinfra_env()
         record_path = None
         # pyinfra logs on stderr: passed through line by line, its run line picked out. Its own
         # session: a Ctrl-C meant for the watcher never stops a restore halfway.
@@ -249,9 +245,9 @@ class RollbackCommand:
             self.echo(f"==> rollback.py runs as pid {process.pid}")
             for line in process.stderr:
                 sys.stderr.write(line)
-                match = RUN_LINE.match(line.strip())
+                match = RUN_LINE.search(line)
                 if match:
-                    record_path = Path(match.group(2))
+                    record_path = Path(match.group(3))
         try:
             record = json.loads(record_path.read_text()) if record_path else None
         except (OSError, ValueError) as error:

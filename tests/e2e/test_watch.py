@@ -169,3 +169,13 @@ def test_a_guarded_release_that_stays_healthy_holds_and_ends_green(sandbox: Sand
     migrate = last_record(run.output)
     assert migrate["release_outcome"] == "held" and "rollback_run" not in migrate
     assert host.commit() == host.commit("v1.0.0") and host.health() == "200"
+
+
+def test_a_guarded_release_of_an_unknown_commit_is_refused_before_any_snapshot(sandbox: Sandbox):
+    host = sandbox.hosts[0]
+    before = host.ssh("ls /var/backups/layra")
+    run = sandbox.pyinfra("migrate.py", "--limit", HOST, "--data", "commit=v9.9.9", "--data", "watch_window=5s")
+    assert not run.ok
+    assert "commit 'v9.9.9' is not in the repository at /srv/layra" in run.output
+    assert host.ssh("ls /var/backups/layra") == before, "no pre-migration snapshot for a release that cannot ship"
+    assert host.commit() == host.commit("v1.0.0") and host.health() == "200"
