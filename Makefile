@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export VENV
 
-.PHONY: install sandbox-up sandbox-down demo test test-unit test-e2e clean
+.PHONY: install sandbox-up sandbox-down demo test test-unit test-e2e test-reliability clean
 
 install: $(VENV)/.installed
 
@@ -32,6 +32,10 @@ test-unit: install
 
 test-e2e: sandbox-up
 	$(PY) -m pytest -m e2e
+
+# The fault and abuse suite alone (make test runs it too).
+test-reliability: sandbox-up
+	$(PY) -m pytest -m reliability
 
 clean: sandbox-down
 	rm -rf $(VENV)

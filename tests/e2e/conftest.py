@@ -106,9 +106,9 @@ class Sandbox:
         self.hosts = [SandboxHost(h["name"], h["address"], int(h.get("port", 22)))
                       for h in json.loads(hosts_file.read_text())]
 
-    def pyinfra(self, deploy: str, *args: str, timeout: int = 600) -> Run:
+    def pyinfra(self, deploy: str, *args: str, timeout: int = 600, inventory: str = "inventories/sandbox.py") -> Run:
         result = subprocess.run(
-            [sys.executable, "-m", "pyinfra", "-y", "inventories/sandbox.py", deploy, *args],
+            [sys.executable, "-m", "pyinfra", "-y", inventory, deploy, *args],
             cwd=ROOT, capture_output=True, text=True, timeout=timeout,
             env={**os.environ, "LAYRA_SANDBOX_DIR": str(STATE), "LAYRA_RUNS_DIR": str(RUNS), "COLUMNS": "200"},
         )
