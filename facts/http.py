@@ -54,7 +54,7 @@ FUNCTIONAL_KEYS = ("base_url", "login", "checks", "timeout")
 LOGIN_KEYS = ("path", "username", "password_key")
 CHECK_KEYS = ("name", "method", "path", "json", "expect_status")
 # Paths go after the base URL: no whitespace, quotes or backslashes.
-PATH = re.compile(r"^/[^\s'\"`\\]*$")
+PATH = re.compile(r"^/[^\s'\"`\\]*\Z")
 
 # The login body, filled on the host by printf (a bash builtin: no command line holds it).
 LOGIN_BODY = '{"username":%s,"password":"%s"}'

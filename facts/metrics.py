@@ -18,8 +18,8 @@ from .volumes import valid_service
 
 KAFKA_KEYS = ("service", "group", "bootstrap", "command")
 KAFKA_DEFAULTS = {"group": None, "bootstrap": "localhost:9092", "command": "kafka-consumer-groups.sh"}
-BOOTSTRAP = re.compile(r"^[A-Za-z0-9._\[\]:-]+(,[A-Za-z0-9._\[\]:-]+)*$")
-TOOL = re.compile(r"^[A-Za-z0-9._/-]+$")
+BOOTSTRAP = re.compile(r"^[A-Za-z0-9._\[\]:-]+(,[A-Za-z0-9._\[\]:-]+)*\Z")
+TOOL = re.compile(r"^[A-Za-z0-9._/-]+\Z")
 
 # `limit SECONDS COMMAND...`: COMMAND, killed (with its children: timeout signals its whole
 # process group) after SECONDS where coreutils' or busybox's timeout is there.

@@ -33,7 +33,7 @@ from .secrets import export_from_env_file
 from .shell import parse_probe, probe
 
 # Room for the `__restore` / `__pre_restore` suffixes within MongoDB's 64 characters.
-DATABASE_PATTERN = re.compile(r"^[A-Za-z0-9_]{1,48}$")
+DATABASE_PATTERN = re.compile(r"^[A-Za-z0-9_]{1,48}\Z")
 SHADOW_SUFFIX = "__restore"
 PREVIOUS_SUFFIX = "__pre_restore"
 PASSWORD_VARIABLE = "LAYRA_MONGO_PASSWORD"

@@ -31,8 +31,8 @@ FINGERPRINT_FIELDS = ("points", "config_sha256", "sample_sha256")
 SAMPLE_SIZE = 256
 
 # Collection and snapshot names go into URLs and file names: no `/`, `?`, `%`, space.
-NAME = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
-URL = re.compile(r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$")
+NAME = re.compile(r"^[A-Za-z0-9_.-]{1,255}\Z")
+URL = re.compile(r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?\Z")
 
 # The curl config string holding the key: backslashes and double quotes escaped.
 ESCAPE_KEY = r'qdrant_key=${qdrant_key//\\/\\\\}; qdrant_key=${qdrant_key//\"/\\\"};'

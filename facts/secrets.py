@@ -10,7 +10,7 @@ import re
 
 from pyinfra.api import QuoteString, StringCommand
 
-KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def export_from_env_file(env_file: str, key: str, variable: str) -> StringCommand:

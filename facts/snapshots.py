@@ -46,17 +46,22 @@ MANIFEST = "manifest.json"
 VERIFIED_MARKER = ".verified"
 PARTIAL_SUFFIX = ".partial"
 
-SNAPSHOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-LABEL = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# \Z, not $: `$` also matches before a final newline ("x\n" would pass).
+SNAPSHOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
+LABEL = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
+# What the errors say an id, a label or a root must be.
+SNAPSHOT_ID_RULE = "1-128 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit, not ending in .partial"
+LABEL_RULE = "1-64 characters of A-Z a-z 0-9 . _ -, not ending in .partial"
+ROOT_RULE = "an absolute directory on one line, without '..'"
 # Ids this code generates: `<UTC time>-<label>`, the label optional.
-GENERATED_ID = re.compile(r"^(\d{8}T\d{6}Z)(?:-([A-Za-z0-9._-]{1,64}))?$")
+GENERATED_ID = re.compile(r"^(\d{8}T\d{6}Z)(?:-([A-Za-z0-9._-]{1,64}))?\Z")
 ID_TIME = "%Y%m%dT%H%M%SZ"
 CREATED_TIME = "%Y-%m-%dT%H:%M:%SZ"
 
 
 # A part's files are `<part>.<ext>` at the top of the snapshot: a plain name, like an id.
 PART_NAME = SNAPSHOT_ID
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
+SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 def valid_part_name(part) -> bool:
@@ -99,16 +104,33 @@ def valid_snapshot_id(snapshot_id) -> bool:
 
 
 def valid_label(label) -> bool:
-    return isinstance(label, str) and bool(LABEL.match(label)) and "\n" not in label
+    """True for a label an id can end with: ``<time>-x.partial`` would name an unfinished
+    snapshot's directory, so never ``.partial`` at the end."""
+    return (isinstance(label, str) and bool(LABEL.match(label)) and "\n" not in label
+            and not label.endswith(PARTIAL_SUFFIX))
+
+
+def valid_root(root) -> bool:
+    """True for a directory that may hold snapshots: absolute, one line, no ``..`` component
+    (``prune`` removes directories under it), not ``/`` itself."""
+    return (
+        isinstance(root, str)
+        and root.startswith("/")
+        and root.rstrip("/") != ""
+        and not set(root) & set("\n\r\0")
+        and ".." not in root.split("/")
+    )
 
 
 def new_snapshot_id(label: str | None, now: datetime) -> str:
-    """``20261121T130000Z-pre-migration`` for ``now`` (a naive ``now`` is taken as UTC).
+    """``20261121T130000Z-pre-migration`` for ``now`` (a naive ``now`` is taken as UTC);
+    ``label`` None: no label.
 
-    Raises ValueError naming a label that is not 1-64 of ``A-Z a-z 0-9 . _ -``.
+    Raises ValueError naming a label that is not 1-64 of ``A-Z a-z 0-9 . _ -`` (an empty
+    one too: ``--data label=`` from an unset shell variable is a mistake, not "no label").
     """
-    if label is not None and label != "" and not valid_label(label):
-        raise ValueError(f"snapshot label {label!r} must be 1-64 characters of A-Z a-z 0-9 . _ -")
+    if label is not None and not valid_label(label):
+        raise ValueError(f"snapshot label {label!r} must be {LABEL_RULE}")
     if now.tzinfo is None:
         now = now.replace(tzinfo=timezone.utc)
     stamp = now.astimezone(timezone.utc).strftime(ID_TIME)

@@ -12,10 +12,22 @@ from pyinfra.api import FactBase, QuoteString, StringCommand
 from .shell import section, split_sections
 
 # A ref an operator may name: a sha, a tag or a branch. Anything else never reaches git.
-REF_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
+# \Z, not $: `$` also matches before a final newline ("v1.0.0\n" would pass).
+REF_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}\Z")
+REF_RULE = "a sha, tag or branch name: A-Z a-z 0-9 . _ / -, starting with a letter or digit, without '..'"
 
-def valid_ref(ref: str) -> bool:
-    return bool(REF_PATTERN.match(ref or "")) and ".." not in ref and not ref.endswith(".lock")
+
+def valid_ref(ref) -> bool:
+    """A name git takes as a ref (check-ref-format's rules, a little stricter): never an
+    option (``-x``), a range (``a..b``), a reflog entry (``HEAD@{1}``) or shell."""
+    return (
+        isinstance(ref, str)
+        and bool(REF_PATTERN.match(ref))
+        and ".." not in ref
+        and "//" not in ref
+        and "/." not in ref
+        and not ref.endswith((".lock", "/", "."))
+    )
 
 
 def git_command(stack_dir: str, *args) -> StringCommand:
@@ -143,9 +155,9 @@ class StackTag(FactBase):
 
 
 # An image id as `docker inspect` reports it; nothing else is tagged or compared.
-IMAGE_ID_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
+IMAGE_ID_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}\Z")
 # An image name we can give to `docker tag` as is: no interpolation left (`${TAG}`), no option.
-IMAGE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$")
+IMAGE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}\Z")
 
 
 def valid_image_id(image_id) -> bool:

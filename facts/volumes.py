@@ -22,7 +22,7 @@ from pyinfra.api import FactBase, QuoteString, StringCommand
 from .compose import Stack, compose_command
 from .shell import assign
 
-SERVICE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+SERVICE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 
 # Shell functions (bash) shared by VolumeSet and the volume operations, so that the
 # fingerprint of a live volume, of an extracted archive and of the snapshot's descriptor

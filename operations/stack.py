@@ -22,11 +22,13 @@ from facts.stack import (ImagesPresent, StackRepo, StackTag, StackTarget, git_co
 from facts.volumes import valid_service
 
 
-def unknown_commit(ref: str, stack_dir: str, remotes: list[str]) -> str:
+def unknown_commit(ref: str, stack_dir: str, remotes: list[str], head: str | None = None) -> str:
+    """What was asked, where it is missing and, given ``head``, what the host has instead."""
     return (
         f"commit {ref!r} is not in the repository at {stack_dir}"
         + (" (fetch it first: git -C DIR fetch)" if remotes else "")
         + "; nothing was changed"
+        + (f" (the stack is at {head[:12]})" if head else "")
     )
 
 
@@ -153,7 +155,7 @@ def at_commit(stack: Stack, commit: str, images: dict[str, str] | None = None, r
 
     target = host.get_fact(StackTarget, stack_dir=stack.dir, ref=commit)
     if target is None:
-        raise OperationError(unknown_commit(commit, stack.dir, repo["remotes"]))
+        raise OperationError(unknown_commit(commit, stack.dir, repo["remotes"], repo.get("commit")))
 
     if repo["dirty"]:
         raise OperationError(uncommitted(stack.dir, repo["dirty"]))

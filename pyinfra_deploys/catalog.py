@@ -27,7 +27,7 @@ from pathlib import Path
 
 import click
 
-from facts.snapshots import DEFAULT_ROOT, valid_snapshot_id
+from facts.snapshots import DEFAULT_ROOT, ROOT_RULE, SNAPSHOT_ID_RULE, valid_root, valid_snapshot_id
 from operations.snapshots import by_age, to_prune
 
 ROOT_KEY = "layra_snapshot_root"
@@ -61,7 +61,12 @@ def select_hosts(hosts: list[dict], limit: tuple[str, ...]) -> list[dict]:
 
 
 def root_of(host: dict, root: str | None) -> str:
-    return root or (host.get("data") or {}).get(ROOT_KEY) or DEFAULT_ROOT
+    """``root``, else the host's ``layra_snapshot_root``, else the default; a malformed host
+    data root is refused (ClickException naming the host and the key) before pyinfra runs."""
+    chosen = root or (host.get("data") or {}).get(ROOT_KEY) or DEFAULT_ROOT
+    if not valid_root(chosen):
+        raise click.ClickException(f"{host.get('name')}: host data {ROOT_KEY!r} must be {ROOT_RULE}, got {chosen!r}")
+    return chosen
 
 
 def runs_by_root(hosts: list[dict], limit: tuple[str, ...], root: str | None) -> list[tuple[str, tuple[str, ...]]]:
@@ -200,7 +205,15 @@ def operation_args(**kwargs) -> str:
 inventory_argument = click.argument("inventory", type=click.Path(exists=True, dir_okay=False))
 limit_option = click.option("--limit", multiple=True, metavar="HOST|GROUP",
                             help="Only these hosts (a name, a glob or a group; repeatable), as pyinfra's --limit.")
-root_option = click.option("--root", default=None, metavar="DIR",
+
+
+def checked_root(ctx, param, value):
+    if value is not None and not valid_root(value):
+        raise click.BadParameter(f"{value!r} must be {ROOT_RULE}")
+    return value
+
+
+root_option = click.option("--root", default=None, metavar="DIR", callback=checked_root,
                            help=f"Snapshot root (default: host data {ROOT_KEY}, else {DEFAULT_ROOT}).")
 
 
@@ -234,7 +247,8 @@ def list_snapshots(inventory, limit, root, as_json):
 def verify_snapshot(inventory, snapshot_id, limit, root):
     """Check snapshot ID against its manifest on each host; fail naming every bad file."""
     if not valid_snapshot_id(snapshot_id):
-        raise click.BadParameter(f"{snapshot_id!r} is not a snapshot id", param_hint="ID")
+        raise click.BadParameter(f"{snapshot_id!r} is not a snapshot id: it must be {SNAPSHOT_ID_RULE}",
+                                 param_hint="ID")
     failed = False
     for each_root, each_limit in plan_runs(inventory, limit, root):
         result = pyinfra(inventory, "operations.snapshots.verified",

@@ -5,15 +5,19 @@ rejecting malformed data with the key named before anything runs on a host.
 
 from __future__ import annotations
 
+import re
+
 from pyinfra.api import DeployError
 
 from facts.compose import Stack
 from facts.http import FUNCTIONAL_KEYS, BadSetting, functional_spec
 from facts.maintenance import settings_problem
+from facts.metrics import kafka_spec
 from facts.mysql import valid_database
 from facts.qdrant import valid_name, valid_url
 from facts.redis import valid_volatile
 from facts.secrets import KEY_PATTERN
+from facts.snapshots import ROOT_RULE, valid_root
 from facts.volumes import valid_service
 
 ENGINES = ("mysql", "mongo", "redis", "qdrant", "volumes")
@@ -54,7 +58,17 @@ DEFAULTS = {
     "layra_kafka": None,
 }
 
-KAFKA_KEYS = ("service", "group", "bootstrap", "command")
+# What a compose service (or component) name must be (`facts.volumes.valid_service`).
+NAME_RULE = "1-64 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit"
+# A compose project name, as docker compose takes it.
+PROJECT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")
+# A URL fetched on the host: http(s), nothing a shell or a log line would split on.
+HEALTH_URL = re.compile(r"^https?://[^\s'\"`\\]+\Z")
+
+
+def one_line(value) -> bool:
+    """A non-empty string on one line (no newline, carriage return or NUL)."""
+    return isinstance(value, str) and value != "" and not set(value) & set("\n\r\0")
 
 
 def setting(data, key: str):
@@ -71,21 +85,78 @@ def expect(data, key: str, kind, description: str):
 
 
 def stack_from(data) -> Stack:
+    """The stack: where it is and how compose addresses it.
+
+    Every deploy reads it before anything else, so the host's plain settings are checked
+    here too (``settings_checked``): a malformed one is refused, naming the key, before the
+    first fact of any deploy, by the nightly backup rather than the incident's rollback.
+    """
     files = expect(data, "layra_compose_files", list, "a list of compose file paths")
-    if not files or not all(isinstance(name, str) and name for name in files):
+    if not files or not all(one_line(name) for name in files):
         raise DeployError(f"host data 'layra_compose_files' must be a non-empty list of paths, got {files!r}")
-    return Stack(
-        dir=expect(data, "layra_stack_dir", str, "the stack's directory (a string)"),
-        project=expect(data, "layra_project", str, "the compose project name (a string)"),
-        files=tuple(files),
-        env_file=expect(data, "layra_env_file", str, "the stack's env file (a string)"),
-    )
+    stack_dir = expect(data, "layra_stack_dir", str, "the stack's directory (a string)")
+    if not (stack_dir.startswith("/") and one_line(stack_dir)):
+        raise DeployError(f"host data 'layra_stack_dir' must be the stack's directory (an absolute path on one "
+                          f"line), got {stack_dir!r}")
+    project = expect(data, "layra_project", str, "the compose project name (a string)")
+    if not PROJECT_PATTERN.match(project):
+        raise DeployError(f"host data 'layra_project' must be a compose project name (a-z 0-9 _ -, starting with "
+                          f"a letter or digit), got {project!r}")
+    env_file = expect(data, "layra_env_file", str, "the stack's env file (a string)")
+    if not one_line(env_file):
+        raise DeployError(f"host data 'layra_env_file' must be the stack's env file (a path on one line), "
+                          f"got {env_file!r}")
+    settings_checked(data)
+    return Stack(dir=stack_dir, project=project, files=tuple(files), env_file=env_file)
+
+
+def settings_checked(data):
+    """Check the host's plain settings, whichever deploy uses them: DeployError naming the
+    first malformed one."""
+    ready_timeout(data)
+    verify_settings(data)
+    kafka_from(data)
+    snapshot_root(data)
+
+
+def ready_timeout(data) -> int:
+    """``layra_ready_timeout``: how long the stack's services may take to run and be healthy."""
+    value = setting(data, "layra_ready_timeout")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 86400:
+        raise DeployError(f"host data 'layra_ready_timeout' must be a whole number of seconds from 1 to 86400 "
+                          f"(e.g. 180), got {value!r}")
+    return value
+
+
+def percent(data, key: str) -> float:
+    value = setting(data, key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
+        raise DeployError(f"host data {key!r} must be a percentage (a number from 0 to 100), got {value!r}")
+    return float(value)
+
+
+def verify_settings(data) -> dict:
+    """Verify phases 1 and 2's settings (``checks.infrastructure``'s disk paths and thresholds,
+    ``checks.connectivity``'s health URL)."""
+    paths = setting(data, "layra_disk_paths")
+    if paths is not None and not (isinstance(paths, (list, tuple)) and paths
+                                  and all(one_line(path) and path.startswith("/") for path in paths)):
+        raise DeployError(f"host data 'layra_disk_paths' must be a non-empty list of absolute paths (or unset: "
+                          f"the stack's directory), got {paths!r}")
+    url = setting(data, "layra_health_url")
+    if not (isinstance(url, str) and HEALTH_URL.match(url)):
+        raise DeployError(f"host data 'layra_health_url' must be the backend's health URL (http(s)://..., no "
+                          f"whitespace or quotes), got {url!r}")
+    return {"disk_paths": list(paths) if paths else None,
+            "min_disk_free_pct": percent(data, "layra_min_disk_free_pct"),
+            "max_memory_used_pct": percent(data, "layra_max_memory_used_pct"),
+            "health_url": url}
 
 
 def snapshot_root(data) -> str:
     root = expect(data, "layra_snapshot_root", str, "an absolute directory for snapshots")
-    if not root.startswith("/") or "\n" in root or root.rstrip("/") == "":
-        raise DeployError(f"host data 'layra_snapshot_root' must be an absolute directory, got {root!r}")
+    if not valid_root(root):
+        raise DeployError(f"host data 'layra_snapshot_root' must be {ROOT_RULE}, got {root!r}")
     return root.rstrip("/")
 
 
@@ -111,7 +182,7 @@ def rolling_from(data, quiesce: dict | None) -> dict | None:
     if not quiesce or not quiesce["nginx_service"]:
         return None
     return {"service": quiesce["service"], "nginx_service": quiesce["nginx_service"],
-            "timeout": int(setting(data, "layra_ready_timeout"))}
+            "timeout": ready_timeout(data)}
 
 
 def components_from(data) -> list[dict]:
@@ -119,51 +190,58 @@ def components_from(data) -> list[dict]:
     raw = expect(data, "layra_components", dict, "a mapping of component name to settings")
     components = []
     for name, settings in raw.items():
-        where = f"host data 'layra_components.{name}'"
+        if not valid_service(name):
+            raise DeployError(f"host data 'layra_components' names a component {name!r}: a component name must be "
+                              f"{NAME_RULE} (it names the snapshot's files)")
+
+        def bad(key: str | None, what: str):
+            raise DeployError(f"host data 'layra_components.{name}{'.' + key if key else ''}' {what}")
+
         if not isinstance(settings, dict):
-            raise DeployError(f"{where} must be a mapping, got {settings!r}")
+            bad(None, f"must be a mapping, got {settings!r}")
         engine = settings.get("engine")
         if engine not in ENGINES:
-            raise DeployError(f"{where}.engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+            bad("engine", f"must be one of {', '.join(ENGINES)}, got {engine!r}")
         if engine == "volumes":
             services = settings.get("services")
             if not isinstance(services, list) or not services or not all(valid_service(s) for s in services):
-                raise DeployError(f"{where}.services must be a non-empty list of service names, got {services!r}")
+                bad("services", f"must be a non-empty list of compose service names ({NAME_RULE}), got {services!r}")
             milvus = settings.get("milvus")
             if milvus is not None and not (isinstance(milvus, dict) and set(milvus) <= {"client_service", "uri"}
-                                           and all(isinstance(v, str) and v for v in milvus.values())):
-                raise DeployError(f"{where}.milvus must be a mapping with client_service (a service with "
-                                  f"pymilvus) and/or uri (strings), got {milvus!r}")
+                                           and valid_service(milvus.get("client_service", "backend"))
+                                           and one_line(milvus.get("uri", "-"))):
+                bad("milvus", f"must be a mapping with client_service (a service with pymilvus) and/or uri "
+                              f"(strings on one line), got {milvus!r}")
         elif not valid_service(settings.get("service")):
-            raise DeployError(f"{where}.service must be the compose service name (a string)")
+            bad("service", f"must be a compose service name ({NAME_RULE}), got {settings.get('service')!r}")
         if engine in ("mysql", "mongo"):
             databases = settings.get("databases", [])
             if not isinstance(databases, list) or not all(valid_database(d) for d in databases):
-                raise DeployError(f"{where}.databases must be a list of plain database names "
-                                  f"(letters, digits, _; at most 48), got {databases!r}")
+                bad("databases", f"must be a list of plain database names (letters, digits, _; at most 48), "
+                                 f"got {databases!r}")
         if engine == "redis":
             patterns = settings.get("flush_patterns", [])
-            if not isinstance(patterns, list) or not all(isinstance(p, str) and p and "\n" not in p for p in patterns):
-                raise DeployError(f"{where}.flush_patterns must be a list of key patterns, got {patterns!r}")
+            if not isinstance(patterns, list) or not all(one_line(p) for p in patterns):
+                bad("flush_patterns", f"must be a list of key patterns (each on one line), got {patterns!r}")
             if not isinstance(settings.get("rdb", False), bool):
-                raise DeployError(f"{where}.rdb must be true (Redis holds state: back it up) or false (cache only)")
+                bad("rdb", f"must be true (Redis holds state: back it up) or false (cache only), "
+                           f"got {settings.get('rdb')!r}")
             if settings.get("rdb") and not all(valid_volatile(p) for p in patterns):
-                raise DeployError(f"{where}.flush_patterns: with rdb true they are also left out of the "
-                                  f"fingerprint, so only * and ? wildcards, got {patterns!r}")
+                bad("flush_patterns", f"with rdb true are also left out of the fingerprint, so only * and ? "
+                                      f"wildcards, got {patterns!r}")
         if engine == "qdrant":
             if "url" in settings and not valid_url(settings["url"]):
-                raise DeployError(f"{where}.url must be http(s)://host[:port], got {settings['url']!r}")
+                bad("url", f"must be http(s)://host[:port], got {settings['url']!r}")
             collections = settings.get("collections", [])
             if not isinstance(collections, list) or not all(valid_name(c) for c in collections):
-                raise DeployError(f"{where}.collections must be a list of collection names "
-                                  f"(letters, digits, _.-), got {collections!r}")
+                bad("collections", f"must be a list of collection names (letters, digits, _.-), got {collections!r}")
         for text_key in ("user", "auth_db"):
-            if text_key in settings and not (isinstance(settings[text_key], str) and settings[text_key]
-                                             and "\n" not in settings[text_key]):
-                raise DeployError(f"{where}.{text_key} must be a name on one line, got {settings[text_key]!r}")
+            if text_key in settings and not one_line(settings[text_key]):
+                bad(text_key, f"must be a name on one line, got {settings[text_key]!r}")
         key = settings.get("password_key")
         if key is not None and not (isinstance(key, str) and KEY_PATTERN.match(key)):
-            raise DeployError(f"{where}.password_key must name a variable of the env file, got {key!r}")
+            bad("password_key", f"must name a variable of the env file (A-Z a-z 0-9 _, not starting with a "
+                                f"digit), got {key!r}")
         components.append({"name": name, **settings})
     return components
 
@@ -188,18 +266,17 @@ def kafka_from(data) -> dict | None:
     kafka = setting(data, "layra_kafka")
     if kafka is None:
         return None
-    if not isinstance(kafka, dict) or not set(kafka) <= set(KAFKA_KEYS) or not valid_service(kafka.get("service")):
-        raise DeployError(f"host data 'layra_kafka' must be a mapping with service (the compose service) and "
-                          f"optionally {', '.join(KAFKA_KEYS[1:])}, got {kafka!r}")
-    for key in KAFKA_KEYS[1:]:
-        if key in kafka and not (isinstance(kafka[key], str) and kafka[key] and not set(kafka[key]) & set("\n\r")):
-            raise DeployError(f"host data 'layra_kafka.{key}' must be a string on one line, got {kafka[key]!r}")
+    try:
+        kafka_spec(kafka)
+    except ValueError as error:  # "kafka.bootstrap must be ...": the key, then what it must be
+        key, _, what = str(error).partition(" ")
+        raise DeployError(f"host data 'layra_{key}' {what}") from None
     return dict(kafka)
 
 
 def metrics_args(data) -> dict:
     """`facts.metrics.HostMetrics`' arguments from host data: what the watcher polls."""
     stack = stack_from(data)
-    paths = setting(data, "layra_disk_paths") or [stack.dir, snapshot_root(data), "/var/lib/docker"]
-    return {"stack": stack, "health_url": expect(data, "layra_health_url", str, "the backend's health URL"),
-            "disk_paths": list(paths), "kafka": kafka_from(data)}
+    checked = verify_settings(data)
+    paths = checked["disk_paths"] or [stack.dir, snapshot_root(data), "/var/lib/docker"]
+    return {"stack": stack, "health_url": checked["health_url"], "disk_paths": list(paths), "kafka": kafka_from(data)}

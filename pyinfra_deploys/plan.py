@@ -28,7 +28,7 @@ def stack_plan(ref: str, stack_dir: str, repo: dict | None, target: dict | None,
     if repo is None:
         return {**plan, "error": f"{stack_dir} is not a git repository with a commit checked out"}
     if target is None:
-        return {**plan, "error": unknown_commit(ref, stack_dir, repo["remotes"])}
+        return {**plan, "error": unknown_commit(ref, stack_dir, repo["remotes"], repo.get("commit"))}
     if repo["dirty"]:
         plan["error"] = uncommitted(stack_dir, repo["dirty"])
 

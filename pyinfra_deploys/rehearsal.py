@@ -42,8 +42,8 @@ from types import SimpleNamespace
 
 import click
 
-from facts.snapshots import valid_snapshot_id
-from facts.stack import valid_ref
+from facts.snapshots import SNAPSHOT_ID_RULE, valid_snapshot_id
+from facts.stack import REF_RULE, valid_ref
 
 from . import report
 from .catalog import PROJECT, host_lines, inventory_hosts, pyinfra_env, pyinfra_error
@@ -448,10 +448,10 @@ def shared_hosts(staging: list[dict], source: list[dict]) -> list[str]:
 def checked_plan(staging: str, source: str, snapshot: str, release: str | None, watch_window: int | None,
                  runs_dir: Path) -> Plan:
     if not valid_snapshot_id(snapshot):
-        raise click.BadParameter(f"{snapshot!r} is not a snapshot id (`latest` is not taken: name it)",
-                                 param_hint="--snapshot")
+        raise click.BadParameter(f"{snapshot!r} is not a snapshot id: it must be {SNAPSHOT_ID_RULE} "
+                                 "(`latest` is not taken: name it)", param_hint="--snapshot")
     if release is not None and not valid_ref(release):
-        raise click.BadParameter(f"{release!r} is not a git ref (sha, tag or branch)", param_hint="--release")
+        raise click.BadParameter(f"{release!r} is not a git ref: it must be {REF_RULE}", param_hint="--release")
     if watch_window is not None and release is None:
         raise click.BadParameter("only with --release (it is the release's watch window)", param_hint="--watch-window")
     if release is not None and not (PROJECT / "migrate.py").is_file():

@@ -39,7 +39,7 @@ OPERATORS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operat
              "==": operator.eq, "!=": operator.ne}
 CONDITION = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(-?\d+(?:\.\d+)?)\s*$")
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}\Z")
 RULE_KEYS = {"name", "metric", "source", "condition", "for", "samples", "severity", "action",
              "query", "url", "enabled", "description"}
 MAX_MISSING = 3

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import click
 
+from facts.snapshots import SNAPSHOT_ID_RULE, valid_snapshot_id
+
 from .catalog import loaded_inventory
 from .record import runs_dir, utc_now
 from .triggers import (EXIT_CODES, NO_DATA_EXIT, RuleError, default_rules_text, load_rules, seconds, status_line,
@@ -27,8 +29,10 @@ def connected_hosts(inventory: str, limit: tuple[str, ...]):
     through pyinfra's API. Hosts that cannot be reached are kept: their samples are missing."""
     from pyinfra.api import Config
     from pyinfra.api.connect import connect_all
-    from pyinfra.api.exceptions import PyinfraError
+    from pyinfra.api.exceptions import DeployError, PyinfraError
     from pyinfra.context import ctx_config, ctx_inventory, ctx_state
+
+    from .config import metrics_args
 
     try:
         state, inventory_object = loaded_inventory(inventory)
@@ -45,6 +49,11 @@ def connected_hosts(inventory: str, limit: tuple[str, ...]):
                  or set(host.groups) & groups]
         if not hosts:
             raise click.ClickException(f"--limit {' '.join(limit)} matches no host of {inventory}")
+    for host in hosts:  # what each poll reads from host data: refused before any connection
+        try:
+            metrics_args(host.data)
+        except DeployError as error:
+            raise click.ClickException(f"{host.name}: {error}") from None
     state.init(inventory_object, config, initial_limit=hosts)
     try:
         connect_all(state)
@@ -168,6 +177,9 @@ def watch(inventory, snapshot, rules_file, interval, limit, dry_run, hook_url, h
     firing, no_data, decision_needed, rollback_started, rollback_finished,
     resolved). A log of every poll: RUNS/<time>-watch/events.jsonl.
     """
+    if snapshot != "latest" and not valid_snapshot_id(snapshot):
+        raise click.BadParameter(f"{snapshot!r} is not a snapshot id: it must be {SNAPSHOT_ID_RULE}, or latest",
+                                 param_hint="--snapshot")
     ruleset = rules_or_fail(rules_file, interval)
     alerts = alerts_from(ruleset, hook_url, hook_command)
     _, hosts = connected_hosts(inventory, limit)

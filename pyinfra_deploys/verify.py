@@ -22,26 +22,27 @@ from pyinfra.api import deploy
 
 from operations import checks
 
-from .config import DEFAULTS, components_from, functional_checks_from, setting, snapshot_root, stack_from
+from .config import DEFAULTS, components_from, functional_checks_from, snapshot_root, stack_from, verify_settings
 from .engines import ENGINES
 from .record import RUN
 
 
 def service_verified(stack, components: list[dict], functional: dict | None):
     """Register phases 1-3 (3 where functional checks are configured)."""
+    settings = verify_settings(host.data)
     with RUN.phase("verify_infrastructure"):
         checks.infrastructure(
             name="Verify phase 1: infrastructure",
             stack=stack,
-            disk_paths=setting(host.data, "layra_disk_paths"),
-            min_disk_free_pct=float(setting(host.data, "layra_min_disk_free_pct")),
-            max_memory_used_pct=float(setting(host.data, "layra_max_memory_used_pct")),
+            disk_paths=settings["disk_paths"],
+            min_disk_free_pct=settings["min_disk_free_pct"],
+            max_memory_used_pct=settings["max_memory_used_pct"],
         )
     with RUN.phase("verify_connectivity"):
         checks.connectivity(
             name="Verify phase 2: connectivity",
             stack=stack,
-            health_url=setting(host.data, "layra_health_url"),
+            health_url=settings["health_url"],
             components=components,
         )
     with RUN.phase("verify_functionality"):

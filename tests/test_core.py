@@ -36,10 +36,11 @@ def test_malformed_stack_data_is_rejected_naming_the_key(data, message):
 
 
 @pytest.mark.parametrize("components, message", [
-    ({"mysql": {"engine": "postgres", "service": "db"}}, "'layra_components.mysql'.engine must be one of"),
-    ({"mysql": {"engine": "mysql"}}, "'layra_components.mysql'.service must be the compose service name"),
-    ({"milvus": {"engine": "volumes", "services": "milvus"}}, "'layra_components.milvus'.services must be a non-empty list"),
-    ({"mysql": {"engine": "mysql", "service": "mysql", "password_key": "PW; rm -rf /"}}, ".password_key must name a variable"),
+    ({"mysql": {"engine": "postgres", "service": "db"}}, "'layra_components.mysql.engine' must be one of"),
+    ({"mysql": {"engine": "mysql"}}, "'layra_components.mysql.service' must be a compose service name"),
+    ({"milvus": {"engine": "volumes", "services": "milvus"}}, "'layra_components.milvus.services' must be a non-empty list"),
+    ({"mysql": {"engine": "mysql", "service": "mysql", "password_key": "PW; rm -rf /"}},
+     "'layra_components.mysql.password_key' must name a variable"),
     ({"redis": "redis"}, "'layra_components.redis' must be a mapping"),
 ])
 def test_malformed_components_are_rejected_naming_the_key(components, message):
@@ -82,7 +83,8 @@ def test_plan_for_an_unknown_commit_says_so_and_keeps_the_current_one():
     plan = stack_plan("0badc0ffee", "/srv/layra", {"commit": GOOD, "dirty": [], "remotes": []}, None, {}, None)
 
     assert describe(plan) == [
-        "stack: commit '0badc0ffee' is not in the repository at /srv/layra; nothing was changed"]
+        "stack: commit '0badc0ffee' is not in the repository at /srv/layra; nothing was changed "
+        f"(the stack is at {GOOD[:12]})"]
 
 
 def test_plan_file_holds_every_host_planned_so_far(tmp_path):
