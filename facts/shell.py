@@ -58,3 +58,9 @@ def assign(**values: str) -> StringCommand:
     for name, value in values.items():
         parts.append(StringCommand(f"{name}=", QuoteString(str(value)), ";", _separator=""))
     return StringCommand(*parts)
+
+
+def text_written(path: str, text: str) -> StringCommand:
+    """Write ``text`` to ``path`` (created 0600) from the command itself: no SFTP subsystem
+    needed, and a connection that drops fails it as it fails any command."""
+    return StringCommand("umask 077; printf '%s'", QuoteString(text), ">", QuoteString(path))

@@ -28,15 +28,14 @@ The id helpers live here too, so operations and deploys spell the format once.
 
 from __future__ import annotations
 
-import io
 import json
 import posixpath
 import re
 from datetime import datetime, timezone
 
-from pyinfra.api import FactBase, FileUploadCommand, QuoteString, StringCommand
+from pyinfra.api import FactBase, QuoteString, StringCommand
 
-from .shell import section, split_sections
+from .shell import section, split_sections, text_written
 
 FORMAT = 1
 DEFAULT_ROOT = "/var/backups/layra"
@@ -72,7 +71,7 @@ def descriptor_written(directory: str, part: str, descriptor: dict, *data_files:
     """The commands that write a part's descriptor ``<directory>/<part>.json`` and make it,
     and the part's ``data_files``, 0600: the last step of every engine's dump."""
     path = posixpath.join(directory, f"{part}.json")
-    yield FileUploadCommand(io.StringIO(json.dumps(descriptor, indent=2, sort_keys=True) + "\n"), path)
+    yield text_written(path, json.dumps(descriptor, indent=2, sort_keys=True) + "\n")
     yield StringCommand("chmod 0600", *(QuoteString(f) for f in data_files), QuoteString(path))
 
 

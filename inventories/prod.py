@@ -17,6 +17,7 @@ _ssh = {
     "ssh_key": "~/.ssh/layra_deploy",
     # Host keys are checked: keep this file current (ssh-keyscan once, review, commit).
     "ssh_known_hosts_file": "~/.ssh/known_hosts",
+    "ssh_strict_host_key_checking": "yes",  # an unknown or changed host key is refused, never asked
     "_sudo": True,
 }
 

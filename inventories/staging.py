@@ -10,6 +10,7 @@ _ssh = {
     "ssh_user": "deploy",
     "ssh_key": "~/.ssh/layra_deploy",
     "ssh_known_hosts_file": "~/.ssh/known_hosts",
+    "ssh_strict_host_key_checking": "yes",  # an unknown or changed host key is refused, never asked
     "_sudo": True,
 }
 

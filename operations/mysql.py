@@ -91,7 +91,7 @@ def dumped(stack: Stack, database: str, directory: str, part: str, service: str 
 
     fingerprint_again = fingerprint_command(stack, database, service, user, password_key)
     yield bash(
-        assign(out=f"{directory}/{part}"),
+        "umask 077;", assign(out=f"{directory}/{part}"),
         "(", fingerprint_again, ') > "$out.fingerprint.before" &&',
         "(", client_function(stack, service, user, password_key),
         assign(db=database),

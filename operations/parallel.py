@@ -36,6 +36,7 @@ from pyinfra import host, logger, state
 from pyinfra.api import FunctionCommand, OperationError, StringCommand, operation
 from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
 from pyinfra.api.command import PyinfraCommand
+from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.util import print_host_combined_output
 from pyinfra.context import ctx_config, ctx_host, ctx_state
 
@@ -222,7 +223,15 @@ class Pending:
 
 
 def described(error: Exception) -> str:
-    return str(error) if isinstance(error, OperationError) else f"{type(error).__name__}: {error}"
+    if isinstance(error, OperationError):
+        return str(error)
+    text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    # a fact read or command on a connection that dropped: say so, not just "EOFError"
+    if isinstance(error, (EOFError, ConnectionError, SSHException)):
+        return f"SSH connection lost ({text})"
+    if isinstance(error, PyinfraError) and "No hosts remaining" in str(error):
+        return "a fact could not be read from the host (its error is above)"  # pyinfra failed the host
+    return text
 
 
 def group_name(group: list[Step]) -> str:
@@ -283,7 +292,8 @@ def executed(command: PyinfraCommand, step_host: StepHost, connector_arguments: 
     except TimeoutError:
         return f"command timed out after {arguments.get('_timeout')}s"
     except (OSError, SSHException) as error:
-        return f"command socket/SSH error: {described(error)}"
+        return described(error) if isinstance(error, (ConnectionError, SSHException)) else \
+            f"command socket error: {described(error)}"
     except Exception as error:  # a FunctionCommand's callback can raise anything
         return described(error)
     return "the command failed" if status is False else None

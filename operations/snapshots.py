@@ -23,15 +23,14 @@ fail the host then, naming the problem. Needs GNU coreutils and findutils on the
 
 from __future__ import annotations
 
-import io
 import json
 import posixpath
 from datetime import datetime, timezone
 
 from pyinfra import host, logger
-from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
+from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 
-from facts.shell import failing
+from facts.shell import failing, text_written
 from facts.snapshots import (
     CREATED_TIME,
     FORMAT,
@@ -263,7 +262,7 @@ def completed(root: str, snapshot_id: str, metadata: dict | None = None):
     files = files or {"files": {}, "parts": {}}
     manifest = build_manifest(snapshot_id, metadata, files, host.name, datetime.now(timezone.utc))
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-    yield FileUploadCommand(io.StringIO(text), posixpath.join(partial, MANIFEST))
+    yield text_written(posixpath.join(partial, MANIFEST), text)
     yield StringCommand(
         "find", QuoteString(partial), "-type", "d", "-exec", "chmod", "0700", "{}", "+", "&&",
         "find", QuoteString(partial), "-type", "f", "-exec", "chmod", "0600", "{}", "+", "&&",

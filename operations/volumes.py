@@ -164,7 +164,7 @@ def dumped(stack: Stack, services: list[str], directory: str, part: str, timeout
         archive.append(StringCommand(
             assign(v=name, path=volume["path"], out=posixpath.join(directory, file)), in_use_check(name),
             f'fp{index}=$(fingerprint "$path") || fail "could not read volume $v";',
-            'tar -C "$path" --numeric-owner -cpf - . |', compress, '> "$out.tmp" && chmod 0600 "$out.tmp"',
+            'tar -C "$path" --numeric-owner -cpf - . | ( umask 077;', compress, '> "$out.tmp" )',
             '&& mv "$out.tmp" "$out" || { rm -f "$out.tmp"; fail "archiving volume $v failed"; };',
         ))
         markers.append(marker(volume["path"], StringCommand(

@@ -7,17 +7,17 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from pyinfra import host, logger
+from pyinfra import host, logger, state
 from pyinfra.api import DeployError, deploy
 
 from facts.capacity import DiskFree
 from facts.compose import ComposeServices
-from facts.snapshots import SnapshotManifest, new_snapshot_id, partial_dir, valid_snapshot_id
+from facts.snapshots import SNAPSHOT_ID_RULE, SnapshotManifest, new_snapshot_id, partial_dir, valid_snapshot_id
 from facts.stack import StackRepo
 from operations import checks, snapshots
 from operations import stack as stack_ops
 
-from .config import DEFAULTS, components_from, snapshot_root, stack_from
+from .config import DEFAULTS, components_from, every_host_reached, snapshot_root, stack_from
 from .engines import ENGINES
 
 # Every host of one run shares one snapshot id.
@@ -28,9 +28,9 @@ HEADROOM_BYTES = 64 * 1024 * 1024
 
 def snapshot_id_for_run(data) -> str:
     explicit = data.get("snapshot")
-    if explicit:
+    if explicit is not None:
         if not valid_snapshot_id(str(explicit)):
-            raise DeployError(f"snapshot id {explicit!r} must match [A-Za-z0-9][A-Za-z0-9._-]{{0,127}}")
+            raise DeployError(f"snapshot id {str(explicit)!r} must be {SNAPSHOT_ID_RULE}")
         return str(explicit)
     if "id" not in _RUN:
         try:
@@ -111,5 +111,6 @@ def snapshot_taken(stack, components: list[dict], root: str, snapshot_id: str, l
 
 @deploy("Back up the Layra stack", data_defaults=DEFAULTS)
 def backup():
+    every_host_reached(state)
     snapshot_taken(stack_from(host.data), components_from(host.data), snapshot_root(host.data),
                    snapshot_id_for_run(host.data), host.data.get("label") or "")

@@ -71,6 +71,15 @@ def one_line(value) -> bool:
     return isinstance(value, str) and value != "" and not set(value) & set("\n\r\0")
 
 
+def every_host_reached(state):
+    """Refuse the run on every host when one of the inventory could not be reached: a fleet
+    half rolled back (or half backed up) is worse than none. ``--limit`` leaves a host out."""
+    unreachable = sorted(host.name for host in state.failed_hosts)
+    if unreachable:
+        raise DeployError(f"{', '.join(unreachable)} could not be reached (see above): nothing was done on any "
+                          "host. Bring it back, or leave it out knowingly with --limit")
+
+
 def setting(data, key: str):
     """A host data value, falling back to DEFAULTS (deploy defaults apply inside @deploy only)."""
     value = data.get(key)

@@ -25,7 +25,7 @@ from operations import stack as stack_ops
 from operations.stack import uncommitted, unknown_commit
 
 from .backup import snapshot_taken
-from .config import (DEFAULTS, components_from, maintenance_from, rolling_from, setting, snapshot_root,
+from .config import (DEFAULTS, components_from, maintenance_from, ready_timeout, rolling_from, snapshot_root,
                      stack_from)
 from .record import RUN, VALUE_OPTIONS
 from .triggers import Decision, RuleError, load_rules, seconds
@@ -167,7 +167,7 @@ def migrate():
         snapshot_taken(stack, components, root, snapshot_id, PRE_MIGRATION)
 
     with RUN.phase("release"):
-        timeout = int(setting(host.data, "layra_ready_timeout"))
+        timeout = ready_timeout(host.data)
         # the incident starts with the release: a migration can damage data as it starts
         python.call(name="Note the release time", function=released, _if=nothing_failed)
         # A failed release is not the end of the run: the watch rolls it back.
@@ -197,7 +197,7 @@ def released_commit(stack, commit: str):
     if repo is None:
         raise DeployError(f"{host.name}: {stack.dir} is not a git repository with a commit checked out")
     if not host.get_fact(StackTarget, stack_dir=stack.dir, ref=commit):
-        raise DeployError(f"{host.name}: {unknown_commit(commit, stack.dir, repo['remotes'])}")
+        raise DeployError(f"{host.name}: {unknown_commit(commit, stack.dir, repo['remotes'], repo['commit'])}")
     if repo["dirty"]:
         raise DeployError(f"{host.name}: {uncommitted(stack.dir, repo['dirty'])}")
 

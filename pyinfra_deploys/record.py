@@ -46,6 +46,22 @@ def runs_dir() -> Path:
     return Path(os.environ.get("LAYRA_RUNS_DIR") or "runs")
 
 
+def private_dir(path: Path) -> Path:
+    """``path`` with every missing parent created 0700: run ids are not for others to list."""
+    for missing in reversed([p for p in (path, *path.parents) if not p.exists()]):
+        missing.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def write_private(path: Path, text: str):
+    """Replace ``path`` atomically with ``text``, the file 0600 from its creation on."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as out:
+        out.write(text)
+    temporary.chmod(0o600)  # a temporary left by a crash keeps its own mode otherwise
+    temporary.replace(path)
+
+
 # --data values that may carry a token (a chat or paging webhook's URL): never recorded
 SECRET_DATA = ("hook_url",)
 
@@ -245,11 +261,8 @@ class Run(BaseStateCallback):
             return  # a dry run, or nothing executed yet: no record
         self.fill_results()
         self.record["phases"] = self.phases()
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(self.record, indent=2, sort_keys=False) + "\n")
-        temporary.chmod(0o600)
-        temporary.replace(self.path)
+        private_dir(self.path.parent)
+        write_private(self.path, json.dumps(self.record, indent=2, sort_keys=False) + "\n")
 
     def finish(self):
         """At exit: the final status per host and for the run, reports, and loud warnings."""
@@ -274,6 +287,9 @@ class Run(BaseStateCallback):
             written = []
             logger.warning(f"run {self.run_id}: the report could not be rendered: {error}")
         print_summary(self.record, self.path, written)
+        from .lock import LOCKS
+        for line in LOCKS.warnings(self.run_id):
+            print(f"!!! {line}", file=sys.stderr)
 
 
 # The line every run prints first in its summary: how a caller finds the record it wrote.

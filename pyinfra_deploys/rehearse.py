@@ -370,14 +370,15 @@ def commit_known(stack, plan: dict, snapshot_id: str):
 @deploy("Copy a production snapshot to staging", data_defaults=DEFAULTS)
 def rehearse():
     snapshot_id = wanted_snapshot(host.data)
+    # staging's own host data is refused before production is read
+    stack, root = stack_from(host.data), snapshot_root(host.data)
     source = source_inventory(host.data.get("source"))
     name, manifest = chosen_source(source, snapshot_id)
     plan = copy_plan(manifest, snapshot_id, name)
     logger.info(f"{host.print_prefix}snapshot {snapshot_id}: {len(plan['files'])} files, {human_size(plan['bytes'])}"
                 + (f"; left out: {', '.join(plan['left_out'])}" if plan["left_out"] else ""))
-    commit_known(stack_from(host.data), plan, snapshot_id)
+    commit_known(stack, plan, snapshot_id)
 
-    root = snapshot_root(host.data)
     present = host.get_fact(SnapshotManifest, root=root, snapshot_id=snapshot_id)
     if present:
         differ = differences(present, plan)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import jinja2
 
-from .record import PHASES
+from .record import PHASES, write_private
 
 # The runbook's recovery-time targets, in seconds.
 TARGETS = {"detection": 60, "decision": 120, "execution": 300, "verification": 180, "total": 600}
@@ -567,10 +567,7 @@ def write_reports(record: dict, directory: Path, formats: tuple[str, ...] = ("md
     written = []
     for name in [name for kind in formats for name in REPORT_FILES[kind]]:
         path = directory / name
-        temporary = path.with_name(f".{name}.tmp")
-        temporary.write_text(RENDERERS[name](record), encoding="utf-8")
-        temporary.chmod(0o600)
-        temporary.replace(path)
+        write_private(path, RENDERERS[name](record))
         written.append(path)
     return written
 

@@ -20,17 +20,20 @@ from pyinfra import host, logger, state
 from pyinfra.api import DeployError, deploy
 
 from facts.compose import ComposeServices, ComposeTargetConfig
+from facts.lock import RollbackLock
 from facts.redis import RedisKeyCounts
-from facts.snapshots import SnapshotCatalog, SnapshotFiles, SnapshotManifest, snapshot_dir, valid_snapshot_id
+from facts.snapshots import (SNAPSHOT_ID_RULE, SnapshotCatalog, SnapshotFiles, SnapshotManifest, snapshot_dir,
+                             valid_snapshot_id)
 from facts.stack import ImagesPresent, StackRepo, StackTarget, valid_ref
-from operations import maintenance, parallel, redis
+from operations import lock, maintenance, parallel, redis
 from operations import stack as stack_ops
 from operations.snapshots import by_age, snapshot_problems
 
 from .backup import snapshot_taken
-from .config import (DEFAULTS, components_from, functional_checks_from, maintenance_from, rolling_from,
-                     setting, snapshot_root, stack_from)
+from .config import (DEFAULTS, components_from, every_host_reached, functional_checks_from, maintenance_from,
+                     ready_timeout, rolling_from, snapshot_root, stack_from)
 from .engines import ENGINES, redis_args
+from .lock import LOCKS, lock_refusal, lock_to_break
 from .plan import PLANS, describe, redis_plan, stack_plan
 from .record import RUN
 from .verify import integrity_verified, service_verified
@@ -51,7 +54,7 @@ def latest_snapshot(catalog: dict) -> str | None:
 def chosen_snapshot(root: str, wanted: str) -> str:
     if wanted != "latest":
         if not valid_snapshot_id(wanted):
-            raise DeployError(f"snapshot id {wanted!r} must match [A-Za-z0-9][A-Za-z0-9._-]{{0,127}} (or be 'latest')")
+            raise DeployError(f"snapshot id {wanted!r} must be {SNAPSHOT_ID_RULE} (or 'latest')")
         return wanted
     catalog = host.get_fact(SnapshotCatalog, root=root)
     chosen = latest_snapshot(catalog)
@@ -133,8 +136,22 @@ def rollback():
     if not wanted and not ref:
         raise DeployError("rollback.py needs a snapshot and/or a commit: --data snapshot=<id|latest> "
                           "(stack at the snapshot's commit) or --data commit=<sha|tag>")
+    # what can be refused from its text is refused before anything is read from a host
+    if wanted and str(wanted) != "latest" and not valid_snapshot_id(str(wanted)):
+        raise DeployError(f"snapshot id {str(wanted)!r} must be {SNAPSHOT_ID_RULE} (or 'latest')")
+    if ref and (not isinstance(ref, str) or not valid_ref(ref)):
+        raise DeployError(f"commit {ref!r} is not a valid git ref (sha, tag or branch)")
     skip_safety = str(host.data.get("safety_snapshot", "")).lower() == "skip"
+    breaking = lock_to_break(host.data)
+    every_host_reached(state)
     RUN.start(state, "rollback", target={"snapshot": wanted, "commit": ref}, incident=incident_from(host.data))
+    holder = host.get_fact(RollbackLock, stack_dir=stack.dir)
+    refusal = lock_refusal(stack.dir, holder, breaking)
+    if refusal:
+        raise DeployError(f"{host.name}: {refusal}")
+    if breaking and holder:
+        logger.warning(f"{host.print_prefix}breaking the stale lock of run {breaking} "
+                       f"(by {holder.get('who')} since {holder.get('since')})")
 
     manifest, snapshot_id, parts, files, sha256s, images = None, None, [], {}, {}, {}
     if wanted:
@@ -178,6 +195,12 @@ def rollback():
     RUN.note(host, snapshot=snapshot_id, commit=plans[0].get("target"),
              plan=[line for plan in plans for line in describe(plan)])
 
+    # Taken before the first change, by the runs that change something; a run that
+    # fails on a host releases it there at once (LOCKS), one that dies leaves it stale.
+    LOCKS.attach(state)
+    taken = lock.taken(name="Take the rollback lock", stack=stack, holder=LOCKS.holder(RUN.run_id),
+                       breaking=breaking, _if=RUN.any_changes)
+
     with RUN.phase("maintenance_on"):
         if quiesce:
             maintenance.mode(name="Maintenance on", stack=stack, enabled=True, **quiesce, _if=RUN.any_changes)
@@ -196,7 +219,7 @@ def rollback():
         stack_ops.at_commit(name=f"Stack at {ref[:12]}", stack=stack, commit=ref, images=images or None,
                             rolling=rolling_from(host.data, quiesce))
         stack_ops.services_ready(name="Services running and healthy", stack=stack,
-                                 timeout=int(setting(host.data, "layra_ready_timeout")))
+                                 timeout=ready_timeout(host.data))
         if changes:
             tag = f"rollback-{RUN.run_id.split('-')[0]}"
             RUN.record["tag"] = tag
@@ -226,3 +249,5 @@ def rollback():
             maintenance.mode(name="Maintenance off", stack=stack, enabled=False, **quiesce)
 
     service_verified(stack, components, functional)
+    released = lock.released(name="Release the rollback lock", stack=stack, token=LOCKS.token, _if=RUN.any_changes)
+    LOCKS.track(taken, released, stack.dir)

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from click.testing import CliRunner
-from pyinfra.api import FileUploadCommand, OperationError
+from pyinfra.api import OperationError
 from pyinfra.context import ctx_host, ctx_state
 from pyinfra_testing.util import FakeState, create_host
 
@@ -157,9 +157,10 @@ def test_completing_fails_the_host_naming_why_when_the_parts_are_not_there(files
 def test_completing_writes_a_manifest_of_every_file_and_part_with_the_host_and_the_time():
     commands = executing(ops.completed, completion_facts(files_fact()), root=ROOT, snapshot_id=SID,
                          metadata={"stack": {"commit": "1f0c2d9"}})
-    upload = commands[0]
-    assert isinstance(upload, FileUploadCommand) and upload.dest == f"{PARTIAL}/manifest.json"
-    manifest = json.loads(upload.src.getvalue())
+    # written by the command itself (no SFTP): umask 077; printf '%s' '<manifest>' > <path>
+    words = shlex.split(commands[0].get_raw_value())
+    assert words[:4] == ["umask", "077;", "printf", "%s"] and words[5:] == [">", f"{PARTIAL}/manifest.json"]
+    manifest = json.loads(words[4])
     created = datetime.strptime(manifest.pop("created"), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
     assert abs(datetime.now(timezone.utc) - created) < timedelta(minutes=1)
     assert manifest == {"format": 1, "id": SID, "label": "pre-migration", "host": "sandbox-1",

@@ -225,6 +225,11 @@ def test_a_host_cut_off_midway_is_reported_and_the_others_finish_consistent(sand
     lifted = sandbox.pyinfra("maintenance.py", "--data", "maintenance=off", "--limit", cut.name)
     assert lifted.ok, lifted.output
     assert maintenance_state(cut) == ("false", False)
-    rerun = sandbox.pyinfra("rollback.py", "--data", f"snapshot={snapshot}")
+    # the cut host still holds the run's lock (it could not be released over a dead
+    # connection); the run said how to break it, and a rerun that does converges
+    assert f"break it: --data break_lock={record['run_id']}" in output
+    refused = sandbox.pyinfra("rollback.py", "--data", f"snapshot={snapshot}")
+    assert not refused.ok and f"run {record['run_id']} by " in refused.output
+    rerun = sandbox.pyinfra("rollback.py", "--data", f"snapshot={snapshot}", "--data", f"break_lock={record['run_id']}")
     assert rerun.ok, rerun.output
     assert cut.commit() == cut.commit("v1.0.0") and set(owners(cut).split(",")) != {"0"}

@@ -31,10 +31,11 @@ def host_named(sandbox: Sandbox, name: str) -> SandboxHost:
     return next(host for host in sandbox.hosts if host.name == name)
 
 
-def inventory_file(directory: Path, hosts: dict[str, dict], extra_hosts: list[tuple[str, dict]] = ()) -> str:
-    """An inventory file of sandbox hosts, each with its host data updated (bad data too:
-    values are written as Python literals), plus ``extra_hosts`` as given."""
-    path = directory / "inventory.py"
+def inventory_file(directory: Path, hosts: dict[str, dict], extra_hosts: list[tuple[str, dict]] = (),
+                   name: str = "inventory") -> str:
+    """An inventory file ``<directory>/<name>.py`` of sandbox hosts, each with its host data
+    updated (bad data too: values are written as Python literals), plus ``extra_hosts`` as given."""
+    path = directory / f"{name}.py"
     path.write_text(
         "import runpy\n"
         f"_sandbox = dict(runpy.run_path({str(SANDBOX_INVENTORY)!r})['app'])\n"

@@ -245,17 +245,12 @@ BAD_IDS = {
     "an-unfinished-snapshots-name": "x.partial",
     "an-option": "-rf",
 }
-NEEDS_BACKUP_FIX = pytest.mark.xfail(
-    strict=True, reason="backup.py takes --data snapshot= (empty) for no id and makes a new snapshot: "
-                        "snapshot_id_for_run must test `explicit is not None` (see the suite's report)")
-
-
 @pytest.mark.parametrize("case", [
     *(param(f"rollback-{name}", ["rollback.py", "--data", f"snapshot={value}"]) for name, value in BAD_IDS.items()),
     param("rollback-empty", ["rollback.py", "--data", "snapshot="]),
     *(param(f"backup-{name}", ["backup.py", "--data", f"snapshot={BAD_IDS[name]}", "--dry"])
       for name in ("a-path-out-of-the-root", "a-command-substitution", "an-unfinished-snapshots-name")),
-    param("backup-empty", ["backup.py", "--data", "snapshot=", "--dry"], marks=NEEDS_BACKUP_FIX),
+    param("backup-empty", ["backup.py", "--data", "snapshot=", "--dry"]),
 ])
 def test_a_snapshot_id_that_is_not_a_plain_name_is_refused_before_any_remote_command(runs, case):
     value = case.arguments[2].split("=", 1)[1]

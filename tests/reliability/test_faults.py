@@ -1,0 +1,398 @@
+"""
+Faults injected into real runs on sandbox-1: the network cut in the middle of a dump and
+of a restore, pyinfra killed mid-restore, the disk filling during a backup, the database
+container stopped or restarted during a restore, two rollbacks at once, a host that is
+unreachable from the start, and damaged snapshot files.
+
+Each case asserts the exact outcome: the live database either untouched or wholly at the
+snapshot (its checksum says which), the services running, the snapshots intact, one clear
+error naming the cause, and a rerun that converges.
+
+The runs use their own inventory over sandbox-1: a `reliability` database of about 20 MB
+(big enough that a dump or a load lasts long enough to be hit while it runs) as the only
+component, no maintenance switch, and its own snapshot root. The stack, its other data and
+the other tests' snapshots are left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import RUN_LINE, RUNS, STATE, Run, Sandbox, SandboxHost
+
+from .conftest import ROOT as REPO, host_named, inventory_file
+
+HOST = "sandbox-1"
+SNAPSHOTS = "/var/backups/layra-reliability"
+LOCK = "/srv/layra/.git/layra-rollback.lock"
+DATABASE = "reliability"
+ROWS = 20000
+# 1 KiB of hex per row, the same on every seeding: the checksum of a fresh seed is known
+BODY = "CONCAT(" + ", ".join(f"MD5({i} * 100000 + seq)" for i in range(32)) + ")"
+COMPONENTS = {"mysql": {"engine": "mysql", "service": "mysql", "user": "root",
+                        "password_key": "MYSQL_ROOT_PASSWORD", "databases": [DATABASE]}}
+DATA = {"layra_components": COMPONENTS, "layra_maintenance": False, "layra_snapshot_root": SNAPSHOTS}
+# iptables in the host: the controller's packets to sshd answered with resets (live sessions too)
+CUT = ["iptables", "-I", "INPUT", "-p", "tcp", "--dport", "22", "-j", "REJECT", "--reject-with", "tcp-reset"]
+
+
+class Target:
+    """sandbox-1 as these tests see it: its reliability database, snapshots, lock and network."""
+
+    def __init__(self, sandbox: Sandbox, directory: Path):
+        self.sandbox = sandbox
+        self.host: SandboxHost = host_named(sandbox, HOST)
+        self.container = next(h["container"] for h in json.loads((STATE / "hosts.json").read_text())
+                              if h["name"] == HOST)
+        self.directory = directory
+        self.inventory = inventory_file(directory, {HOST: DATA})
+        self.base = ""      # the snapshot every restore goes back to
+        self.seeded = ""    # the database's checksum as seeded (and in that snapshot)
+        self.damaged = ""   # its checksum after `damage`
+
+    # the database
+
+    def sql(self, statement: str) -> str:
+        return self.host.stack(
+            'MYSQL_PWD=$(sed -n "s/^MYSQL_ROOT_PASSWORD=//p" .env) docker compose exec -T -e MYSQL_PWD mysql '
+            f"mariadb -uroot -N -B -e {json.dumps(statement)} </dev/null")
+
+    def checksum(self) -> str:
+        return self.sql(f"SELECT COUNT(*), SUM(CRC32(body)) FROM {DATABASE}.blobs")
+
+    def seed(self):
+        self.sql(f"DROP DATABASE IF EXISTS {DATABASE}; DROP DATABASE IF EXISTS {DATABASE}__restore; "
+                 f"DROP DATABASE IF EXISTS {DATABASE}__pre_restore; CREATE DATABASE {DATABASE}; "
+                 f"USE {DATABASE}; CREATE TABLE blobs (id INT PRIMARY KEY, body MEDIUMTEXT NOT NULL); "
+                 f"INSERT INTO blobs SELECT seq, {BODY} FROM seq_1_to_{ROWS}")
+
+    def damage(self):
+        """What a bad release did: a quarter of the rows gone, others rewritten (the same every time)."""
+        self.sql(f"DELETE FROM {DATABASE}.blobs WHERE id % 4 = 0; "
+                 f"UPDATE {DATABASE}.blobs SET body = 'lost' WHERE id % 7 = 0")
+        assert self.checksum() == self.damaged
+
+    def shadow_left(self) -> bool:
+        return DATABASE + "__restore" in self.sql("SHOW DATABASES").split()
+
+    # runs
+
+    def pyinfra(self, deploy: str, *args: str, inventory: str | None = None) -> Run:
+        return self.sandbox.pyinfra(deploy, *args, inventory=inventory or self.inventory)
+
+    def start(self, deploy: str, *args: str) -> subprocess.Popen:
+        """A run in the background, in its own process group (so it can be killed whole)."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "pyinfra", "-y", self.inventory, deploy, *args],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            env={**os.environ, "LAYRA_SANDBOX_DIR": str(STATE), "LAYRA_RUNS_DIR": str(RUNS), "COLUMNS": "200"})
+
+    def in_host(self, *command: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(["docker", "exec", self.container, *command], capture_output=True, text=True,
+                              check=check)
+
+    def wait_until_running(self, program: str, *needles: str, process: subprocess.Popen | None = None,
+                           timeout: float = 120):
+        """Until ``program`` runs on the host with every one of ``needles`` among its arguments
+        (not a shell whose script merely names them)."""
+        script = ("import glob,os,sys\n"
+                  "for f in glob.glob('/proc/[0-9]*/cmdline'):\n"
+                  "    try: argv = open(f, 'rb').read().decode(errors='replace').split('\\0')\n"
+                  "    except OSError: continue\n"
+                  "    if os.path.basename(argv[0]) == sys.argv[1] and all(n in argv for n in sys.argv[2:]):\n"
+                  "        print(f); break\n")
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.in_host("python3", "-c", script, program, *needles, check=False).stdout.strip():
+                return
+            if process is not None and process.poll() is not None:
+                raise AssertionError(f"the run ended before {program} ran:\n{process.stdout.read()[-3000:]}")
+            time.sleep(0.05)
+        raise AssertionError(f"{program} {needles} did not run on {HOST} within {timeout}s")
+
+    def loading(self, process: subprocess.Popen):
+        """Until the restore reads the snapshot's dump into the shadow database."""
+        # Debian's gunzip is a script that execs `gzip -d`
+        self.wait_until_running("gzip", "-c", f"{SNAPSHOTS}/{self.base}/mysql.{DATABASE}.sql.gz", process=process)
+
+    def cut_network(self):
+        self.in_host(*CUT)
+
+    def mend_network(self):
+        self.in_host(*[a if a != "-I" else "-D" for a in CUT], check=False)
+
+    # what the host holds
+
+    def snapshots(self) -> list[str]:
+        return sorted(self.host.ssh(f"ls -A {SNAPSHOTS}").split())
+
+    def lock(self) -> dict | None:
+        text = self.host.ssh(f"cat {LOCK} 2>/dev/null || true")
+        return json.loads(text) if text else None
+
+    def services_running(self) -> bool:
+        states = self.host.ssh("docker ps -a --filter label=com.docker.compose.project=layra "
+                               "--format '{{.Label \"com.docker.compose.service\"}} {{.State}}'")
+        return bool(states) and all(line.split()[1] == "running" for line in states.splitlines())
+
+    def wait_for_mysql(self):
+        self.host.stack("for i in $(seq 1 120); do docker compose exec -T mysql mariadb-admin ping --silent "
+                        ">/dev/null 2>&1 && exit 0; sleep 0.5; done; exit 1")
+
+    def rollback_converges(self, *extra: str) -> Run:
+        """A rollback to the base snapshot that ends green with the database at the snapshot."""
+        run = self.pyinfra("rollback.py", "--data", f"snapshot={self.base}", *extra)
+        assert run.ok, run.output[-4000:]
+        assert self.checksum() == self.seeded
+        assert not self.shadow_left() and self.lock() is None and self.services_running()
+        return run
+
+
+def run_id(output: str) -> str:
+    match = RUN_LINE.search(output)
+    assert match, output[-3000:]
+    return match.group(1)
+
+
+def new_snapshot(run: Run) -> str:
+    ids = set(re.findall(r"snapshot (\d{8}T\d{6}Z-[\w.-]+)", run.output))
+    assert len(ids) == 1, run.output[-3000:]
+    return ids.pop()
+
+
+@pytest.fixture(scope="module")
+def target(sandbox: Sandbox, tmp_path_factory) -> Target:
+    target = Target(sandbox, tmp_path_factory.mktemp("faults"))
+    target.mend_network()
+    target.host.ssh(f"rm -rf {SNAPSHOTS} {LOCK}")
+    target.seed()
+    target.seeded = target.checksum()
+    run = target.pyinfra("backup.py", "--data", "label=base")
+    assert run.ok, run.output[-4000:]
+    target.base = new_snapshot(run)
+    target.sql(f"DELETE FROM {DATABASE}.blobs WHERE id % 4 = 0; UPDATE {DATABASE}.blobs SET body = 'lost' WHERE id % 7 = 0")
+    target.damaged = target.checksum()
+    assert target.damaged != target.seeded
+    target.rollback_converges()
+    yield target
+    target.mend_network()
+    target.host.ssh(f"rm -rf {SNAPSHOTS} {LOCK}")
+    target.sql(f"DROP DATABASE IF EXISTS {DATABASE}; DROP DATABASE IF EXISTS {DATABASE}__pre_restore")
+
+
+def test_a_second_rollback_while_one_runs_is_refused_naming_the_holder_and_since_when(target: Target):
+    target.damage()
+    first = target.start("rollback.py", "--data", f"snapshot={target.base}")
+    try:
+        for _ in range(600):
+            holder = target.lock()
+            if holder or first.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert holder, "the first run never took the lock"
+
+        second = target.pyinfra("rollback.py", "--data", f"snapshot={target.base}")
+
+        output, _ = first.communicate(timeout=600)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+    assert not second.ok
+    assert (f"{HOST}: another rollback holds the lock {LOCK}: run {holder['run_id']} by {holder['who']} "
+            f"(pid {first.pid}) since {holder['since']}. Its process is still running here.") in second.output
+    assert "--> Beginning operation run" not in second.output, "refused while planning, before any change"
+    assert first.returncode == 0, output[-4000:]
+    assert run_id(output) == holder["run_id"]
+    assert target.checksum() == target.seeded and target.lock() is None and target.services_running()
+
+
+def test_a_killed_run_mid_restore_leaves_a_stale_lock_that_is_broken_explicitly_and_the_rerun_finishes(
+        target: Target):
+    target.damage()
+    killed = target.start("rollback.py", "--data", f"snapshot={target.base}")
+    try:
+        target.loading(killed)
+    finally:
+        os.killpg(killed.pid, signal.SIGKILL)  # its process group: pyinfra and nothing else
+        killed.wait()
+    holder = target.lock()
+    assert holder and holder["pid"] == killed.pid
+    assert target.checksum() in (target.damaged, target.seeded), "the live database is whole, one side or the other"
+
+    refused = target.pyinfra("rollback.py", "--data", f"snapshot={target.base}")
+    assert not refused.ok
+    assert f"run {holder['run_id']} by {holder['who']} (pid {killed.pid}) since {holder['since']}" in refused.output
+    assert "Its process is gone: the lock is stale." in refused.output
+    assert f"break its lock with --data break_lock={holder['run_id']}" in refused.output
+    assert target.lock() == holder, "a refused run leaves the lock alone"
+
+    wrong = target.pyinfra("rollback.py", "--data", f"snapshot={target.base}", "--data",
+                           "break_lock=20200101T000000Z-rollback")
+    assert not wrong.ok and target.lock() == holder, "only the named run's lock is broken"
+
+    rerun = target.rollback_converges("--data", f"break_lock={holder['run_id']}")
+    assert f"breaking the stale lock of run {holder['run_id']} (by {holder['who']} since {holder['since']})" \
+        in rerun.output
+
+
+def test_the_network_cut_mid_restore_leaves_the_live_database_whole_and_the_rerun_finishes(target: Target):
+    target.damage()
+    cut = target.start("rollback.py", "--data", f"snapshot={target.base}")
+    try:
+        target.loading(cut)
+        target.cut_network()
+        output, _ = cut.communicate(timeout=300)
+    finally:
+        target.mend_network()
+        if cut.poll() is None:
+            os.killpg(cut.pid, signal.SIGKILL)
+    assert cut.returncode != 0, output[-4000:]
+    record = json.loads(Path(RUN_LINE.search(output).group(3)).read_text())
+    assert record["hosts"][HOST]["status"] == "failed" and "Restore the components" in record["hosts"][HOST]["error"]
+    assert f"mysql/{DATABASE}" in output and re.search("Connection reset by peer|SSH connection lost", output), \
+        "the error names the cause"
+    # the controller could not release the lock it held over the dead connection, and says so
+    assert f"!!! {HOST}: the rollback lock stays" in output
+    assert f"break it: --data break_lock={record['run_id']}" in output
+    assert target.checksum() in (target.damaged, target.seeded), "the live database is whole, one side or the other"
+    assert target.services_running()
+
+    target.rollback_converges("--data", f"break_lock={record['run_id']}")
+
+
+def test_the_network_cut_mid_dump_keeps_no_snapshot_and_a_rerun_of_that_id_completes_it(target: Target):
+    before = target.snapshots()
+    cut = target.start("backup.py", "--data", "label=cut")
+    try:
+        target.wait_until_running("mariadb-dump", "--single-transaction", DATABASE, process=cut)
+        target.cut_network()
+        output, _ = cut.communicate(timeout=300)
+    finally:
+        target.mend_network()
+        if cut.poll() is None:
+            os.killpg(cut.pid, signal.SIGKILL)
+    assert cut.returncode != 0, output[-4000:]
+    snapshot_id = re.search(r"Start snapshot (\d{8}T\d{6}Z-cut)", output).group(1)
+    # nothing complete under that id: at most the unfinished directory a retry clears
+    assert set(target.snapshots()) - set(before) <= {f"{snapshot_id}.partial"}
+    assert target.checksum() == target.seeded and target.services_running()
+
+    rerun = target.pyinfra("backup.py", "--data", f"snapshot={snapshot_id}")
+    assert rerun.ok, rerun.output[-4000:]
+    assert set(target.snapshots()) - set(before) == {snapshot_id}
+    manifest = json.loads(target.host.ssh(f"cat {SNAPSHOTS}/{snapshot_id}/manifest.json"))
+    assert manifest["parts"][f"mysql.{DATABASE}"]["fingerprint"] == json.loads(target.host.ssh(
+        f"cat {SNAPSHOTS}/{target.base}/mysql.{DATABASE}.json"))["fingerprint"]
+
+
+@pytest.mark.parametrize("fault", ["stop", "restart"])
+def test_the_database_container_going_down_mid_restore_leaves_live_data_untouched_and_the_rerun_finishes(
+        target: Target, fault: str):
+    target.damage()
+    run = target.start("rollback.py", "--data", f"snapshot={target.base}")
+    try:
+        target.loading(run)
+        target.host.stack(f"docker compose {fault} mysql")
+        output, _ = run.communicate(timeout=300)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    assert run.returncode != 0, output[-4000:]
+    assert f"mysql/{DATABASE} was not touched" in output
+    assert f"!!! {HOST}: the rollback lock stays" not in output, "a failure the controller saw releases the lock"
+    if fault == "stop":
+        target.host.stack("docker compose start mysql")
+    target.wait_for_mysql()
+    # live untouched; a shadow copy the server died under may stay, never swapped in (its
+    # fingerprint is checked first) and dropped by the next load
+    assert target.checksum() == target.damaged
+    assert target.lock() is None
+
+    target.rollback_converges()
+
+
+def test_the_disk_filling_during_a_backup_keeps_no_snapshot_names_the_cause_and_the_rerun_completes(target: Target):
+    tiny = "/mnt/reliability-tiny"
+    # room for the estimate (the data plus 64 MiB of headroom), filled once the dump runs
+    target.host.ssh(f"mkdir -p {tiny} && (! mountpoint -q {tiny} || umount {tiny}) && "
+                    f"mount -t tmpfs -o size=112m,mode=0700 tmpfs {tiny}")
+    inventory = inventory_file(target.directory, {HOST: {**DATA, "layra_snapshot_root": f"{tiny}/snapshots"}},
+                               name="tiny_disk")
+    try:
+        full = subprocess.Popen(
+            [sys.executable, "-m", "pyinfra", "-y", inventory, "backup.py", "--data", "label=full"],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            env={**os.environ, "LAYRA_SANDBOX_DIR": str(STATE), "LAYRA_RUNS_DIR": str(RUNS), "COLUMNS": "200"})
+        try:
+            target.wait_until_running("mariadb-dump", "--single-transaction", DATABASE, process=full)
+            # every byte left, while the dump writes
+            target.host.ssh(f"dd if=/dev/zero of={tiny}/filler bs=1M status=none 2>/dev/null; "
+                            f"[ $(df --output=avail -B1 {tiny} | tail -1) -lt 1048576 ]")
+            output, _ = full.communicate(timeout=300)
+        finally:
+            if full.poll() is None:
+                os.killpg(full.pid, signal.SIGKILL)
+        assert full.returncode != 0, output[-4000:]
+        assert "No space left on device" in output
+        assert re.search(r"backup \d{8}T\d{6}Z-full failed: no snapshot was kept", output), output[-4000:]
+        assert target.host.ssh(f"ls -A {tiny}/snapshots") == "", "no snapshot and no partial directory"
+        assert target.checksum() == target.seeded and target.services_running()
+
+        target.host.ssh(f"rm -f {tiny}/filler")
+        rerun = target.pyinfra("backup.py", "--data", "label=full", inventory=inventory)
+        assert rerun.ok, rerun.output[-4000:]
+        assert len(target.host.ssh(f"ls -A {tiny}/snapshots").split()) == 1
+    finally:
+        target.host.ssh(f"umount {tiny}", check=False)
+
+
+def test_a_host_unreachable_from_the_start_stops_the_run_on_every_host_before_any_change(target: Target):
+    target.damage()
+    closed = inventory_file(target.directory, {HOST: DATA}, name="one_gone", extra_hosts=[
+        ("sandbox-gone", {"ssh_hostname": "127.0.0.1", "ssh_port": 9, "ssh_user": "root",
+                          "ssh_known_hosts_file": str(STATE / "known_hosts"), **DATA})])
+
+    run = target.pyinfra("rollback.py", "--data", f"snapshot={target.base}", inventory=closed)
+
+    assert not run.ok
+    assert ("sandbox-gone could not be reached (see above): nothing was done on any host. "
+            "Bring it back, or leave it out knowingly with --limit") in run.output
+    assert "--> Beginning operation run" not in run.output
+    assert target.checksum() == target.damaged and target.lock() is None
+    target.rollback_converges()
+
+
+@pytest.mark.parametrize("damage, named", [
+    ("truncate -s 1000 {dir}/mysql.reliability.sql.gz", "fails its checksums, nothing was restored: mysql.reliability.sql.gz is 1000 bytes (want "),
+    ("printf '\\x55' | dd of={dir}/mysql.reliability.sql.gz bs=1 seek=4000 conv=notrunc status=none",
+     "fails its checksums, nothing was restored: mysql.reliability.sql.gz sha256 "),
+    ("rm {dir}/manifest.json", "no snapshot '{id}' under /var/backups/layra-reliability"),
+    ("sed -i 's/\"size\": [0-9]*/\"size\": 1/' {dir}/manifest.json", "mysql.reliability.sql.gz is "),
+    ("rm {dir}/mysql.reliability.json", "mysql.reliability.json is missing"),
+], ids=["truncated", "a-flipped-byte", "manifest-missing", "manifest-edited", "descriptor-missing"])
+def test_a_damaged_snapshot_is_refused_naming_the_file_before_anything_changes(target: Target, damage: str, named: str):
+    run = target.pyinfra("backup.py", "--data", "label=damaged")
+    assert run.ok, run.output[-4000:]
+    snapshot_id = new_snapshot(run)
+    target.damage()
+    target.host.ssh(damage.format(dir=f"{SNAPSHOTS}/{snapshot_id}"))
+    before = target.snapshots()
+
+    refused = target.pyinfra("rollback.py", "--data", f"snapshot={snapshot_id}")
+
+    assert not refused.ok
+    assert named.format(id=snapshot_id) in refused.output, refused.output[-3000:]
+    assert "--> Beginning operation run" not in refused.output, "refused while planning"
+    assert "Traceback" not in refused.output
+    assert target.checksum() == target.damaged and target.snapshots() == before and target.lock() is None
+    target.rollback_converges()
+    target.host.ssh(f"rm -rf {SNAPSHOTS}/{snapshot_id}")
