@@ -290,7 +290,7 @@ def state_saved(stack: Stack, directory: str):
         source = name if name.startswith("/") else f"{stack.dir}/{name}"
         copies += ["cp --", QuoteString(source), '"$d/compose/" &&']
     yield StringCommand(
-        "set -o pipefail;", assign(d=f"{directory}/stack"),
+        "set -o pipefail; umask 077;", assign(d=f"{directory}/stack"),
         'mkdir -p -m 0700 "$d/compose" &&',
         git_command(stack.dir, "rev-parse", "HEAD"), '> "$d/commit" &&',
         git_command(stack.dir, "diff", "HEAD"), '> "$d/diff.patch" &&',

@@ -6,12 +6,13 @@ computed from facts before anything is applied, printed and written as JSON.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from facts import mongo
 from facts.mysql import same_data
 from operations.stack import image_returns, off_image, stale_services, uncommitted, unknown_commit
+
+from .record import write_private
 
 
 def stack_plan(ref: str, stack_dir: str, repo: dict | None, target: dict | None, services: dict,
@@ -299,9 +300,7 @@ class PlanFile:
         if path:
             target = Path(path)
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_suffix(target.suffix + ".tmp")
-            tmp.write_text(json.dumps({"hosts": self.hosts}, indent=2, sort_keys=True) + "\n")
-            os.replace(tmp, target)
+            write_private(target, json.dumps({"hosts": self.hosts}, indent=2, sort_keys=True) + "\n")
 
 
 PLANS = PlanFile()

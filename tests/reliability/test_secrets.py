@@ -603,8 +603,7 @@ def test_every_snapshot_directory_is_0700_and_every_file_0600(scene: Scene, host
           f"{sum(kind == 'f' for _, kind, _ in entries)} files 0600 under {ROOT}")
 
     # And at every moment of every run: each directory is 0700 from its creation (`mkdir -m
-    # 0700`), so no file in it is ever within another user's reach, not even before the
-    # chmod 0600 that ends its writing.
+    # 0700`) and each file 0600 from its first byte (`umask 077` where it is written).
     partial = f"{ROOT}/{scene.snapshot_id}.partial"
     watched = scene.samples["backup"].modes
     assert {ROOT, partial, f"{partial}/stack", f"{partial}/stack/compose"} <= set(watched), \
@@ -614,8 +613,9 @@ def test_every_snapshot_directory_is_0700_and_every_file_0600(scene: Scene, host
     assert not opened, f"directories not 0700 while a run wrote them: {opened}"
     briefly = {path for samples in scene.samples.values() for path, kinds in samples.modes.items()
                if any(kind[0] == "f" and kind != "f600" for kind in kinds)}
+    assert not briefly, f"files not 0600 from their creation: {sorted(briefly)}"
     print(f"while the runs wrote them: {sum(len(s.modes) for s in scene.samples.values())} paths watched, every "
-          f"directory 0700 throughout; {len(briefly)} files not yet 0600 while being written, inside them")
+          f"directory 0700 and every file 0600 throughout")
 
 
 def test_the_run_records_directory_is_0700_and_its_files_0600(scene: Scene):
