@@ -25,7 +25,7 @@ demo: sandbox-up
 
 # The README's test command: unit cases, then the e2e tier on the sandbox (never skipped).
 test: sandbox-up
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=40
 
 test-unit: install
 	$(PY) -m pytest -m 'not e2e'

@@ -7,7 +7,8 @@ maintenance on -> safety snapshot -> stack at the snapshot's commit (its recorde
 record and report.
 
 pyinfra runs each operation on every host before the next one, so each step is a barrier
-across hosts. Everything is planned, and refused if it cannot be applied, before the
+across hosts. Before the first change the run takes each host's rollback lock (see
+``pyinfra_deploys.lock``); a host unreachable at the start stops the run everywhere. Everything is planned, and refused if it cannot be applied, before the
 first change. A host whose plan changes nothing gets no safety snapshot and no tag; when
 no host changes anything, maintenance is never switched on: the second run is a no-op.
 """

@@ -132,22 +132,6 @@ def test_rollback_restores_rows_and_tables_shows_the_diff_first_and_then_changes
     assert again.output.count("noop: mysql/layra already matches the snapshot") >= len(sandbox.hosts)
 
 
-def test_a_flipped_byte_in_a_snapshot_is_refused_before_any_data_is_touched(sandbox: Sandbox):
-    host = sandbox.hosts[0]
-    snapshot_id = backup(sandbox, "flipped")
-    damage(host)
-    before = sql(host, "CHECKSUM TABLE knowledge_bases, extra")
-    dump = f"{ROOT}/{snapshot_id}/mysql.layra.sql.gz"
-    host.ssh(f"printf '\\x55' | dd of={dump} bs=1 seek=40 conv=notrunc status=none")
-
-    run = sandbox.pyinfra("rollback.py", "--data", f"snapshot={snapshot_id}", "--limit", host.name)
-
-    assert not run.ok
-    assert "mysql.layra.sql.gz" in run.output and "checksum" in run.output.lower()
-    assert sql(host, "CHECKSUM TABLE knowledge_bases, extra") == before
-    assert sql(host, "SHOW DATABASES LIKE 'layra\\_\\_restore'") == ""
-
-
 def test_a_dump_that_breaks_midway_leaves_the_live_database_exactly_as_it_was(sandbox: Sandbox):
     host = sandbox.hosts[0]
     snapshot_id = backup(sandbox, "broken")
@@ -186,14 +170,6 @@ def test_a_backup_that_fails_midway_leaves_no_snapshot_and_no_partial_directory(
     assert "failed: no snapshot was kept" in run.output
     assert "Traceback" not in run.output
     assert host.ssh(f"ls -A {ROOT}") == before
-
-
-def test_an_unknown_snapshot_is_refused_naming_what_the_host_has(sandbox: Sandbox):
-    run = sandbox.pyinfra("rollback.py", "--data", "snapshot=20200101T000000Z-nope")
-
-    assert not run.ok
-    assert "no snapshot '20200101T000000Z-nope' under /var/backups/layra (this host has: " in run.output
-    assert "Traceback" not in run.output
 
 
 def test_a_backup_that_cannot_fit_is_refused_saying_how_much_is_missing(sandbox: Sandbox):
