@@ -222,7 +222,19 @@ class Pending:
     step_host: StepHost
 
 
-def described(error: Exception) -> str:
+def connection_lost(host) -> bool:
+    """Whether the host's SSH connection is gone (pyinfra's connector then fails a command
+    with no output of its own)."""
+    client = getattr(host.connector, "client", None)
+    if client is None or not hasattr(client, "get_transport"):
+        return False
+    transport = client.get_transport()
+    return transport is None or not transport.is_active()
+
+
+def described(error: Exception, host=None) -> str:
+    """What a step's exception says to an operator; ``host``, where known, tells a dropped
+    connection from other failures."""
     if isinstance(error, OperationError):
         return str(error)
     text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
@@ -230,7 +242,9 @@ def described(error: Exception) -> str:
     if isinstance(error, (EOFError, ConnectionError, SSHException)):
         return f"SSH connection lost ({text})"
     if isinstance(error, PyinfraError) and "No hosts remaining" in str(error):
-        return "a fact could not be read from the host (its error is above)"  # pyinfra failed the host
+        # pyinfra failed the host on a fact it could not read
+        return ("SSH connection lost (a fact could not be read)" if host is not None and connection_lost(host)
+                else "a fact could not be read from the host (its error is above)")
     return text
 
 
@@ -268,7 +282,7 @@ def rechecked(group: list[Step]):
         try:
             command = advanced(generator, step_host)
         except Exception as error:
-            return (step.name, described(error))
+            return (step.name, described(error, step_host._host))
         if command is not None:
             return Pending(group, index, generator, command, step_host)
         reasons += step_host.noops or [f"{step.label} at the target"]
@@ -286,7 +300,9 @@ def executed(command: PyinfraCommand, step_host: StepHost, connector_arguments: 
                 if not current_state.print_output:
                     print_host_combined_output(step_host, output)
                 lines = [line for line in output.stderr_lines or output.stdout_lines if line.strip()]
-                return lines[-1].strip() if lines else "the command failed"
+                if lines:
+                    return lines[-1].strip()
+                return "SSH connection lost (no answer from the host)" if connection_lost(real) else "the command failed"
             return None
         status = command.execute(current_state, real, arguments)
     except TimeoutError:
@@ -320,7 +336,7 @@ def run_pending(pending: Pending, connector_arguments: dict) -> tuple[str, str] 
                     failure = (step.name, error)
                     break
         except Exception as raised:  # a step refusing while executing (the facts changed)
-            failure = (step.name, described(raised))
+            failure = (step.name, described(raised, step_host._host))
         finally:
             closed(generator, step_host)
         if failure:

@@ -298,7 +298,8 @@ def state_saved(stack: Stack, directory: str):
         "cp --", QuoteString(stack.env_path), '"$d/env" &&',
         "(", project_containers_command(stack.project), ') > "$d/containers.json" &&',
         compose_command(stack, "config", "--hash", "'*'"), '> "$d/config-hashes" &&',
-        'chmod 0600 "$d"/* "$d"/compose/* && chmod 0700 "$d" "$d/compose"',
+        # umask 077 made every file 0600 and directory 0700 from its creation; files only, here
+        'find "$d" -type f ! -perm 0600 -exec chmod 0600 {} +',
         _shell_executable="bash",
     )
 

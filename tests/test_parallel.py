@@ -125,3 +125,34 @@ def test_the_cli_runs_the_groups_side_by_side(tmp_path):
 
     assert done.returncode == 0, output
     assert max(output.index("a: started"), output.index("b: started")) < output.index(": done in 2.")
+
+
+@pytest.mark.parametrize("error, said", [
+    (EOFError(), "SSH connection lost (EOFError)"),
+    (ConnectionResetError(104, "Connection reset by peer"),
+     "SSH connection lost (ConnectionResetError: [Errno 104] Connection reset by peer)"),
+    (PyinfraError("No hosts remaining!"), "a fact could not be read from the host (its error is above)"),
+    (ValueError("bad value"), "ValueError: bad value"),
+])
+def test_a_step_that_raises_is_described_by_its_cause(error, said):
+    assert parallel.described(error) == said
+
+
+class Transport:
+    def __init__(self, active: bool):
+        self.active = active
+
+    def is_active(self) -> bool:
+        return self.active
+
+
+def ssh_host(active: bool):
+    client = type("Client", (), {"get_transport": lambda self: Transport(active)})()
+    return type("Host", (), {"connector": type("Connector", (), {"client": client})()})()
+
+
+def test_a_fact_that_failed_on_a_dropped_connection_is_called_a_lost_connection():
+    assert parallel.described(PyinfraError("No hosts remaining!"), ssh_host(active=False)) == \
+        "SSH connection lost (a fact could not be read)"
+    assert parallel.described(PyinfraError("No hosts remaining!"), ssh_host(active=True)) == \
+        "a fact could not be read from the host (its error is above)"

@@ -98,6 +98,21 @@ class SandboxHost:
                    "docker compose exec -T nginx nginx -s reload 2>&1")
 
 
+def sql(host: SandboxHost, statement: str, database: str = "layra") -> str:
+    """A statement run by the host's MariaDB client as root (its password read there, from the env file)."""
+    return host.stack(
+        'MYSQL_PWD=$(sed -n "s/^MYSQL_ROOT_PASSWORD=//p" .env) docker compose exec -T -e MYSQL_PWD mysql '
+        f"mariadb -uroot -N -B {shlex.quote(database) if database else ''} -e {shlex.quote(statement)} </dev/null"
+    )
+
+
+def redis_cli(host: SandboxHost, *args: str) -> str:
+    return host.stack(
+        'REDISCLI_AUTH=$(sed -n "s/^REDIS_PASSWORD=//p" .env) docker compose exec -T -e REDISCLI_AUTH redis '
+        "redis-cli " + " ".join(shlex.quote(arg) for arg in args) + " </dev/null"
+    )
+
+
 class Sandbox:
     def __init__(self):
         hosts_file = STATE / "hosts.json"

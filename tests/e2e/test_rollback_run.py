@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, RUNS, STACK, STATE, Sandbox, SandboxHost
+from .conftest import ROOT, RUNS, STACK, STATE, Sandbox, SandboxHost, sql
 
 SNAPSHOTS = "/var/backups/layra"
 DROPIN = f"{STACK}/nginx/layra.d/maintenance.conf"
@@ -58,13 +58,6 @@ while [ ! -e /tmp/e2e-client.stop ]; do
   sleep 0.2
 done
 """
-
-
-def sql(host: SandboxHost, statement: str) -> str:
-    return host.stack(
-        'MYSQL_PWD=$(sed -n "s/^MYSQL_ROOT_PASSWORD=//p" .env) docker compose exec -T -e MYSQL_PWD mysql '
-        f"mariadb -uroot -N -B layra -e {json.dumps(statement)} </dev/null"
-    )
 
 
 def owners(host: SandboxHost) -> str:

@@ -15,23 +15,9 @@ import re
 
 import pytest
 
-from .conftest import Sandbox, SandboxHost
+from .conftest import Sandbox, SandboxHost, redis_cli, sql
 
 ROOT = "/var/backups/layra"
-
-
-def sql(host: SandboxHost, statement: str) -> str:
-    return host.stack(
-        'MYSQL_PWD=$(sed -n "s/^MYSQL_ROOT_PASSWORD=//p" .env) docker compose exec -T -e MYSQL_PWD mysql '
-        f"mariadb -uroot -N -B layra -e {json.dumps(statement)} </dev/null"
-    )
-
-
-def redis_cli(host: SandboxHost, *args: str) -> str:
-    return host.stack(
-        'REDISCLI_AUTH=$(sed -n "s/^REDIS_PASSWORD=//p" .env) docker compose exec -T -e REDISCLI_AUTH redis '
-        "redis-cli " + " ".join(args) + " </dev/null"
-    )
 
 
 def manifest(host: SandboxHost, snapshot_id: str) -> dict:

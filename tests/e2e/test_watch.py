@@ -19,8 +19,8 @@ import pytest
 
 from pyinfra_deploys.report import rto
 
-from .conftest import ROOT, RUNS, STATE, Sandbox
-from .test_rollback_run import owners, seconds, sql
+from .conftest import ROOT, RUNS, STATE, Sandbox, sql
+from .test_rollback_run import owners, seconds
 
 HOST = "sandbox-1"
 INTERVAL = "3s"

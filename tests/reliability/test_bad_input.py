@@ -232,7 +232,8 @@ def assert_refused_before_any_remote_command(result: Counted, *fragments: str):
 
 # Snapshot ids and labels: what an operator could type, and how the errors print it
 
-BAD_IDS = {
+# What an operator could type where a plain name belongs, whatever the name
+METACHARACTERS = {
     "a-path-out-of-the-root": "../etc",
     "a-command-after-a-semicolon": "a;rm -rf /",
     "a-space": "a b",
@@ -241,6 +242,9 @@ BAD_IDS = {
     "a-command-substitution": "$(id)",
     "backquotes": "`id`",
     "a-newline": "a\nb",
+}
+BAD_IDS = {
+    **METACHARACTERS,
     "a-trailing-newline": "nightly\n",
     "an-unfinished-snapshots-name": "x.partial",
     "an-option": "-rf",
@@ -275,14 +279,7 @@ def test_a_snapshot_label_that_is_not_a_plain_name_is_refused_before_any_remote_
 # Commits
 
 BAD_REFS = {
-    "a-path": "../etc",
-    "a-command-after-a-semicolon": "a;rm -rf /",
-    "a-space": "a b",
-    "a-single-quote": "a'b",
-    "a-double-quote": 'a"b',
-    "a-command-substitution": "$(id)",
-    "backquotes": "`id`",
-    "a-newline": "a\nb",
+    **METACHARACTERS,
     "a-trailing-newline": "v1.0.0\n",
     "a-range": "v1.0.0..HEAD",
     "an-option": "-x",

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import RUN_LINE, STACK, STATE, Run, Sandbox, SandboxHost
+from tests.e2e.conftest import RUN_LINE, STACK, STATE, Run, Sandbox, SandboxHost, redis_cli, sql
 
 from .conftest import SANDBOX_INVENTORY, env_secrets, host_named, inventory_file
 
@@ -81,20 +81,6 @@ def ssh_argv(host: SandboxHost, command: str) -> list[str]:
     return ["ssh", "-i", str(STATE / "id_ed25519"), "-p", str(host.port),
             "-o", f"UserKnownHostsFile={STATE / 'known_hosts'}", "-o", "StrictHostKeyChecking=yes",
             "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", f"root@{host.address}", command]
-
-
-def sql(host: SandboxHost, statement: str) -> str:
-    return host.stack(
-        'MYSQL_PWD=$(sed -n "s/^MYSQL_ROOT_PASSWORD=//p" .env) docker compose exec -T -e MYSQL_PWD mysql '
-        f"mariadb -uroot -N -B layra -e {shlex.quote(statement)} </dev/null"
-    )
-
-
-def redis_cli(host: SandboxHost, *args: str) -> str:
-    return host.stack(
-        'REDISCLI_AUTH=$(sed -n "s/^REDIS_PASSWORD=//p" .env) docker compose exec -T -e REDISCLI_AUTH redis '
-        "redis-cli " + " ".join(shlex.quote(arg) for arg in args) + " </dev/null"
-    )
 
 
 def mongo(host: SandboxHost, script: str) -> str:
