@@ -78,8 +78,9 @@ class Locks(BaseStateCallback):
 
     def __init__(self):
         self.token = secrets.token_hex(16)
-        self.taken_by: dict[str, str] = {}      # op hash of `lock.taken` -> stack dir
+        self.taken_by: set[str] = set()         # op hashes of `lock.taken`
         self.released_by: set[str] = set()      # op hashes of `lock.released`
+        self.stack_dirs: dict[str, str] = {}    # host name -> its stack's directory
         self.holding: dict[str, tuple] = {}     # host name -> (host, stack dir)
         self.kept: dict[str, str] = {}          # host name -> why its lock could not be released
         self.attached = None
@@ -95,14 +96,16 @@ class Locks(BaseStateCallback):
             state.add_callback_handler(self)
             self.attached = state
 
-    def track(self, taken, released, stack_dir: str):
-        """The operations that take and release a host's lock (their hashes)."""
-        self.taken_by[taken._hash] = stack_dir
+    def track(self, host_name: str, taken, released, stack_dir: str):
+        """The operations that take and release ``host_name``'s lock (one per run, for every
+        host), and where that host's stack is."""
+        self.taken_by.add(taken._hash)
         self.released_by.add(released._hash)
+        self.stack_dirs[host_name] = stack_dir
 
     def operation_host_success(self, state, host, op_hash, retry_count=0):
         if op_hash in self.taken_by:
-            self.holding[host.name] = (host, self.taken_by[op_hash])
+            self.holding[host.name] = (host, self.stack_dirs[host.name])
         elif op_hash in self.released_by:
             self.holding.pop(host.name, None)
 

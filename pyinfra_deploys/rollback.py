@@ -251,4 +251,4 @@ def rollback():
 
     service_verified(stack, components, functional)
     released = lock.released(name="Release the rollback lock", stack=stack, token=LOCKS.token, _if=RUN.any_changes)
-    LOCKS.track(taken, released, stack.dir)
+    LOCKS.track(host.name, taken, released, stack.dir)

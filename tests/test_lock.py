@@ -104,8 +104,8 @@ class FakeState:
         return SimpleNamespace(global_arguments=self.arguments)
 
 
-def holding(locks: Locks, host: FakeHost) -> Locks:
-    locks.track(SimpleNamespace(_hash="take"), SimpleNamespace(_hash="release"), "/srv/layra")
+def holding(locks: Locks, host: FakeHost, stack_dir: str = "/srv/layra") -> Locks:
+    locks.track(host.name, SimpleNamespace(_hash="take"), SimpleNamespace(_hash="release"), stack_dir)
     locks.operation_host_success(FakeState(), host, "take")
     return locks
 
@@ -146,3 +146,12 @@ def test_a_released_lock_is_no_longer_held():
     locks = holding(Locks(), host)
     locks.operation_host_success(FakeState(), host, "release")
     assert locks.holding == {} and locks.warnings("20261121T130000Z-rollback") == []
+
+
+def test_each_host_releases_the_lock_of_its_own_stack():
+    first, second = FakeHost("app-1"), FakeHost("data-1")
+    locks = holding(holding(Locks(), first), second, stack_dir="/opt/layra")
+    locks.operation_host_error(FakeState(), second, "restore")
+    locks.operation_host_error(FakeState(), first, "restore")
+    assert "/opt/layra/.git/layra-rollback.lock" in second.commands[0]
+    assert "/srv/layra/.git/layra-rollback.lock" in first.commands[0]
