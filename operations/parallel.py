@@ -307,9 +307,10 @@ def executed(command: PyinfraCommand, step_host: StepHost, connector_arguments: 
         status = command.execute(current_state, real, arguments)
     except TimeoutError:
         return f"command timed out after {arguments.get('_timeout')}s"
-    except (OSError, SSHException) as error:
-        return described(error) if isinstance(error, (ConnectionError, SSHException)) else \
-            f"command socket error: {described(error)}"
+    except (ConnectionError, SSHException) as error:
+        return described(error)
+    except OSError as error:
+        return f"command socket error: {described(error)}"
     except Exception as error:  # a FunctionCommand's callback can raise anything
         return described(error)
     return "the command failed" if status is False else None

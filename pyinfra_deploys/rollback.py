@@ -7,10 +7,11 @@ maintenance on -> safety snapshot -> stack at the snapshot's commit (its recorde
 record and report.
 
 pyinfra runs each operation on every host before the next one, so each step is a barrier
-across hosts. Before the first change the run takes each host's rollback lock (see
-``pyinfra_deploys.lock``); a host unreachable at the start stops the run everywhere. Everything is planned, and refused if it cannot be applied, before the
-first change. A host whose plan changes nothing gets no safety snapshot and no tag; when
-no host changes anything, maintenance is never switched on: the second run is a no-op.
+across hosts. Everything is planned, and refused if it cannot be applied, before the
+first change; a host unreachable at the start stops the run everywhere. Before the first
+change the run takes each host's rollback lock (``pyinfra_deploys.lock``). A host whose
+plan changes nothing gets no safety snapshot and no tag; when no host changes anything,
+no lock is taken and maintenance is never switched on: the second run is a no-op.
 """
 
 from __future__ import annotations
