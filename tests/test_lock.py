@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -25,6 +27,12 @@ def holder(pid: int, controller: str = HERE) -> dict:
 def live_run():
     """A process that looks like a pyinfra run to the liveness check."""
     process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "pyinfra"])
+    # Popen may return before the child has exec'd (gevent's, once pyinfra patched it)
+    cmdline = Path(f"/proc/{process.pid}/cmdline")
+    for _ in range(500):
+        if b"pyinfra" in cmdline.read_bytes():
+            break
+        time.sleep(0.01)
     yield process.pid
     process.kill()
     process.wait()
