@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export VENV
 
-.PHONY: install sandbox-up sandbox-down demo test test-unit test-e2e test-reliability clean
+.PHONY: install sandbox-up sandbox-down demo test test-unit test-e2e test-reliability bench bench-quick clean
 
 install: $(VENV)/.installed
 
@@ -36,6 +36,14 @@ test-e2e: sandbox-up
 # The fault and abuse suite alone (make test runs it too).
 test-reliability: sandbox-up
 	$(PY) -m pytest -m reliability
+
+# Benchmarks (not tests): ours against the same work by hand, in the same run; prints
+# every ratio and its target, writes bench/results/*.json. See README, Performance.
+bench: sandbox-up
+	$(PY) bench/all.py
+
+bench-quick: sandbox-up
+	$(PY) bench/all.py --quick
 
 clean: sandbox-down
 	rm -rf $(VENV)

@@ -17,7 +17,7 @@ from pyinfra.api import FactBase, QuoteString, StringCommand
 
 from .compose import Stack, compose_command
 from .secrets import export_from_env_file
-from .shell import assign, parse_probe, probe
+from .shell import COMPRESSOR_PROBE, COMPRESSORS, assign, parse_probe, probe
 
 # Room for the `__restore` / `__pre_restore` suffixes within MySQL's 64 characters.
 DATABASE_PATTERN = re.compile(r"^[A-Za-z0-9_]{1,48}\Z")
@@ -229,20 +229,23 @@ class MysqlDatabaseSize(MysqlFactBase):
 
 class MysqlVersions(MysqlFactBase):
     """
-    Returns the server's and the dump tool's versions, for the snapshot's manifest.
+    Returns the server's and the dump tool's versions, for the snapshot's manifest, and
+    the compression a dump gets on this host (``facts.shell.COMPRESSORS``).
 
     .. code:: python
 
-        {"server": "10.11.18-MariaDB-0+deb12u1", "dump": "mariadb-dump  Ver 10.19 Distrib 10.11.18-MariaDB"}
+        {"server": "10.11.18-MariaDB-0+deb12u1", "dump": "mariadb-dump  Ver 10.19 Distrib 10.11.18-MariaDB",
+         "compression": "zstd"}
     """
 
     def command(self, stack: Stack, service: str = "mysql", user: str = "root",
                 password_key: str | None = "MYSQL_ROOT_PASSWORD") -> StringCommand:
         return StringCommand(
             client_function(Stack.of(stack), service, user, password_key),
-            'm "" -N -B -e "SELECT VERSION()" </dev/null; m -dump --version </dev/null',
+            'm "" -N -B -e "SELECT VERSION()" </dev/null; m -dump --version </dev/null;', COMPRESSOR_PROBE,
         )
 
     def process(self, output):
         lines = [line.strip() for line in output if line.strip()]
-        return {"server": lines[0] if lines else "", "dump": lines[1].split(", for")[0] if len(lines) > 1 else ""}
+        return {"server": lines[0] if lines else "", "dump": lines[1].split(", for")[0] if len(lines) > 1 else "",
+                "compression": lines[2] if len(lines) > 2 and lines[2] in COMPRESSORS else "gzip"}

@@ -64,3 +64,17 @@ def text_written(path: str, text: str) -> StringCommand:
     """Write ``text`` to ``path`` (created 0600) from the command itself: no SFTP subsystem
     needed, and a connection that drops fails it as it fails any command."""
     return StringCommand("umask 077; printf '%s'", QuoteString(text), ">", QuoteString(path))
+
+
+# Snapshot compression: zstd where the host has it (several times faster than gzip at a
+# smaller size, so a dump is bound by the database, not the compressor), else gzip.
+# name -> (file suffix, compress stdin to stdout, decompress a file to stdout)
+COMPRESSORS = {"zstd": (".zst", "zstd -q -T0 -c", "zstd -q -dc"), "gzip": (".gz", "gzip -c", "gzip -dc")}
+
+# Prints `zstd` when the host can compress with zstd, else `gzip`.
+COMPRESSOR_PROBE = "command -v zstd >/dev/null 2>&1 && echo zstd || echo gzip"
+
+
+def decompressor(path: str) -> str:
+    """The command that decompresses ``path`` to stdout, chosen by its suffix."""
+    return COMPRESSORS["zstd" if path.endswith(COMPRESSORS["zstd"][0]) else "gzip"][2]

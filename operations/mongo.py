@@ -153,13 +153,15 @@ def dumped(stack: Stack, database: str, directory: str, part: str, service: str 
 @operation()
 def shadow_loaded(stack: Stack, database: str, archive_file: str, sha256: str, fingerprint: dict,
                   service: str = "mongodb", user: str = "root", password_key: str | None = "MONGO_ROOT_PASSWORD",
-                  auth_db: str = "admin"):
+                  auth_db: str = "admin", live_differs: bool = False):
     """
     Restore a snapshot's archive into the shadow database ``<database>__restore``, live untouched.
 
     + archive_file: the ``.archive.gz`` file of the snapshot on the host
     + sha256: its checksum from the snapshot's manifest; a mismatch refuses the restore
     + fingerprint: the snapshot's fingerprint of the database
+    + live_differs: the caller read the live database moments ago and it differed from the
+      snapshot (the rollback's plan): its fingerprint, a full scan, is not read again
 
     Nothing happens when the live database already matches the snapshot, or when a
     previous run already loaded a shadow copy that matches it. Otherwise the shadow is
@@ -182,8 +184,8 @@ def shadow_loaded(stack: Stack, database: str, archive_file: str, sha256: str, f
     """
     check_names(database, archive_file=archive_file)
     login = dict(stack=stack, service=service, user=user, password_key=password_key, auth_db=auth_db)
-    live = host.get_fact(MongoFingerprint, database=database, **login)
-    if same_data(live, fingerprint):
+    live = None if live_differs else host.get_fact(MongoFingerprint, database=database, **login)
+    if live and same_data(live, fingerprint):
         host.noop(f"mongo/{database} already matches the snapshot ({summary(fingerprint)})")
         return
     shadow = database + SHADOW_SUFFIX
@@ -209,12 +211,15 @@ def shadow_loaded(stack: Stack, database: str, archive_file: str, sha256: str, f
 
 @operation()
 def swapped_in(stack: Stack, database: str, fingerprint: dict, service: str = "mongodb", user: str = "root",
-               password_key: str | None = "MONGO_ROOT_PASSWORD", auth_db: str = "admin"):
+               password_key: str | None = "MONGO_ROOT_PASSWORD", auth_db: str = "admin",
+               live_differs: bool = False):
     """
     Swap the verified shadow copy in for the live database, collection by collection.
 
     + fingerprint: the snapshot's fingerprint of the database; the shadow copy must
       match it, or the live database is left as it is
+    + live_differs: the caller read the live database moments ago and it differed from the
+      snapshot (the rollback's plan): its fingerprint, a full scan, is not read again
 
     One mongosh script empties ``<database>__pre_restore``, moves each live collection
     there, then each shadow collection into ``<database>``, and drops the shadow. MongoDB
@@ -238,8 +243,8 @@ def swapped_in(stack: Stack, database: str, fingerprint: dict, service: str = "m
     """
     check_names(database)
     login = dict(stack=stack, service=service, user=user, password_key=password_key, auth_db=auth_db)
-    live = host.get_fact(MongoFingerprint, database=database, **login)
-    if same_data(live, fingerprint):
+    live = None if live_differs else host.get_fact(MongoFingerprint, database=database, **login)
+    if live and same_data(live, fingerprint):
         host.noop(f"mongo/{database} already matches the snapshot ({summary(fingerprint)})")
         return
     shadow = host.get_fact(MongoFingerprint, database=database + SHADOW_SUFFIX, **login)

@@ -35,7 +35,7 @@ from facts.mysql import (
     summary,
     valid_database,
 )
-from facts.shell import assign, failing
+from facts.shell import COMPRESSORS, assign, decompressor, failing
 from facts.snapshots import checksum_checked, descriptor_written, valid_part_name
 
 def check_names(database: str, **paths: str):
@@ -55,13 +55,15 @@ def bash(*parts) -> StringCommand:
 def dumped(stack: Stack, database: str, directory: str, part: str, service: str = "mysql",
            user: str = "root", password_key: str | None = "MYSQL_ROOT_PASSWORD"):
     """
-    Dump a database into a snapshot directory: ``<part>.sql.gz`` and its descriptor ``<part>.json``.
+    Dump a database into a snapshot directory: ``<part>.sql.zst`` (``.sql.gz`` on a host
+    without zstd) and its descriptor ``<part>.json``.
 
     + directory: the (partial) snapshot directory on the host
     + part: the base name of the files written there, e.g. ``mysql.layra``
 
     ``mysqldump --single-transaction --routines --triggers --events`` streams out of the
-    container and is compressed on the host; the file appears under its final name only
+    container and is compressed on the host (zstd where it has it: the dump is then bound
+    by the server, not by the compressor); the file appears under its final name only
     once the whole dump succeeded. The fingerprint is taken before the dump and again
     after it: if they differ, writes were not quiesced and the dump is refused.
 
@@ -88,26 +90,28 @@ def dumped(stack: Stack, database: str, directory: str, part: str, service: str 
         yield failing(f"database {database!r} does not exist in service {service!r}")
         return
     versions = host.get_fact(MysqlVersions, stack=stack, service=service, user=user, password_key=password_key)
+    suffix, compress, _ = COMPRESSORS[versions["compression"]]
+    dump_file = f"{part}.sql{suffix}"
 
     fingerprint_again = fingerprint_command(stack, database, service, user, password_key)
     yield bash(
-        "umask 077;", assign(out=f"{directory}/{part}"),
+        "umask 077;", assign(out=f"{directory}/{part}", dump=f"{directory}/{dump_file}"),
         "(", fingerprint_again, ') > "$out.fingerprint.before" &&',
         "(", client_function(stack, service, user, password_key),
         assign(db=database),
         'm -dump --single-transaction --routines --triggers --events --hex-blob --no-tablespaces'
-        ' --skip-dump-date "$db" </dev/null', ') | gzip -c > "$out.sql.gz.tmp" &&',
+        ' --skip-dump-date "$db" </dev/null', ") |", compress, '> "$dump.tmp" &&',
         "(", fingerprint_again, ') > "$out.fingerprint.after" &&',
         'if ! cmp -s "$out.fingerprint.before" "$out.fingerprint.after"; then',
-        'rm -f "$out.sql.gz.tmp" "$out.fingerprint.before" "$out.fingerprint.after";',
+        'rm -f "$dump.tmp" "$out.fingerprint.before" "$out.fingerprint.after";',
         "echo", QuoteString(f"{database} changed while it was dumped (writes not quiesced); dump refused"),
         ">&2; exit 1; fi &&",
         'rm -f "$out.fingerprint.before" "$out.fingerprint.after" &&',
-        'chmod 0600 "$out.sql.gz.tmp" && mv "$out.sql.gz.tmp" "$out.sql.gz"',
+        'chmod 0600 "$dump.tmp" && mv "$dump.tmp" "$dump"',
     )
     descriptor = {
         "component": part.split(".")[0], "engine": "mysql", "service": service, "database": database,
-        "file": f"{part}.sql.gz", "fingerprint": fingerprint,
+        "file": dump_file, "fingerprint": fingerprint,
         "tool_versions": versions,
     }
     yield from descriptor_written(directory, part, descriptor)
@@ -115,13 +119,16 @@ def dumped(stack: Stack, database: str, directory: str, part: str, service: str 
 
 @operation()
 def shadow_loaded(stack: Stack, database: str, dump_file: str, sha256: str, fingerprint: dict,
-                  service: str = "mysql", user: str = "root", password_key: str | None = "MYSQL_ROOT_PASSWORD"):
+                  service: str = "mysql", user: str = "root", password_key: str | None = "MYSQL_ROOT_PASSWORD",
+                  live_differs: bool = False):
     """
     Load a snapshot's dump into the shadow database ``<database>__restore``, live untouched.
 
-    + dump_file: the ``.sql.gz`` file of the snapshot on the host
+    + dump_file: the ``.sql.zst`` (or ``.sql.gz``) file of the snapshot on the host
     + sha256: its checksum from the snapshot's manifest; a mismatch refuses the restore
     + fingerprint: the snapshot's fingerprint of the database
+    + live_differs: the caller read the live database moments ago and it differed from the
+      snapshot (the rollback's plan): its fingerprint, a full scan, is not read again
 
     Nothing happens when the live database already matches the snapshot, or when a
     previous run already loaded a shadow copy that matches it.
@@ -134,15 +141,15 @@ def shadow_loaded(stack: Stack, database: str, dump_file: str, sha256: str, fing
             name="Load layra from the snapshot",
             stack=Stack("/srv/layra"),
             database="layra",
-            dump_file="/var/backups/layra/20261121T130000Z-pre-migration/mysql.layra.sql.gz",
+            dump_file="/var/backups/layra/20261121T130000Z-pre-migration/mysql.layra.sql.zst",
             sha256="9f86d08...",
             fingerprint={"exists": True, "schema_sha256": "...", "tables": {}},
         )
     """
     check_names(database, dump_file=dump_file)
     args = dict(stack=stack, service=service, user=user, password_key=password_key)
-    live = host.get_fact(MysqlFingerprint, database=database, **args)
-    if same_data(live, fingerprint):
+    live = None if live_differs else host.get_fact(MysqlFingerprint, database=database, **args)
+    if live and same_data(live, fingerprint):
         host.noop(f"mysql/{database} already matches the snapshot ({summary(fingerprint)})")
         return
     shadow = host.get_fact(MysqlFingerprint, database=database + SHADOW_SUFFIX, **args)
@@ -162,7 +169,7 @@ def shadow_loaded(stack: Stack, database: str, dump_file: str, sha256: str, fing
         ' \' COLLATE \', default_collation_name) FROM information_schema.schemata'
         ' WHERE schema_name = \'$db\'" </dev/null) &&',
         'm "" -e "DROP DATABASE IF EXISTS \\`$shadow\\`; CREATE DATABASE \\`$shadow\\`$charset" </dev/null &&',
-        'if ! gunzip -c "$dump" | m "" "$shadow"; then',
+        "if !", decompressor(dump_file), '"$dump" | m "" "$shadow"; then',
         'm "" -e "DROP DATABASE IF EXISTS \\`$shadow\\`" </dev/null;',
         "echo", QuoteString(f"{dump_file} did not load; mysql/{database} was not touched"), ">&2; exit 1; fi",
     )
@@ -219,12 +226,15 @@ dump_objects() {
 
 @operation()
 def swapped_in(stack: Stack, database: str, fingerprint: dict, service: str = "mysql",
-               user: str = "root", password_key: str | None = "MYSQL_ROOT_PASSWORD"):
+               user: str = "root", password_key: str | None = "MYSQL_ROOT_PASSWORD",
+               live_differs: bool = False):
     """
     Swap the verified shadow copy in for the live database, in one ``RENAME TABLE``.
 
     + fingerprint: the snapshot's fingerprint of the database; the shadow copy must
       match it, or the live database is left as it is
+    + live_differs: the caller read the live database moments ago and it differed from the
+      snapshot (the rollback's plan): its fingerprint, a full scan, is not read again
 
     Views, triggers, routines and events are recreated from the shadow copy; tables
     that only the live database had go with the replaced ones to
@@ -244,8 +254,8 @@ def swapped_in(stack: Stack, database: str, fingerprint: dict, service: str = "m
     """
     check_names(database)
     args = dict(stack=stack, service=service, user=user, password_key=password_key)
-    live = host.get_fact(MysqlFingerprint, database=database, **args)
-    if same_data(live, fingerprint):
+    live = None if live_differs else host.get_fact(MysqlFingerprint, database=database, **args)
+    if live and same_data(live, fingerprint):
         host.noop(f"mysql/{database} already matches the snapshot ({summary(fingerprint)})")
         return
     shadow = host.get_fact(MysqlFingerprint, database=database + SHADOW_SUFFIX, **args)

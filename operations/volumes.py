@@ -28,7 +28,7 @@ from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 
 from facts.compose import Stack, compose_command
 from facts.snapshots import checksum_checked, valid_part_name
-from facts.shell import assign
+from facts.shell import COMPRESSORS, assign, decompressor
 from facts.volumes import (
     RESTORED_MARKER,
     VolumeSet,
@@ -41,7 +41,6 @@ from facts.volumes import (
 )
 
 STOP_TIMEOUT = 60  # seconds `docker compose stop` grants each service to shut down cleanly
-COMPRESSORS = {"zstd": ("tar.zst", "zstd -q -T0 -c", "zstd -q -dc"), "gzip": ("tar.gz", "gzip -c", "gzip -dc")}
 
 # Put every swapped volume back: the data a restore replaced returns, the restored goes.
 REVERT = r"""
@@ -159,7 +158,7 @@ def dumped(stack: Stack, services: list[str], directory: str, part: str, timeout
                   "services": list(services), "volumes": {}, "tool_versions": {"compression": compression}}
     archive, markers = [], []
     for index, (name, volume) in enumerate(sorted(volume_set["volumes"].items())):
-        file = f"{part}.{name}.{extension}"
+        file = f"{part}.{name}.tar{extension}"
         descriptor["volumes"][name] = {"file": file, "target": volume["target"], "fingerprint": f"@{index}@"}
         archive.append(StringCommand(
             assign(v=name, path=volume["path"], out=posixpath.join(directory, file)), in_use_check(name),
@@ -209,9 +208,10 @@ def restored(stack: Stack, services: list[str], volumes: dict, timeout: int = 18
     + volumes: per volume name, from the snapshot: ``{"file": <archive path on the host>,
       "sha256": <its checksum from the manifest>, "fingerprint": <the volume's fingerprint>}``
 
-    Every archive's checksum is checked before anything stops. Then the services stop
-    together; each differing volume is extracted beside its live directory and its
-    fingerprint checked against the snapshot's; only when all are good are the
+    Every archive's checksum is checked before anything stops. When any volume differs,
+    the whole set is restored: the services stop together; each volume is extracted
+    beside its live directory and its fingerprint checked against the snapshot's; only
+    when all are good are the
     directories swapped (the replaced data stays as ``<path>.pre-restore``), and the
     services start and must become ready within ``timeout``. If they do not, the
     previous data is put back and started again, and the operation fails; a failure
@@ -246,6 +246,10 @@ def restored(stack: Stack, services: list[str], volumes: dict, timeout: int = 18
     if not differing:
         host.noop(f"volumes {', '.join(sorted(volumes))} already match the snapshot")
         return
+    # All of them, not just those that differ: the set's services stop and start together,
+    # and a service writes its volume as it starts (etcd appends to its WAL), so a volume
+    # left out would come back changed, and out of step with the others.
+    differing = sorted(volumes)
 
     checks, extracts, swaps, markers = [], [], [], []
     for name in differing:
@@ -254,7 +258,7 @@ def restored(stack: Stack, services: list[str], volumes: dict, timeout: int = 18
             checks.append(checksum_checked(want["file"], want["sha256"], f"volume {name}"))
         except (KeyError, ValueError) as error:
             raise OperationError(f"volume {name}: {error}") from None
-        decompress = COMPRESSORS["zstd" if want["file"].endswith(".zst") else "gzip"][2]
+        decompress = decompressor(want["file"])
         path = live[name]["path"]
         extracts.append(StringCommand(
             assign(v=name, path=path, file=want["file"], want=fingerprint_text(want["fingerprint"])),

@@ -75,15 +75,16 @@ class ShadowDatabases:
                              **self.args(component))
         return type(self).plan_of(component["name"], descriptor["database"], live, descriptor["fingerprint"])
 
-    def restore(self, stack: Stack, component: dict, descriptor: dict, files: dict, sha256s: dict) -> list[dict]:
+    def restore(self, stack: Stack, component: dict, descriptor: dict, files: dict, sha256s: dict,
+                differs: bool = False) -> list[dict]:
         database, args = descriptor["database"], self.args(component)
         module = self.operations.__name__
         return [
             step(f"{module}.shadow_loaded", f"{component['name']}/{database}", stack=stack, database=database,
                  sha256=sha256s[descriptor["file"]], fingerprint=descriptor["fingerprint"],
-                 **{self.file_argument: files[descriptor["file"]]}, **args),
+                 **{self.file_argument: files[descriptor["file"]]}, live_differs=differs, **args),
             step(f"{module}.swapped_in", f"{component['name']}/{database}", stack=stack, database=database,
-                 fingerprint=descriptor["fingerprint"], **args),
+                 fingerprint=descriptor["fingerprint"], live_differs=differs, **args),
         ]
 
     def expected(self, component: dict, descriptor: dict, sha256s: dict) -> dict:
@@ -154,7 +155,8 @@ class Qdrant:
         live = self.fingerprint(stack, component).get("collections", {}).get(descriptor["collection"])
         return qdrant_plan(component["name"], descriptor["collection"], live, descriptor["fingerprint"])
 
-    def restore(self, stack: Stack, component: dict, descriptor: dict, files: dict, sha256s: dict) -> list[dict]:
+    def restore(self, stack: Stack, component: dict, descriptor: dict, files: dict, sha256s: dict,
+                differs: bool = False) -> list[dict]:
         collection = descriptor["collection"]
         return [step("operations.qdrant.restored", f"{component['name']}/{collection}", stack=stack,
                      collection=collection, snapshot_file=files[descriptor["file"]],
@@ -186,7 +188,8 @@ class Redis:
         live = host.get_fact(RedisFingerprint, stack=stack, **redis_state_args(component))
         return redis_plan(component["name"], {}, live, descriptor["fingerprint"])
 
-    def restore(self, stack: Stack, component: dict, descriptor: dict, files: dict, sha256s: dict) -> list[dict]:
+    def restore(self, stack: Stack, component: dict, descriptor: dict, files: dict, sha256s: dict,
+                differs: bool = False) -> list[dict]:
         return [step("operations.redis.restored", component["name"], stack=stack,
                      rdb_file=files[descriptor["file"]], sha256=sha256s[descriptor["file"]],
                      fingerprint=descriptor["fingerprint"], **redis_state_args(component))]
@@ -226,7 +229,8 @@ class Volumes:
                    for name, want in descriptor["volumes"].items()}
         return volumes_plan(component["name"], found, descriptor, matches, self.row_counts(stack, component))
 
-    def restore(self, stack: Stack, component: dict, descriptor: dict, files: dict, sha256s: dict) -> list[dict]:
+    def restore(self, stack: Stack, component: dict, descriptor: dict, files: dict, sha256s: dict,
+                differs: bool = False) -> list[dict]:
         wanted = {name: {"file": files[want["file"]], "sha256": sha256s[want["file"]],
                          "fingerprint": want["fingerprint"]}
                   for name, want in descriptor["volumes"].items()}

@@ -10,7 +10,8 @@ pyinfra runs each operation on every host before the next one, so each step is a
 across hosts. Everything is planned, and refused if it cannot be applied, before the
 first change; a host unreachable at the start stops the run everywhere. Before the first
 change the run takes each host's rollback lock (``pyinfra_deploys.lock``). A host whose
-plan changes nothing gets no safety snapshot and no tag; when no host changes anything,
+plan changes nothing gets no safety snapshot, no restore step and no tag (its fingerprints
+are read once, by the plan); when no host changes anything,
 no lock is taken and maintenance is never switched on: the second run is a no-op.
 """
 
@@ -231,10 +232,21 @@ def rollback():
 
     expected = []
     with RUN.phase("restore"):
-        groups = [ENGINES[part["engine"]].restore(stack, component, part, files, sha256s) for component, part in parts]
-        if groups:
-            parallel.concurrently(name=f"Restore the components from {snapshot_id}", groups=groups)
-        expected = [ENGINES[part["engine"]].expected(component, part, sha256s) for component, part in parts]
+        if changes:
+            # every part, also those that matched when planned: writes may have landed
+            # since, until maintenance went on, so those restores check again first. A part
+            # the plan found different stays different (only a restore brings it back, and
+            # the lock keeps others out): its live fingerprint, a full scan, is not re-read.
+            groups = [ENGINES[part["engine"]].restore(stack, component, part, files, sha256s, differs=plan["changes"])
+                      for (component, part), plan in zip(parts, plans[1:1 + len(parts)])]
+            if groups:
+                parallel.concurrently(name=f"Restore the components from {snapshot_id}", groups=groups)
+            expected = [ENGINES[part["engine"]].expected(component, part, sha256s) for component, part in parts]
+        elif parts:
+            # nothing to do here: reading every fingerprint again (restores, phase 4) would
+            # only repeat what the plan read seconds ago, on a host the run leaves alone
+            logger.info(f"{host.print_prefix}every part matched snapshot {snapshot_id} when planned: "
+                        "nothing to restore, phase 4 not repeated")
 
     with RUN.phase("caches"):
         for component in caches:

@@ -102,6 +102,7 @@ umask 077
   printf 'QDRANT_API_KEY=%s\n' "$(secret)"
   printf 'LAYRA_DEMO_PASSWORD=%s\n' "$(secret)"
   printf 'MAINTENANCE_MODE=false\n'
+  printf 'HEALTH_INTERVAL=%s\n' "${HEALTH_INTERVAL:-2s}"
 } >.env.tmp
 chmod 0600 .env.tmp
 mv .env.tmp .env

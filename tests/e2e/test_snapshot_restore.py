@@ -115,7 +115,10 @@ def test_rollback_restores_rows_and_tables_shows_the_diff_first_and_then_changes
     assert again.ok, again.output
     totals = again.totals()
     assert (totals["changed"], totals["error"]) == (0, 0), again.output
-    assert again.output.count("noop: mysql/layra already matches the snapshot") >= len(sandbox.hosts)
+    # the plan read every fingerprint once; nothing restored, nothing read again
+    assert again.output.count(f"every part matched snapshot {snapshot_id} when planned: nothing to restore, "
+                              "phase 4 not repeated") == len(sandbox.hosts), again.output
+    assert "noop: mysql/layra already matches the snapshot" not in again.output
 
 
 def test_a_dump_that_breaks_midway_leaves_the_live_database_exactly_as_it_was(sandbox: Sandbox):
@@ -126,11 +129,11 @@ def test_a_dump_that_breaks_midway_leaves_the_live_database_exactly_as_it_was(sa
     directory = f"{ROOT}/{snapshot_id}"
     # A dump cut off in the middle of an INSERT, its checksum recorded as if it were whole.
     host.ssh(
-        f"cd {directory} && gunzip -c mysql.layra.sql.gz | head -c 2500 | gzip > broken.gz && "
-        "printf 'INSERT INTO users VALUES (1,' | gzip >> broken.gz && mv broken.gz mysql.layra.sql.gz && "
-        "sum=$(sha256sum mysql.layra.sql.gz | cut -d' ' -f1) && size=$(stat -c %s mysql.layra.sql.gz) && "
+        f"cd {directory} && zstd -q -dc mysql.layra.sql.zst | head -c 2500 | zstd -q > broken.zst && "
+        "printf 'INSERT INTO users VALUES (1,' | zstd -q >> broken.zst && mv broken.zst mysql.layra.sql.zst && "
+        "sum=$(sha256sum mysql.layra.sql.zst | cut -d' ' -f1) && size=$(stat -c %s mysql.layra.sql.zst) && "
         "python3 -c 'import json,sys; m=json.load(open(\"manifest.json\")); "
-        "m[\"files\"][\"mysql.layra.sql.gz\"].update(sha256=sys.argv[1], size=int(sys.argv[2])); "
+        "m[\"files\"][\"mysql.layra.sql.zst\"].update(sha256=sys.argv[1], size=int(sys.argv[2])); "
         "json.dump(m, open(\"manifest.json\", \"w\"))' \"$sum\" \"$size\" && chmod 0600 *"
     )
 

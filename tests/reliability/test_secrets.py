@@ -549,7 +549,7 @@ def test_no_secret_is_written_into_a_snapshot_but_its_copy_of_the_stacks_env_fil
     assert set(manifest["files"]) | descriptors | {"manifest.json"} <= set(scanned)
     assert {"mysql.layra.json", "mongodb.layra.json", "redis.json"} <= descriptors
     data = [name for name in scanned if name.endswith((".gz", ".zst"))]
-    assert {"mysql.layra.sql.gz", "mongodb.layra.archive.gz", "redis.rdb.gz"} <= set(data)
+    assert {"mysql.layra.sql.zst", "mongodb.layra.archive.gz", "redis.rdb.gz"} <= set(data)
     assert all(scanned[name]["decompressed"] and scanned[name]["bytes"] > 0 for name in data)
     # The stack's env file is kept on purpose, as stack/env: a restore needs it (the stack at
     # the snapshot's commit runs with the secrets it had). It is the one file that holds them,

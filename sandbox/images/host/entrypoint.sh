@@ -3,6 +3,8 @@
 # cleanly on SIGTERM.
 set -u
 mkdir -p /run/sshd /var/log
+# a host killed before its dockerd exited leaves its pid file, and dockerd refuses to start
+rm -f /var/run/docker.pid
 dockerd --bip 198.18.100.1/24 \
         --default-address-pool base=198.19.128.0/17,size=24 \
         >>/var/log/dockerd.log 2>&1 </dev/null &
