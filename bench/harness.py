@@ -23,10 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench" / "results"
 
-from tests.e2e.conftest import STATE, Run, Sandbox, SandboxHost  # noqa: E402,F401  (the e2e harness)
+from tests.e2e.conftest import STATE, Run, Sandbox, SandboxHost, sql  # noqa: E402,F401  (the e2e harness)
 
-# The root password stays on the host: read there from the stack's env file, handed to the
-# client in its environment (as every operation of ours does).
+# The hand side's client, for pipes (``sql`` runs one statement): the root password stays on
+# the host, read there from the stack's env file and handed over in the client's environment.
 HAND_MYSQL = ('MYSQL_PWD=$(sed -n "s/^MYSQL_ROOT_PASSWORD=//p" .env) '
               "docker compose exec -T -e MYSQL_PWD mysql")
 
@@ -68,11 +68,6 @@ def deploy(box: Sandbox, script: str, *args: str, data: dict | None = None, time
     if not run.ok:
         raise SystemExit(f"pyinfra {script} {shlex.join(arguments)} failed:\n{run.output[-4000:]}")
     return run
-
-
-def sql(host: SandboxHost, statement: str, database: str = "") -> str:
-    target = shlex.quote(database) if database else ""
-    return host.stack(f"{HAND_MYSQL} mariadb -uroot -N -B {target} -e {shlex.quote(statement)} </dev/null")
 
 
 def machine(box: Sandbox | None = None) -> dict:
