@@ -159,7 +159,7 @@ def main():
             ratio(m["ours_restore"], m["hand_restore"]), "<= 1.15", ratio(m["ours_restore"], m["hand_restore"]) <= 1.15),
         row("   rollback.py by default (+ safety snapshot), once", with_safety, m["hand_restore"],
             ratio(with_safety, m["hand_restore"]), "-", None),
-        row(f"4. backup: throughput backup.py / mysqldump|gzip", m["ours_backup"], m["hand_backup"],
+        row("4. backup: throughput backup.py / mysqldump|gzip", m["ours_backup"], m["hand_backup"],
             ratio(m["hand_backup"], m["ours_backup"]), ">= 0.9", ratio(m["hand_backup"], m["ours_backup"]) >= 0.9),
         row("4. backup: snapshot size / mysqldump|gzip size (MB)", sizes["ours"] / 1e6, sizes["hand"] / 1e6,
             sizes["ours"] / sizes["hand"], "<= 1.0", sizes["ours"] <= sizes["hand"], unit="M"),
