@@ -41,6 +41,38 @@ def timed(action) -> tuple[float, object]:
     return time.monotonic() - start, result
 
 
+def phase_seconds(record: dict) -> dict[str, float]:
+    """Each phase of a run, in seconds, in the order it ran, from the run's record."""
+    def at(text: str) -> datetime:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    return {name: (at(phase["ended_at"]) - at(phase["started_at"])).total_seconds()
+            for name, phase in record.get("phases", {}).items()}
+
+
+def where_time_went(walls: list[float], records: list[dict]) -> dict[str, float]:
+    """Median seconds per phase over runs, and ``outside phases``: the rest of the wall
+    time (pyinfra's start, connecting, the plan, the run record and report)."""
+    runs = [phase_seconds(record) for record in records]
+    names = list(dict.fromkeys(name for phases in runs for name in phases))
+    medians = {name: median([phases.get(name, 0.0) for phases in runs]) for name in names}
+    medians["outside phases"] = median([wall - sum(phases.values()) for wall, phases in zip(walls, runs)])
+    return {name: round(seconds, 2) for name, seconds in medians.items()}
+
+
+def time_went_line(parts: dict[str, float]) -> str:
+    return "   where our time went (median s): " + ", ".join(f"{name} {seconds:.1f}" for name, seconds in parts.items())
+
+
+def cpu_busy_seconds() -> float:
+    """CPU time this whole machine has spent busy since boot, summed over its cores
+    (/proc/stat: every state but idle and iowait). The sandbox hosts run on this machine:
+    their work, pyinfra's and dockerd's all count."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 

@@ -30,7 +30,7 @@ import re
 import shlex
 
 from harness import (HAND_MYSQL, deploy, host_named, machine, median, progress, ratio, report, row, sandbox,
-                     sql, timed)
+                     sql, time_went_line, timed, where_time_went)
 
 from facts.compose import Stack
 from facts.mysql import fingerprint_command
@@ -110,7 +110,7 @@ def main():
         "ours_backup", "hand_backup", "plain_dump", "mysql_fingerprint", "volume_archive", "volume_fingerprint",
         "ours_restore", "hand_restore")}
     sizes: dict[str, int] = {}
-    snapshot_ids = []
+    snapshot_ids, records = [], []   # records: our restores' run records
     for run in range(1, options.runs + 1):
         progress(f"run {run}/{options.runs}: backup.py")
         seconds, out = timed(lambda: deploy(box, "backup.py", "--limit", host.name,
@@ -136,9 +136,10 @@ def main():
 
         progress(f"run {run}/{options.runs}: rollback.py (safety snapshot skipped)")
         damaged(host)
-        seconds, _ = timed(lambda: deploy(box, "rollback.py", "--limit", host.name,
-                                          data={**data, "snapshot": snapshot_id, "safety_snapshot": "skip"}))
+        seconds, restore = timed(lambda: deploy(box, "rollback.py", "--limit", host.name,
+                                             data={**data, "snapshot": snapshot_id, "safety_snapshot": "skip"}))
         times["ours_restore"].append(seconds)
+        records.append(restore.record())
 
         progress(f"run {run}/{options.runs}: mysql < dump by hand")
         host.ssh(f"[ -f {HAND_DIR}/{DATABASE}.sql ] || zstd -q -dc {HAND_DIR}/{DATABASE}.sql.zst > {HAND_DIR}/{DATABASE}.sql")
@@ -153,6 +154,8 @@ def main():
     snapshot_ids += sorted(set(re.findall(r"\d{8}T\d{6}Z-safety-before-rollback", run.output)))
 
     m = {key: median(values) for key, values in times.items()}
+    went = where_time_went(times["ours_restore"], records)
+    print(time_went_line(went), flush=True)
     dump_mb = options.size_mb
     rows = [
         row(f"1. restore {dump_mb} MB: rollback.py vs mysql < dump", m["ours_restore"], m["hand_restore"],
@@ -177,7 +180,7 @@ def main():
     report("mysql", f"MySQL ({dump_mb} MB dump) and volume data on {host.name}, medians of {options.runs} runs",
            rows, {"size_mb": dump_mb, "runs": options.runs, "host": host.name,
                   "seconds": times, "median_seconds": m, "bytes": sizes,
-                  "default_rollback_seconds": with_safety}, info)
+                  "default_rollback_seconds": with_safety, "restore_where_time_went": went}, info)
 
 
 if __name__ == "__main__":

@@ -27,12 +27,13 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import (ROOT, STATE, Run, Sandbox, deploy, machine, median, progress, report, row,  # noqa: E402
-                     sandbox, timed)
+from harness import (ROOT, STATE, Run, Sandbox, cpu_busy_seconds, deploy, machine, median, progress,  # noqa: E402
+                     report, row, sandbox, timed)
 from tests.e2e.conftest import RUNS  # noqa: E402  (where Sandbox.pyinfra's runs write their records)
 from pyinfra_deploys.config import DEFAULTS  # noqa: E402
 
@@ -41,7 +42,8 @@ SNAPSHOT_LABEL = "noopbench"
 ONE_HOST_TARGET_S = 5.0
 SCALING_TARGET = 1.5  # the largest host count against one host
 COUNTER = ROOT / "tests" / "reliability" / "counted_pyinfra.py"
-REMOTE_KINDS = ("run", "put", "get")  # what costs a round trip; "connect" is counted apart
+REMOTE_KINDS = ("run", "put", "get")
+CORES = os.cpu_count() or 1  # what costs a round trip; "connect" is counted apart
 
 # Which fact a command reads, by a fragment of the command (first match wins), and the
 # argument that tells two reads of the same fact apart (a database, a volume set...).
@@ -149,10 +151,20 @@ def removed_snapshot(box: Sandbox, names: list[str], snapshot_id: str) -> None:
             candidate.ssh(f"rm -rf -- {shlex.quote(path)}")
 
 
-def timed_noop(box: Sandbox, names: list[str], data: dict[str, str], what: str) -> float:
+def timed_noop(box: Sandbox, names: list[str], data: dict[str, str], what: str) -> tuple[float, float]:
+    """(seconds, core-seconds this machine was busy meanwhile) of one checked no-op."""
+    busy = cpu_busy_seconds()
     seconds, run = timed(lambda: deploy(box, "rollback.py", *limited_to(names), data=data))
+    busy = cpu_busy_seconds() - busy
     checked_noop(run, names, what)
-    return seconds
+    return seconds, busy
+
+
+def idle_busy_rate(seconds: float = 5.0) -> float:
+    """Cores this machine keeps busy with no run going (the hosts' healthchecks, dockerd)."""
+    busy = cpu_busy_seconds()
+    time.sleep(seconds)
+    return (cpu_busy_seconds() - busy) / seconds
 
 
 def counted_noop(names: list[str], data: dict[str, str], what: str) -> list[dict]:
@@ -294,16 +306,39 @@ def at_snapshot(box: Sandbox, names: list[str], snapshot_id: str) -> None:
                  f"(restored: {', '.join(restored) or '?'}): the live data differed from what backup.py recorded")
 
 
-def timed_noops(box: Sandbox, names: list[str], noops: dict, counts: list[int], runs: int) -> dict:
-    """no-op -> host count -> seconds of each run; every no-op and count in turn, run by run."""
+def timed_noops(box: Sandbox, names: list[str], noops: dict, counts: list[int], runs: int) -> tuple[dict, dict]:
+    """no-op -> host count -> seconds of each run, and the machine's busy core-seconds
+    during each; every no-op and count in turn, run by run."""
     seconds = {what: {count: [] for count in counts} for what in noops}
+    busy = {what: {count: [] for count in counts} for what in noops}
     for run in range(runs):
         for what, data in noops.items():
             for count in counts:
                 description = f"rollback.py --data {what}=... on {count} host(s), run {run + 1}/{runs}"
-                seconds[what][count].append(timed_noop(box, names[:count], data, description))
-                progress(f"{description}: {seconds[what][count][-1]:.1f} s")
-    return seconds
+                took, used = timed_noop(box, names[:count], data, description)
+                seconds[what][count].append(took)
+                busy[what][count].append(used)
+                progress(f"{description}: {took:.1f} s, the machine's {CORES} cores {used / took / CORES:.0%} busy")
+    return seconds, busy
+
+
+def cpu_rows(what: str, seconds: dict[int, list[float]], busy: dict[int, list[float]], idle_rate: float) -> list[dict]:
+    """Context for the scaling target: the sandbox's hosts share this machine's cores, so
+    n hosts' no-op cannot end before n times one host's CPU work is done on the cores
+    the idle hosts leave free."""
+    largest = max(seconds)
+    per_host = {count: max(median(busy[count]) - idle_rate * median(seconds[count]), 0) / count
+                for count in (1, largest)}
+    free = max(CORES - idle_rate, 0.1)
+    floor = per_host[largest] * largest / free
+    one = median(seconds[1])
+    return [
+        row(f"no-op {what}: CPU per host, 1 host (core-s), context", per_host[1], None, per_host[1], "-", None),
+        row(f"no-op {what}: CPU per host, {largest} hosts (core-s), context", per_host[largest], None,
+            per_host[largest], "-", None),
+        row(f"no-op {what}, {largest} hosts: CPU floor on {free:.1f} free cores / 1 host", floor, one,
+            floor / one, "-", None),
+    ]
 
 
 def counted_noops(names: list[str], noops: dict) -> dict:
@@ -334,7 +369,9 @@ def main():
     noops = {"snapshot": {"snapshot": snapshot_id}, "commit": {"commit": TARGET_COMMIT}}
     try:
         at_snapshot(box, names, snapshot_id)
-        seconds = timed_noops(box, names, noops, chosen.hosts, chosen.runs)
+        progress("the machine's load with no run going (5 s)")
+        idle_rate = idle_busy_rate()
+        seconds, busy = timed_noops(box, names, noops, chosen.hosts, chosen.runs)
         counted = counted_noops(names, noops)
     except BaseException:
         progress(f"stopped: snapshot {snapshot_id} is kept on {', '.join(names)} "
@@ -348,7 +385,9 @@ def main():
     beyond_one = max(found["fingerprint_reads_beyond_one"] for found in snapshot_hosts)
     rows = [
         *timing_rows("(snapshot)", seconds["snapshot"]),
+        *cpu_rows("(snapshot)", seconds["snapshot"], busy["snapshot"], idle_rate),
         *timing_rows("(commit only)", seconds["commit"]),
+        *cpu_rows("(commit only)", seconds["commit"], busy["commit"], idle_rate),
         row("SSH round trips per host, snapshot no-op (most of any host)", most_trips, None, most_trips,
             "-", None, unit=""),
         row("fingerprint reads beyond one per component (worst host)", beyond_one, None, beyond_one,
@@ -362,6 +401,9 @@ def main():
         "commit": TARGET_COMMIT, "startup_s": round(startup, 3),
         "seconds": {what: {str(count): [round(value, 3) for value in values] for count, values in by_count.items()}
                     for what, by_count in seconds.items()},
+        "cores": CORES, "idle_busy_cores": round(idle_rate, 3),
+        "busy_core_seconds": {what: {str(count): [round(value, 3) for value in values]
+                                     for count, values in by_count.items()} for what, by_count in busy.items()},
         "round_trips": counted, "read_more_than_once": repeated,
     }, info)
 

@@ -27,10 +27,9 @@ import argparse
 import json
 import re
 import shlex
-from datetime import datetime
 
-from harness import (HAND_MYSQL, deploy, host_named, machine, median, progress, ratio, report, row, sandbox,
-                     sql, timed)
+from harness import (HAND_MYSQL, deploy, host_named, machine, median, phase_seconds, progress, ratio, report,
+                     row, sandbox, sql, time_went_line, timed, where_time_went)
 
 from facts.compose import Stack
 from facts.mongo import mongo_tool
@@ -67,13 +66,6 @@ def grown(host, mysql_mb: int, volume_mb: int, documents: int, points: int) -> N
 
 def volume_path(host, volume: str = "layra_milvus_data") -> str:
     return host.ssh(f"docker volume inspect -f '{{{{.Mountpoint}}}}' {shlex.quote(volume)}")
-
-
-def phase_seconds(record: dict, name: str) -> float:
-    """How long one phase of a run took, from its run record."""
-    phase = record["phases"][name]
-    start, end = (datetime.fromisoformat(phase[key].replace("Z", "+00:00")) for key in ("started_at", "ended_at"))
-    return (end - start).total_seconds()
 
 
 def changed(host) -> None:
@@ -140,20 +132,20 @@ def main():
     snapshot_id = re.search(r"snapshot (\S+-stackbench)", run.output).group(1)
     steps = hand_steps(host, snapshot_id)
 
-    ours, restoring, by_hand = [], [], {name: [] for name in steps}
+    ours, records, by_hand = [], [], {name: [] for name in steps}
     for number in range(1, options.runs + 1):
         changed(host)
         progress(f"run {number}/{options.runs}: rollback.py restoring every component")
         seconds, run = timed(lambda: deploy(box, "rollback.py", "--limit", host.name,
                                             data={"snapshot": snapshot_id, "safety_snapshot": "skip"}))
         ours.append(seconds)
-        restoring.append(phase_seconds(run.record(), "restore"))
+        records.append(run.record())
         changed(host)
         for name, command in steps.items():
             progress(f"run {number}/{options.runs}: by hand: {name}")
             seconds, _ = timed(lambda: host.ssh(f"cd /srv/layra && set -o pipefail && {command}"))
             by_hand[name].append(seconds)
-        print("   ours {:.1f}s (restore phase {:.1f}s); by hand {}".format(ours[-1], restoring[-1], ", ".join(
+        print("   ours {:.1f}s (restore phase {:.1f}s); by hand {}".format(ours[-1], phase_seconds(records[-1])["restore"], ", ".join(
             f"{name} {values[-1]:.1f}s" for name, values in by_hand.items())), flush=True)
 
     progress("cleaning up: the host back to the snapshot taken before, both snapshots removed")
@@ -165,7 +157,9 @@ def main():
     step_medians = {name: median(values) for name, values in by_hand.items()}
     total, slowest = sum(step_medians.values()), max(step_medians.values())
     slowest_name = max(step_medians, key=step_medians.get)
-    m, phase = median(ours), median(restoring)
+    went = where_time_went(ours, records)
+    print(time_went_line(went), flush=True)
+    m, phase = median(ours), went["restore"]
     rows = [row(f"   by hand: {name}", seconds, None, seconds, "-", None) for name, seconds in step_medians.items()]
     rows += [
         row("2. whole stack: rollback.py / sum of hand steps", m, total, ratio(m, total), "<= 0.6", ratio(m, total) <= 0.6),
@@ -177,7 +171,8 @@ def main():
     ]
     report("stack", f"Whole-stack rollback on {host.name} vs the runbook by hand, medians of {options.runs} runs",
            rows, {"runs": options.runs, "host": host.name, "sizes": vars(options), "ours_seconds": ours,
-                  "restore_phase_seconds": restoring, "by_hand_seconds": by_hand}, info)
+                  "restore_phase_seconds": [phase_seconds(record)["restore"] for record in records],
+                  "where_time_went": went, "by_hand_seconds": by_hand}, info)
 
 
 if __name__ == "__main__":

@@ -9,12 +9,14 @@ check otherwise. Checks only read: running them again changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from pyinfra import host, logger
 from pyinfra.api import OperationError, operation
 
 from facts.capacity import DiskFree, MemoryUsage
 from facts.compose import ComposeServices, Stack
+from facts.gather import side_by_side
 from facts.http import FunctionalChecks, HttpResponse, functional_spec
 from facts.shell import failing
 from facts import mongo
@@ -88,15 +90,17 @@ def infrastructure(stack: Stack, disk_paths: list[str] | None = None,
             disk_paths=["/srv/layra", "/var/lib/docker"],
         )
     """
-    services = host.get_fact(ComposeServices, stack=stack)
+    paths = disk_paths or [stack.dir]
+    services, memory, *disks = side_by_side(
+        [lambda: host.get_fact(ComposeServices, stack=stack), lambda: host.get_fact(MemoryUsage)]
+        + [partial(host.get_fact, DiskFree, path=path) for path in paths]
+    )
     checks = service_checks(services)
     if not services:
         checks.append(Check(1, "services", "none", f"the {stack.project} project's services", False))
-    for path in disk_paths or [stack.dir]:
-        disk = host.get_fact(DiskFree, path=path)
+    for disk in disks:
         checks.append(Check(1, f"disk free {disk['mount']}", f"{disk['free_pct']}%",
                             f"> {min_disk_free_pct}%", disk["free_pct"] > min_disk_free_pct))
-    memory = host.get_fact(MemoryUsage)
     checks.append(Check(1, "memory used", f"{memory['used_pct']}%",
                         f"< {max_memory_used_pct}%", memory["used_pct"] < max_memory_used_pct))
     yield from report(checks, "phase 1 (infrastructure)")
@@ -152,12 +156,14 @@ def connectivity(stack: Stack, health_url: str, components: list[dict]):
                          "password_key": "MYSQL_ROOT_PASSWORD"}],
         )
     """
-    response = host.get_fact(HttpResponse, url=health_url)
+    needs_services = any(c["engine"] not in ("mysql", "mongo", "redis") for c in components)
+    response, services = side_by_side([
+        lambda: host.get_fact(HttpResponse, url=health_url),
+        lambda: host.get_fact(ComposeServices, stack=stack) if needs_services else {},
+    ])
     observed = f"HTTP {response['status']}" + (f" {response['body'][:120]}" if response["status"] != 200 else "")
     checks = [Check(2, "health endpoint", observed, "HTTP 200", response["status"] == 200)]
-    needs_services = any(c["engine"] not in ("mysql", "mongo", "redis") for c in components)
-    services = host.get_fact(ComposeServices, stack=stack) if needs_services else {}
-    checks += [ping(stack, component, services) for component in components]
+    checks += side_by_side([partial(ping, stack, component, services) for component in components])
     yield from report(checks, "phase 2 (connectivity)")
 
 
@@ -307,14 +313,14 @@ def integrity(stack: Stack, expected: list[dict]):
                        "fingerprint": {"exists": True, "schema_sha256": "...", "tables": {}}}],
         )
     """
-    checks = []
-    for part in expected:
-        matches = MATCHERS.get(part["engine"])
-        if matches is None:
-            raise OperationError(f"no integrity check for engine {part['engine']!r}")
-        observed, ok, want = matches(stack, part)
-        checks.append(Check(4, f"{part['name']} fingerprint", observed + ("" if ok else ", differs from the snapshot"),
-                            f"the snapshot's: {want}", ok))
+    unknown = sorted({part["engine"] for part in expected} - set(MATCHERS))
+    if unknown:
+        raise OperationError(f"no integrity check for engine {', '.join(map(repr, unknown))}")
+    # each part's fingerprint is a full read of it (a checksum of every table): side by side
+    found = side_by_side([partial(MATCHERS[part["engine"]], stack, part) for part in expected])
+    checks = [Check(4, f"{part['name']} fingerprint", observed + ("" if ok else ", differs from the snapshot"),
+                    f"the snapshot's: {want}", ok)
+              for part, (observed, ok, want) in zip(expected, found)]
     yield from report(checks, "phase 4 (integrity)")
 
 

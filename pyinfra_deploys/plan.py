@@ -145,7 +145,7 @@ def redis_plan(name: str, flush_counts: dict[str, int], live: dict | None = None
 
 def volumes_plan(name: str, live: dict, descriptor: dict, matches: dict[str, bool], row_counts: dict) -> dict:
     """Restoring a volume set: per volume changed or not (files, bytes current -> snapshot),
-    and Milvus row counts where both sides have them."""
+    and Milvus row counts where both sides have them (read only for a set that changes)."""
     volumes = {}
     for volume, want in sorted(descriptor["volumes"].items()):
         current = (live.get(volume) or {}).get("fingerprint") or {}

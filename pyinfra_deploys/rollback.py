@@ -18,11 +18,13 @@ no lock is taken and maintenance is never switched on: the second run is a no-op
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 
 from pyinfra import host, logger, state
 from pyinfra.api import DeployError, deploy
 
 from facts.compose import ComposeServices, ComposeTargetConfig
+from facts.gather import side_by_side
 from facts.lock import RollbackLock
 from facts.redis import RedisKeyCounts
 from facts.snapshots import (SNAPSHOT_ID_RULE, SnapshotCatalog, SnapshotFiles, SnapshotManifest, snapshot_dir,
@@ -108,6 +110,11 @@ def plan_stack(stack, ref: str, images: dict) -> dict:
     return stack_plan(ref, stack.dir, repo, target, services, target_config, images=images, present=present)
 
 
+def cache_plan(stack, component: dict) -> dict:
+    counts = host.get_fact(RedisKeyCounts, stack=stack, patterns=component["flush_patterns"], **redis_args(component))
+    return redis_plan(component["name"], counts)
+
+
 def incident_from(data) -> dict:
     """Times the operator (or the watcher) passes: ``--data detected_at=2026-11-21T12:58:00Z``."""
     incident = {}
@@ -171,15 +178,15 @@ def rollback():
     if not isinstance(ref, str) or not valid_ref(ref):
         raise DeployError(f"commit {ref!r} is not a valid git ref (sha, tag or branch)")
 
-    plans = [plan_stack(stack, ref, images)]
-    plans += [ENGINES[part["engine"]].plan(stack, component, part, sha256s) for component, part in parts]
     # Cache patterns are flushed after the restores: also where Redis was restored from its
     # RDB (its sessions and caches then date from the snapshot).
     caches = [c for c in components if c["engine"] == "redis" and c.get("flush_patterns")]
-    for component in caches:
-        counts = host.get_fact(RedisKeyCounts, stack=stack, patterns=component["flush_patterns"],
-                               **redis_args(component))
-        plans.append(redis_plan(component["name"], counts))
+    # the stack, each part and each cache: independent reads, side by side
+    plans = side_by_side(
+        [lambda: plan_stack(stack, ref, images)]
+        + [partial(ENGINES[part["engine"]].plan, stack, component, part, sha256s) for component, part in parts]
+        + [partial(cache_plan, stack, component) for component in caches]
+    )
     for plan in plans:
         for line in describe(plan):
             logger.info(f"{host.print_prefix}plan: {line}")
