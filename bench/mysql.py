@@ -30,7 +30,7 @@ import re
 import shlex
 
 from harness import (HAND_MYSQL, deploy, host_named, machine, median, progress, ratio, report, row, sandbox,
-                     sql, time_went_line, timed, where_time_went)
+                     seconds_on_host, sql, time_went_line, timed, where_time_went)
 
 from facts.compose import Stack
 from facts.mysql import fingerprint_command
@@ -75,14 +75,12 @@ def damaged(host) -> None:
 
 def on_host(host, command, shell: str = "sh") -> float:
     """Seconds ``command`` (a StringCommand, run by ``shell`` as its fact does) takes on the host."""
-    script = command.get_raw_value()
-    seconds, _ = timed(lambda: host.ssh(f"{shell} -c {shlex.quote(script)} >/dev/null"))
-    return seconds
+    return seconds_on_host(host, f"{shell} -c {shlex.quote(command.get_raw_value())}")
 
 
 def hand(host, command: str) -> float:
-    seconds, _ = timed(lambda: host.stack(f"set -o pipefail; {command}"))
-    return seconds
+    """Seconds a command typed by hand in the stack's directory takes on the host."""
+    return seconds_on_host(host, f"cd /srv/layra && set -o pipefail && {command}")
 
 
 def main():

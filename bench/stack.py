@@ -29,7 +29,7 @@ import re
 import shlex
 
 from harness import (HAND_MYSQL, deploy, host_named, machine, median, phase_seconds, progress, ratio, report,
-                     row, sandbox, sql, time_went_line, timed, where_time_went)
+                     row, sandbox, seconds_on_host, sql, time_went_line, timed, where_time_went)
 
 from facts.compose import Stack
 from facts.mongo import mongo_tool
@@ -143,7 +143,7 @@ def main():
         changed(host)
         for name, command in steps.items():
             progress(f"run {number}/{options.runs}: by hand: {name}")
-            seconds, _ = timed(lambda: host.ssh(f"cd /srv/layra && set -o pipefail && {command}"))
+            seconds = seconds_on_host(host, f"cd /srv/layra && set -o pipefail && {command}")
             by_hand[name].append(seconds)
         print("   ours {:.1f}s (restore phase {:.1f}s); by hand {}".format(ours[-1], phase_seconds(records[-1])["restore"], ", ".join(
             f"{name} {values[-1]:.1f}s" for name, values in by_hand.items())), flush=True)
