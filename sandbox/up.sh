@@ -244,6 +244,7 @@ for c in $(docker ps -a --filter label=org.layra.sandbox=host --format '{{.Names
 done
 
 host_img_id=$(image_id "$HOST_IMAGE")
+host_key() { cut -d' ' -f2 "$STATE/hosts/$(host_name "$1")/ssh_host_ed25519_key.pub"; }
 for i in $(seq 1 "$N"); do
   c=$(host_container "$i")
   hd="$STATE/hosts/$(host_name "$i")"
@@ -253,8 +254,10 @@ for i in $(seq 1 "$N"); do
       log "$c runs an old $HOST_IMAGE: recreating it"
       docker rm -f "$c" >/dev/null
       docker volume rm "$(host_volume "$i")" >/dev/null 2>&1 || true
-    elif [ "$(docker container inspect -f '{{index .Config.Labels "org.layra.sandbox.state"}}' "$c")" != "$STATE" ]; then
-      # its keys live in another state dir (another checkout): ours would not match them
+    elif [ "$(docker container inspect -f '{{index .Config.Labels "org.layra.sandbox.state"}}' "$c")" != "$STATE" ] ||
+         [ "$(docker container inspect -f '{{index .Config.Labels "org.layra.sandbox.hostkey"}}' "$c")" != "$(host_key "$i")" ]; then
+      # its keys live in another state dir (another checkout, or this one deleted and made
+      # again at the same path): ours would not match them
       log "$c belongs to another sandbox state dir: recreating it"
       docker rm -f "$c" >/dev/null
       docker volume rm "$(host_volume "$i")" >/dev/null 2>&1 || true
@@ -270,7 +273,8 @@ for i in $(seq 1 "$N"); do
   docker run -d --name "$c" --hostname "$(host_name "$i")" \
     --network "$NETWORK" --ip "$(host_ip "$i")" \
     "${DIND_FLAGS[@]}" \
-    --label org.layra.sandbox=host --label "org.layra.sandbox.state=$STATE" --stop-timeout 30 \
+    --label org.layra.sandbox=host --label "org.layra.sandbox.state=$STATE" \
+    --label "org.layra.sandbox.hostkey=$(host_key "$i")" --stop-timeout 30 \
     -v "$(host_volume "$i"):/var/lib/docker" \
     -v "$hd/ssh_host_ed25519_key:/etc/ssh/ssh_host_ed25519_key:ro" \
     -v "$hd/ssh_host_ed25519_key.pub:/etc/ssh/ssh_host_ed25519_key.pub:ro" \
