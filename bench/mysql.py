@@ -12,15 +12,19 @@ alternates, run by run:
 - backup: ``backup.py`` holding only that database, vs ``mariadb-dump | gzip`` by hand
   through ``docker compose exec`` (the runbook's command); throughput ratio and size;
 - fingerprint: our MySQL fingerprint (schema hash, row counts, ``CHECKSUM TABLE``) and our
-  volume fingerprint (every file hashed), as fractions of the dump each sits next to
-  (the same ``mariadb-dump`` / ``tar`` piped to the same compressor, without fingerprints);
+  volume fingerprint (every entry's metadata, no content read), as fractions of the dump
+  each sits next to (the same ``mariadb-dump`` / ``tar`` piped to the same compressor,
+  without fingerprints), both clocked on the host: the connection a pyinfra run already
+  holds costs neither side a new SSH set-up;
 - restore: ``rollback.py --data snapshot=<ours> --data safety_snapshot=skip`` vs
   ``mysql < dump`` by hand into the live database (a plain dump, nothing to decompress).
   The safety snapshot a default rollback takes first is a backup (measured above); once,
   the default rollback is timed too, to show what it adds.
 
 Each restore starts from the same damage (1000 rows deleted), so neither side is a no-op.
-Writes bench/results/mysql.json; --keep leaves the seeded data for the next run.
+Our side is timed around the whole ``python -m pyinfra`` process, start-up included; the
+hand side is clocked on the host. Where our restore's time went, phase by phase, comes
+from its run record. Writes bench/results/mysql.json; --keep leaves the seeded data.
 """
 
 from __future__ import annotations
