@@ -171,10 +171,10 @@ def main():
     slowest_name = max(step_medians, key=step_medians.get)
     went = where_time_went(ours, records)
     print(time_went_line(went), flush=True)
-    side_by_side = {name: round(median([found.get(name, 0.0) for found in groups]), 2)
-                    for name in dict.fromkeys(name for found in groups for name in found)}
+    restore_times = {name: round(median([found.get(name, 0.0) for found in groups]), 2)
+                     for name in dict.fromkeys(name for found in groups for name in found)}
     print("   its restore phase, each component (median s, side by side): "
-          + ", ".join(f"{name} {seconds:.1f}" for name, seconds in side_by_side.items()), flush=True)
+          + ", ".join(f"{name} {seconds:.1f}" for name, seconds in restore_times.items()), flush=True)
     m, phase = median(ours), went["restore"]
     rows = [row(f"   by hand: {name}", seconds, None, seconds, "-", None) for name, seconds in step_medians.items()]
     rows += [
@@ -188,7 +188,7 @@ def main():
     report("stack", f"Whole-stack rollback on {host.name} vs the runbook by hand, medians of {options.runs} runs",
            rows, {"runs": options.runs, "host": host.name, "sizes": vars(options), "ours_seconds": ours,
                   "restore_phase_seconds": [phase_seconds(record)["restore"] for record in records],
-                  "where_time_went": went, "restore_by_component": side_by_side,
+                  "where_time_went": went, "restore_by_component": restore_times,
                   "restore_by_component_runs": groups, "by_hand_seconds": by_hand}, info)
 
 
