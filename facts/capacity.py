@@ -4,10 +4,12 @@ Facts about a host's capacity: free disk under a path and memory in use.
 
 from __future__ import annotations
 
-from pyinfra.api import FactBase, QuoteString, StringCommand
+from pyinfra.api import QuoteString, StringCommand
+
+from .shell import WholeOutputFact
 
 
-class DiskFree(FactBase):
+class DiskFree(WholeOutputFact):
     """
     Returns the filesystem holding ``path`` (or, while it does not exist yet, its nearest
     existing parent) and how much of it is free.
@@ -18,23 +20,32 @@ class DiskFree(FactBase):
     """
 
     def command(self, path: str) -> StringCommand:
-        return StringCommand(
-            StringCommand("p=", QuoteString(path), _separator=""), '; while [ ! -e "$p" ]; do p=$(dirname "$p"); done;',
-            'df -Pk "$p" | tail -n 1',
-        )
+        return disk_free_command(path)
 
     def process(self, output):
-        fields = output[-1].split()
-        size_kb, free_kb = int(fields[1]), int(fields[3])
-        return {
-            "mount": fields[5],
-            "size_kb": size_kb,
-            "free_kb": free_kb,
-            "free_pct": round(100.0 * free_kb / size_kb, 1) if size_kb else 0.0,
-        }
+        return parse_disk_free(output)
 
 
-class MemoryUsage(FactBase):
+def disk_free_command(path: str) -> StringCommand:
+    """``df`` of the filesystem holding ``path`` (``DiskFree``; also one of ``HostMetrics``' answers)."""
+    return StringCommand(
+        StringCommand("p=", QuoteString(path), _separator=""), '; while [ ! -e "$p" ]; do p=$(dirname "$p"); done;',
+        'df -Pk "$p" | tail -n 1',
+    )
+
+
+def parse_disk_free(output: list[str]) -> dict:
+    fields = output[-1].split()
+    size_kb, free_kb = int(fields[1]), int(fields[3])
+    return {
+        "mount": fields[5],
+        "size_kb": size_kb,
+        "free_kb": free_kb,
+        "free_pct": round(100.0 * free_kb / size_kb, 1) if size_kb else 0.0,
+    }
+
+
+class MemoryUsage(WholeOutputFact):
     """
     Returns the host's memory in use (total less available), from ``/proc/meminfo``.
 
@@ -43,7 +54,8 @@ class MemoryUsage(FactBase):
         {"total_kb": 24576000, "available_kb": 20000000, "used_pct": 18.6}
     """
 
-    command = "grep -E '^(MemTotal|MemAvailable):' /proc/meminfo"
+    def command(self) -> str:
+        return "grep -E '^(MemTotal|MemAvailable):' /proc/meminfo"
 
     def process(self, output):
         values = {}

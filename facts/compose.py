@@ -14,9 +14,9 @@ import posixpath
 import shlex
 
 import yaml
-from pyinfra.api import FactBase, QuoteString, StringCommand
+from pyinfra.api import QuoteString, StringCommand
 
-from .shell import section, split_sections
+from .shell import WholeOutputFact, section, split_sections
 from .stack import git_command
 
 CONFIG_HASH_LABEL = "com.docker.compose.config-hash"
@@ -118,7 +118,7 @@ def parse_containers(lines: list[str]) -> dict[str, dict]:
     return containers
 
 
-class ComposeServices(FactBase):
+class ComposeServices(WholeOutputFact):
     """
     Returns every service of the project: what its container is doing, and whether it
     was created from the compose configuration now on disk (config hash label).
@@ -164,7 +164,7 @@ class ComposeServices(FactBase):
         return services
 
 
-class ComposeTargetConfig(FactBase):
+class ComposeTargetConfig(WholeOutputFact):
     """
     Returns what the compose files at ``ref`` would ask for, without checking it out:
     the config hash of each service, the build context of services that build, and the

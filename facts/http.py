@@ -7,16 +7,16 @@ from __future__ import annotations
 import json
 import re
 
-from pyinfra.api import FactBase, QuoteString, StringCommand
+from pyinfra.api import QuoteString, StringCommand
 
 from .qdrant import valid_url
 from .secrets import KEY_PATTERN, export_from_env_file
-from .shell import assign, section
+from .shell import WholeOutputFact, assign, section
 
 STATUS_MARKER = "--- layra:status ---"
 
 
-class HttpResponse(FactBase):
+class HttpResponse(WholeOutputFact):
     """
     Returns the status and the start of the body of a GET on ``url``, made from the host.
     ``status`` is 0 when nothing answered.
@@ -30,21 +30,32 @@ class HttpResponse(FactBase):
         return "curl"
 
     def command(self, url: str, timeout: int = 5) -> StringCommand:
-        return StringCommand(
-            "curl", "-sS", "--max-time", QuoteString(str(timeout)),
-            "-w", QuoteString(f"\\n{STATUS_MARKER}\\n%{{http_code}} %{{time_total}}\\n"),
-            QuoteString(url), "2>&1 || true",
-        )
+        return http_get_command(url, timeout)
 
     def process(self, output):
-        body, status, seconds = [], 0, 0.0
-        for index, line in enumerate(output):
-            if line.strip() == STATUS_MARKER and index + 1 < len(output):
-                code, _, elapsed = output[index + 1].partition(" ")
-                status, seconds = int(code or 0), float(elapsed or 0)
-                break
-            body.append(line)
-        return {"status": status, "body": "\n".join(body).strip()[:300], "seconds": seconds}
+        return parse_http_response(output)
+
+
+def http_get_command(url: str, timeout: int = 5) -> StringCommand:
+    """A GET of ``url`` from the host (``HttpResponse``; also one of ``HostMetrics``' answers).
+    The body is the server's, not ours: bytes in it that are not UTF-8 are dropped (it is
+    shown to people, never decided on), so a server's odd page cannot blind the fact."""
+    return StringCommand(
+        "{ curl", "-sS", "--max-time", QuoteString(str(timeout)),
+        "-w", QuoteString(f"\\n{STATUS_MARKER}\\n%{{http_code}} %{{time_total}}\\n"),
+        QuoteString(url), "2>&1 || true; } | { iconv -c -f UTF-8 -t UTF-8 || true; }",
+    )
+
+
+def parse_http_response(output: list[str]) -> dict:
+    body, status, seconds = [], 0, 0.0
+    for index, line in enumerate(output):
+        if line.strip() == STATUS_MARKER and index + 1 < len(output):
+            code, _, elapsed = output[index + 1].partition(" ")
+            status, seconds = int(code or 0), float(elapsed or 0)
+            break
+        body.append(line)
+    return {"status": status, "body": "\n".join(body).strip()[:300], "seconds": seconds}
 
 
 # Verify phase 3: login, then requests with the token, all in one round trip.
@@ -196,7 +207,7 @@ def _check(base_url: str, check: dict, timeout, authenticated: bool) -> StringCo
     )
 
 
-class FunctionalChecks(FactBase):
+class FunctionalChecks(WholeOutputFact):
     """
     Returns the answers of verify phase 3, in one round trip made from the host: a login
     (where ``login`` is set), then each check's request with the login's token. ``status``
@@ -237,8 +248,9 @@ class FunctionalChecks(FactBase):
         login, timeout = spec["login"], spec["timeout"]
         steps = [_login(base_url, env_file, login, timeout)] if login else []
         steps += [_check(base_url, check, timeout, authenticated=bool(login)) for check in spec["checks"]]
-        # A subshell: a missing password ends it with the reason in the login's section.
-        return StringCommand("(", *steps, ") 2>&1 || true")
+        # A subshell: a missing password ends it with the reason in the login's section. The
+        # answers are the application's, shown to people: bytes that are not UTF-8 are dropped.
+        return StringCommand("(", *steps, ") 2>&1 | { iconv -c -f UTF-8 -t UTF-8 || true; }")
 
     def process(self, output):
         login, checks, current = None, [], None

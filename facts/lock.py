@@ -22,16 +22,30 @@ from __future__ import annotations
 import json
 import re
 
-from pyinfra.api import FactBase, QuoteString, StringCommand
+from pyinfra.api import QuoteString, StringCommand
 
-from .shell import assign
+from .shell import WholeOutputFact, assign, script
 
 LOCK_NAME = "layra-rollback.lock"
+# Held (flock) by every step that changes data on the host, while it runs: scripts/hold_work.sh
+WORK_LOCK_NAME = "layra-rollback.work"
 RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[a-z-]+$")
 
 
 def lock_path(stack_dir: str) -> str:
     return f"{stack_dir.rstrip('/')}/.git/{LOCK_NAME}"
+
+
+def work_lock_path(stack_dir: str) -> str:
+    return f"{stack_dir.rstrip('/')}/.git/{WORK_LOCK_NAME}"
+
+
+def holding_work(stack_dir: str, what: str) -> StringCommand:
+    """Shell that holds the stack's work lock for the rest of the command and what it
+    starts, under a line naming ``what``: a step that outlives its run (pyinfra killed)
+    keeps the next run waiting until it ends (``WorkInProgress``)."""
+    return StringCommand(script("hold_work"), "\nlayra_hold_work", QuoteString(work_lock_path(stack_dir)),
+                         QuoteString(what), "|| exit 1;")
 
 
 def valid_run_id(run_id) -> bool:
@@ -68,7 +82,7 @@ def release_command(stack_dir: str, token: str) -> StringCommand:
     return StringCommand("if grep -qsF", QuoteString(marker("token", token)), path, "; then rm -f", path, "; fi")
 
 
-class RollbackLock(FactBase):
+class RollbackLock(WholeOutputFact):
     """
     Returns who holds the stack's rollback lock, or ``None`` when no run does. A lock file
     that is not the JSON we write comes back as ``{"unreadable": "<its first bytes>"}``.
@@ -93,3 +107,29 @@ class RollbackLock(FactBase):
         if not isinstance(holder, dict) or not valid_run_id(holder.get("run_id")):
             return {"unreadable": text[:200]}
         return holder
+
+
+class WorkInProgress(WholeOutputFact):
+    """
+    Returns the steps still changing data on the host (of a run that was killed or cut
+    off: nothing stops them), after waiting up to ``wait`` seconds for them to end; an
+    empty list when none runs.
+
+    .. code:: python
+
+        ["mysql/layra: load the shadow copy (pid 4242, since 2026-11-21T13:00:02Z)"]
+    """
+
+    @staticmethod
+    def default() -> list:
+        return []
+
+    def command(self, stack_dir: str, wait: int = 0) -> StringCommand:
+        return StringCommand(script("work_in_progress"), "\nlayra_work_in_progress", QuoteString(work_lock_path(stack_dir)),
+                             QuoteString(str(int(wait))))
+
+    def process(self, output):
+        lines = [line.strip() for line in output if line.strip()]
+        if not lines or lines[0] != "busy":
+            return []
+        return lines[1:] or ["a step whose shell is gone (what it started still holds the lock)"]

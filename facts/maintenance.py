@@ -13,10 +13,10 @@ from __future__ import annotations
 import hashlib
 import posixpath
 
-from pyinfra.api import FactBase, QuoteString, StringCommand
+from pyinfra.api import QuoteString, StringCommand
 
 from .compose import Stack
-from .shell import section, split_sections
+from .shell import WholeOutputFact, section, split_sections
 from .volumes import valid_service
 
 KEY = "MAINTENANCE_MODE"
@@ -96,7 +96,7 @@ def env_value(line: str) -> str:
     return value.split(" #", 1)[0].strip()
 
 
-class MaintenanceFactBase(FactBase):
+class MaintenanceFactBase(WholeOutputFact):
     """Facts about a stack's maintenance mode, read with docker and coreutils on the host."""
 
     abstract = True

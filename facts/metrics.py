@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 import re
 
-from pyinfra.api import FactBase, QuoteString, StringCommand
+from pyinfra.api import QuoteString, StringCommand
 
-from .capacity import DiskFree
+from .capacity import disk_free_command, parse_disk_free
 from .compose import Stack, compose_command
-from .http import STATUS_MARKER, HttpResponse
-from .shell import assign, section, split_sections
+from .http import STATUS_MARKER, http_get_command, parse_http_response
+from .shell import WholeOutputFact, assign, section, split_sections
 from .volumes import valid_service
 
 KAFKA_KEYS = ("service", "group", "bootstrap", "command")
@@ -93,7 +93,7 @@ def _probed(name: str, command: StringCommand) -> StringCommand:
 def _disk(paths: list[str]) -> StringCommand:
     parts: list = [section("disk"), ";"]
     for path in paths:
-        parts += ["printf 'path %s\\n'", QuoteString(path), "; (", DiskFree().command(path), ") 2>/dev/null;"]
+        parts += ["printf 'path %s\\n'", QuoteString(path), "; (", disk_free_command(path), ") 2>/dev/null;"]
     return StringCommand(*parts)
 
 
@@ -112,11 +112,11 @@ def _kafka(stack: Stack, kafka: dict, timeout: int) -> StringCommand:
 def _health(url: str, timeout: int) -> StringCommand:
     return StringCommand(
         section("health"), "; if command -v curl >/dev/null 2>&1; then",
-        HttpResponse().command(url, timeout), "; fi",
+        http_get_command(url, timeout), "; fi",
     )
 
 
-class HostMetrics(FactBase):
+class HostMetrics(WholeOutputFact):
     """
     Returns the host-side metrics of a stack, gathered in one round trip: the probes run
     side by side, so it takes as long as the slowest (about a second for memory, Kafka's
@@ -192,7 +192,7 @@ def _health_answer(sections: dict) -> dict | None:
     if "status" not in sections:
         return None  # no curl on the host
     try:
-        answer = HttpResponse().process([*sections.get("health", []), STATUS_MARKER, *sections["status"]])
+        answer = parse_http_response([*sections.get("health", []), STATUS_MARKER, *sections["status"]])
     except ValueError:
         return None
     return {"status": answer["status"], "seconds": answer["seconds"]}
@@ -255,7 +255,7 @@ def _disk_free_pct(lines: list[str]) -> dict:
     free = {}
     for path, answer in answers.items():
         try:
-            free[path] = DiskFree().process(answer)["free_pct"]
+            free[path] = parse_disk_free(answer)["free_pct"]
         except (IndexError, ValueError):
             free[path] = None
     return free

@@ -26,11 +26,11 @@ from __future__ import annotations
 import json
 import re
 
-from pyinfra.api import FactBase, QuoteString, StringCommand
+from pyinfra.api import QuoteString, StringCommand
 
 from .compose import Stack, compose_command
 from .secrets import export_from_env_file
-from .shell import parse_probe, probe
+from .shell import WholeOutputFact, parse_probe, probe
 
 # Room for the `__restore` / `__pre_restore` suffixes within MongoDB's 64 characters.
 DATABASE_PATTERN = re.compile(r"^[A-Za-z0-9_]{1,48}\Z")
@@ -152,7 +152,7 @@ def json_line(output: list[str], what: str) -> dict:
     raise ValueError(f"mongo {what}: no JSON answer in {output[-3:]!r}")
 
 
-class MongoFactBase(FactBase):
+class MongoFactBase(WholeOutputFact):
     """Facts that ask the MongoDB server of a stack's service."""
 
     abstract = True

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import re
 
-from pyinfra.api import FactBase, QuoteString, StringCommand
+from pyinfra.api import QuoteString, StringCommand
 
 from .compose import Stack, compose_command
 from .secrets import export_from_env_file
-from .shell import COMPRESSOR_PROBE, COMPRESSORS, assign, parse_probe, probe
+from .shell import (COMPRESSOR_PROBE, COMPRESSORS, UnreadableOutput, WholeOutputFact, assign, host_name,
+                    parse_probe, probe)
 
 # Room for the `__restore` / `__pre_restore` suffixes within MySQL's 64 characters.
 DATABASE_PATTERN = re.compile(r"^[A-Za-z0-9_]{1,48}\Z")
@@ -32,19 +33,26 @@ CLIENT_SHIM = (
 )
 
 
+# What every client speaks with the server, whatever the container's locale: UTF-8 with
+# 4-byte characters (a POSIX locale would make it latin1, and names and data with it).
+CHARSET = "utf8mb4"
+
+
 def valid_database(name: str) -> bool:
     return isinstance(name, str) and bool(DATABASE_PATTERN.match(name))
 
 
 def client_function(stack: Stack, service: str, user: str, password_key: str | None) -> StringCommand:
-    """Defines ``m TOOL ARGS...`` in the shell: a client program run in the service."""
+    """Defines ``m TOOL ARGS...`` in the shell: a client program run in the service, speaking
+    ``utf8mb4`` with the server."""
     export = [export_from_env_file(stack.env_path, password_key, "MYSQL_PWD")] if password_key else []
     env = ["-e", "MYSQL_PWD"] if password_key else []
     return StringCommand(
         *export,
         "m() { tool=$1; shift;",
         compose_command(stack, "exec", "-T", *env, QuoteString(service),
-                        "sh", "-c", QuoteString(CLIENT_SHIM), "sh", '"$tool"', "-u", QuoteString(user), '"$@";'),
+                        "sh", "-c", QuoteString(CLIENT_SHIM), "sh", '"$tool"', "-u", QuoteString(user),
+                        f"--default-character-set={CHARSET}", '"$@";'),
         "};",
     )
 
@@ -62,7 +70,10 @@ def quoted_name(column: str) -> str:
 BASE_TABLES = "information_schema.tables WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE'"
 
 # Everything but the data, independent of the database's own name, so that a shadow
-# copy and the live database fingerprint alike.
+# copy and the live database fingerprint alike: one hash of the whole schema, the number
+# of base tables (a fingerprint with fewer is refused), then one line per column, index,
+# view, routine, trigger and event with a short hash of its definition, so that a plan
+# can name what changed.
 SCHEMA_SQL = """
 SET SESSION group_concat_max_len = 4294967295;
 SELECT 'database', DATABASE();
@@ -88,10 +99,25 @@ SELECT 'schema', SHA2(CONCAT_WS('|',
   (SELECT GROUP_CONCAT(CONCAT_WS(':', event_name, SHA2(event_definition, 256)) ORDER BY event_name SEPARATOR ',')
      FROM information_schema.events WHERE event_schema = DATABASE())
 ), 256);
-SELECT 'view', table_name FROM information_schema.views WHERE table_schema = DATABASE() ORDER BY table_name;
-SELECT 'routine', CONCAT(routine_type, ' ', routine_name) FROM information_schema.routines
- WHERE routine_schema = DATABASE() ORDER BY routine_type, routine_name;
-SELECT 'trigger', trigger_name FROM information_schema.triggers WHERE trigger_schema = DATABASE() ORDER BY trigger_name;
+SELECT 'tables', COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE';
+SELECT 'column', c.table_name, column_name, LEFT(SHA2(CONCAT_WS(':', column_type, is_nullable,
+       IFNULL(column_default, 'NULL'), column_key, extra, IFNULL(collation_name, '')), 256), 16)
+  FROM information_schema.columns c JOIN information_schema.tables t
+    ON t.table_schema = c.table_schema AND t.table_name = c.table_name
+ WHERE c.table_schema = DATABASE() AND t.table_type = 'BASE TABLE' ORDER BY c.table_name, ordinal_position;
+SELECT 'index', table_name, index_name, LEFT(SHA2(GROUP_CONCAT(CONCAT_WS(':', seq_in_index, column_name, non_unique)
+       ORDER BY seq_in_index SEPARATOR ','), 256), 16)
+  FROM information_schema.statistics WHERE table_schema = DATABASE()
+ GROUP BY table_name, index_name ORDER BY table_name, index_name;
+SELECT 'view', table_name, LEFT(SHA2(REPLACE(view_definition, CONCAT('`', table_schema, '`.'), ''), 256), 16)
+  FROM information_schema.views WHERE table_schema = DATABASE() ORDER BY table_name;
+SELECT 'routine', CONCAT(routine_type, ' ', routine_name), LEFT(SHA2(routine_definition, 256), 16)
+  FROM information_schema.routines WHERE routine_schema = DATABASE() ORDER BY routine_type, routine_name;
+SELECT 'trigger', trigger_name, LEFT(SHA2(CONCAT_WS(':', event_manipulation, event_object_table, action_timing,
+       action_statement), 256), 16)
+  FROM information_schema.triggers WHERE trigger_schema = DATABASE() ORDER BY trigger_name;
+SELECT 'event', event_name, LEFT(SHA2(event_definition, 256), 16)
+  FROM information_schema.events WHERE event_schema = DATABASE() ORDER BY event_name;
 """.strip()
 
 # Writes the statements that count and checksum every base table (run by a second client).
@@ -110,12 +136,12 @@ def fingerprint_command(stack: Stack, database: str, service: str, user: str, pa
         assign(db=database),
         'if [ "$(m "" -N -B -e "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = \'$db\'"'
         ' </dev/null)" != 1 ]; then echo missing; else',
-        'm "" -N -B -r "$db" -e', QuoteString(SCHEMA_SQL), "</dev/null &&",
+        'm "" -N -B "$db" -e', QuoteString(SCHEMA_SQL), "</dev/null &&",
         'm "" -N -B -r "$db" -e', QuoteString(COUNTS_SQL), '</dev/null | m "" -N -B "$db"; fi',
     )
 
 
-class MysqlFactBase(FactBase):
+class MysqlFactBase(WholeOutputFact):
     """Facts that ask the MySQL server of a stack's service."""
 
     abstract = True
@@ -145,8 +171,10 @@ class MysqlPing(MysqlFactBase):
 class MysqlFingerprint(MysqlFactBase):
     """
     Returns what a database holds, independent of its name: a hash of its schema (tables,
-    columns, indexes, views, routines, triggers, events) and each table's row count and
-    ``CHECKSUM TABLE``. ``{"exists": False}`` when there is no such database.
+    columns, indexes, views, routines, triggers, events) with a short hash per object, and
+    each table's row count and ``CHECKSUM TABLE``. ``{"exists": False}`` when there is no
+    such database. A fingerprint is whole or refused: a table without its count or
+    checksum, or fewer tables than ``information_schema`` lists, fails the fact.
 
     .. code:: python
 
@@ -157,6 +185,8 @@ class MysqlFingerprint(MysqlFactBase):
             "views": ["active_users"],
             "routines": ["PROCEDURE purge_sessions"],
             "triggers": [],
+            "schema_objects": {"column users.id": "5d41402abc4b2a76", "index users.PRIMARY": "...",
+                               "view active_users": "...", "routine PROCEDURE purge_sessions": "..."},
         }
     """
 
@@ -168,27 +198,70 @@ class MysqlFingerprint(MysqlFactBase):
         return parse_fingerprint(output)
 
 
+class PartialFingerprint(UnreadableOutput):
+    """A fingerprint that would leave part of the database out: refused, never compared."""
+
+
+# mysql -B writes these characters of a value as escapes (without -r)
+BATCH_ESCAPES = {"\\\\": "\\", "\\t": "\t", "\\n": "\n", "\\0": "\0"}
+BATCH_ESCAPE = re.compile(r"\\[\\tn0]")
+
+# per-object lines: kind -> how many name fields precede the hash
+OBJECT_KINDS = {"column": 2, "index": 2, "view": 1, "routine": 1, "trigger": 1, "event": 1}
+NAMED_LISTS = {"view": "views", "routine": "routines", "trigger": "triggers"}
+
+
+def unescaped(value: str) -> str:
+    return BATCH_ESCAPE.sub(lambda match: BATCH_ESCAPES[match.group(0)], value)
+
+
 def parse_fingerprint(output: list[str]) -> dict:
     if [line.strip() for line in output if line.strip()] == ["missing"]:
         return {"exists": False}
-    fingerprint = {"exists": True, "schema_sha256": "", "tables": {}, "views": [], "routines": [], "triggers": []}
-    database = ""
+    fingerprint = {"exists": True, "schema_sha256": "", "tables": {}, "views": [], "routines": [], "triggers": [],
+                   "schema_objects": {}}
+    database, listed = "", None
     for line in output:
-        fields = line.rstrip("\n").split("\t")
+        fields = [unescaped(field) for field in line.rstrip("\n").split("\t")]
         kind = fields[0]
-        if kind == "database":
+        if kind == "database" and len(fields) == 2:
             database = fields[1]
-        elif kind == "schema":
+        elif kind == "schema" and len(fields) == 2:
             fingerprint["schema_sha256"] = fields[1]
-        elif kind in ("view", "routine", "trigger"):
-            fingerprint[f"{kind}s"].append(fields[1])
-        elif kind == "rows" and len(fields) == 3:
+        elif kind == "tables" and len(fields) == 2 and fields[1].isdigit():
+            listed = int(fields[1])
+        elif kind in OBJECT_KINDS and len(fields) == OBJECT_KINDS[kind] + 2:
+            name = ".".join(fields[1:-1])
+            fingerprint["schema_objects"][f"{kind} {name}"] = fields[-1]
+            if kind in NAMED_LISTS:
+                fingerprint[NAMED_LISTS[kind]].append(name)
+        elif kind == "rows" and len(fields) == 3 and fields[2].isdigit():
             fingerprint["tables"].setdefault(fields[1], {})["rows"] = int(fields[2])
         elif len(fields) == 2 and database and kind.startswith(database + "."):
-            # CHECKSUM TABLE answers `db.table <checksum>`
+            # CHECKSUM TABLE answers `db.table <checksum>` (NULL: the table could not be read)
             table = kind[len(database) + 1:]
-            fingerprint["tables"].setdefault(table, {})["checksum"] = int(fields[1]) if fields[1] != "NULL" else None
+            fingerprint["tables"].setdefault(table, {})["checksum"] = int(fields[1]) if fields[1].isdigit() else None
+    problems = fingerprint_problems(fingerprint, listed)
+    if problems:
+        raise PartialFingerprint(f"{host_name()}: the fingerprint of mysql/{database or '?'} is partial, refused: "
+                                 + "; ".join(problems))
     return fingerprint
+
+
+def fingerprint_problems(fingerprint: dict, listed: int | None) -> list[str]:
+    """Why a parsed fingerprint does not cover the whole database."""
+    problems = []
+    if not fingerprint["schema_sha256"]:
+        problems.append("no schema hash")
+    if listed is None:
+        problems.append("no table count")
+    elif listed != len(fingerprint["tables"]):
+        problems.append(f"information_schema lists {listed} tables, {len(fingerprint['tables'])} were read")
+    for table, found in sorted(fingerprint["tables"].items()):
+        missing = [key for key in ("rows", "checksum") if found.get(key) is None]
+        if missing:
+            problems.append(f"table {table} has no {' and no '.join(missing)}")
+    return problems
 
 
 def same_data(live: dict | None, snapshot: dict | None) -> bool:
@@ -197,12 +270,23 @@ def same_data(live: dict | None, snapshot: dict | None) -> bool:
     return bool(live) and bool(snapshot) and all(live.get(k) == snapshot.get(k) for k in keys)
 
 
+def schema_changes(live: dict, snapshot: dict) -> dict[str, list[str]] | None:
+    """What a restore changes in the schema, object by object: ``{"added": [...], "dropped":
+    [...], "altered": [...]}`` (``column users.nick``, ``view kb_names``, ...); None where a
+    fingerprint has no per-object hashes (taken before they were recorded)."""
+    if "schema_objects" not in snapshot or "schema_objects" not in live:
+        return None
+    have, want = live["schema_objects"], snapshot["schema_objects"]
+    return {"added": sorted(set(want) - set(have)), "dropped": sorted(set(have) - set(want)),
+            "altered": sorted(name for name in set(have) & set(want) if have[name] != want[name])}
+
+
 def summary(fingerprint: dict) -> str:
     """``3 tables, 120 rows`` (or ``no database``), for plans and checks."""
     if not fingerprint.get("exists"):
         return "no database"
     tables = fingerprint.get("tables", {})
-    return f"{len(tables)} tables, {sum(table.get('rows', 0) for table in tables.values())} rows"
+    return f"{len(tables)} tables, {sum(table.get('rows', 0) for table in tables.values()):,} rows"
 
 
 class MysqlDatabaseSize(MysqlFactBase):

@@ -18,11 +18,11 @@ import hashlib
 import json
 import re
 
-from pyinfra.api import FactBase, QuoteString, StringCommand
+from pyinfra.api import QuoteString, StringCommand
 
 from .compose import Stack
 from .secrets import export_from_env_file
-from .shell import assign, section, split_sections
+from .shell import WholeOutputFact, assign, section, split_sections
 
 DEFAULT_URL = "http://127.0.0.1:6333"
 DEFAULT_KEY = "QDRANT_API_KEY"
@@ -124,7 +124,7 @@ def canonical_sha256(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-class QdrantFactBase(FactBase):
+class QdrantFactBase(WholeOutputFact):
     """Facts that ask a Qdrant server over HTTP from the host (curl, under bash)."""
 
     abstract = True

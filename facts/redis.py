@@ -18,11 +18,11 @@ from __future__ import annotations
 import hashlib
 import re
 
-from pyinfra.api import FactBase, QuoteString, StringCommand
+from pyinfra.api import QuoteString, StringCommand
 
 from .compose import Stack, compose_command
 from .secrets import export_from_env_file
-from .shell import parse_probe, probe, section, split_sections
+from .shell import WholeOutputFact, parse_probe, probe, section, split_sections
 
 # At most how many keys RedisFingerprint hashes the values of: every n-th key of the
 # sorted key list, spread over the whole key space (~0.1 s per 1000 keys).
@@ -104,7 +104,7 @@ def valid_pattern(pattern) -> bool:
     return isinstance(pattern, str) and bool(pattern) and "\n" not in pattern and "\r" not in pattern
 
 
-class RedisFactBase(FactBase):
+class RedisFactBase(WholeOutputFact):
     """Facts that ask the Redis server of a stack's service."""
 
     abstract = True

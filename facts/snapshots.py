@@ -33,9 +33,9 @@ import posixpath
 import re
 from datetime import datetime, timezone
 
-from pyinfra.api import FactBase, QuoteString, StringCommand
+from pyinfra.api import QuoteString, StringCommand
 
-from .shell import section, split_sections, text_written
+from .shell import WholeOutputFact, section, split_sections, text_written
 
 FORMAT = 1
 DEFAULT_ROOT = "/var/backups/layra"
@@ -165,7 +165,7 @@ def summarize(manifest: dict) -> dict:
     }
 
 
-class SnapshotCatalog(FactBase):
+class SnapshotCatalog(WholeOutputFact):
     """
     Returns the snapshots under ``root``: each complete one summarized from its
     manifest, the ids of ``*.partial`` directories (unfinished or crashed runs), and
@@ -246,7 +246,7 @@ class SnapshotCatalog(FactBase):
         return catalog
 
 
-class SnapshotManifest(FactBase):
+class SnapshotManifest(WholeOutputFact):
     """
     Returns the manifest of the complete snapshot ``snapshot_id`` under ``root``
     (``<root>/<id>/manifest.json``), or ``None`` when there is none or it is not JSON.
@@ -288,7 +288,7 @@ def parse_sha256sum(lines: list[str]) -> dict[str, str]:
     return sums
 
 
-class SnapshotFiles(FactBase):
+class SnapshotFiles(WholeOutputFact):
     """
     Returns every regular file under ``directory`` (a snapshot or a ``.partial`` one)
     but ``manifest.json`` and the ``.verified`` marker: size, sha256 and mode, by path

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import re
 
-from pyinfra.api import FactBase, QuoteString, StringCommand
+from pyinfra.api import QuoteString, StringCommand
 
-from .shell import section, split_sections
+from .shell import WholeOutputFact, section, split_sections
 
 # A ref an operator may name: a sha, a tag or a branch. Anything else never reaches git.
 # \Z, not $: `$` also matches before a final newline ("v1.0.0\n" would pass).
@@ -35,7 +35,7 @@ def git_command(stack_dir: str, *args) -> StringCommand:
     return StringCommand("git", "-C", QuoteString(stack_dir), *args)
 
 
-class StackRepo(FactBase):
+class StackRepo(WholeOutputFact):
     """
     Returns the commit checked out in the stack's repository and what is uncommitted,
     or ``None`` when the directory is not a git repository.
@@ -74,7 +74,7 @@ class StackRepo(FactBase):
         }
 
 
-class StackTarget(FactBase):
+class StackTarget(WholeOutputFact):
     """
     Resolves ``ref`` in the stack's repository and compares it with HEAD, or returns
     ``None`` when the repository does not know the ref.
@@ -129,7 +129,7 @@ class StackTarget(FactBase):
         }
 
 
-class StackTag(FactBase):
+class StackTag(WholeOutputFact):
     """
     Returns the commit a tag of the stack's repository points to, or ``None`` when the
     tag does not exist.
@@ -169,7 +169,7 @@ def pinnable_image(name) -> bool:
     return isinstance(name, str) and bool(IMAGE_NAME_PATTERN.match(name))
 
 
-class ImagesPresent(FactBase):
+class ImagesPresent(WholeOutputFact):
     """
     Returns which of the image ids ``ids`` exist on the host (tagged or not), sorted.
 
@@ -177,6 +177,10 @@ class ImagesPresent(FactBase):
 
         ["sha256:1a2b3c..."]
     """
+
+    @staticmethod
+    def default() -> list:
+        return []
 
     def requires_command(self, ids: list[str]) -> str:
         return "docker"

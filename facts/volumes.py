@@ -17,10 +17,10 @@ from __future__ import annotations
 import json
 import re
 
-from pyinfra.api import FactBase, QuoteString, StringCommand
+from pyinfra.api import QuoteString, StringCommand
 
 from .compose import Stack, compose_command
-from .shell import assign
+from .shell import WholeOutputFact, assign
 
 SERVICE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 
@@ -197,7 +197,7 @@ def volume_problems(volume_set: dict) -> list[str]:
     return problems
 
 
-class VolumeSet(FactBase):
+class VolumeSet(WholeOutputFact):
     """
     Returns the named volumes of a set of services (their containers' mounts), where
     their data is on the host, and a fingerprint of each, in one round trip:
@@ -257,7 +257,7 @@ except Exception as error:
 """.strip()
 
 
-class MilvusCollections(FactBase):
+class MilvusCollections(WholeOutputFact):
     """
     Returns each Milvus collection's row count, asked through the Milvus API from a
     service of the stack that has ``pymilvus`` (Layra's backend does):

@@ -27,6 +27,7 @@ from pyinfra import host
 from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 
 from facts.compose import Stack
+from facts.lock import holding_work
 from facts.mongo import (
     DROP_JS,
     PREVIOUS_SUFFIX,
@@ -199,7 +200,7 @@ def shadow_loaded(stack: Stack, database: str, archive_file: str, sha256: str, f
         raise OperationError(str(error)) from None
     drop_shadow = mongosh(stack, service, user, password_key, auth_db, DROP_JS, LAYRA_DB=shadow)
     yield StringCommand(
-        drop_shadow, "|| exit 1;",
+        holding_work(stack.dir, f"mongo/{database}: load the shadow copy"), drop_shadow, "|| exit 1;",
         mongo_tool(stack, service, user, password_key, auth_db, "mongorestore",
                    "--archive", "--gzip", "--drop", "--stopOnError",
                    QuoteString(f"--nsInclude={database}.*"), QuoteString(f"--nsFrom={database}.*"),
@@ -255,6 +256,7 @@ def swapped_in(stack: Stack, database: str, fingerprint: dict, service: str = "m
         return
 
     yield StringCommand(
+        holding_work(stack.dir, f"mongo/{database}: swap the shadow copy in"),
         mongosh(stack, service, user, password_key, auth_db, SWAP_JS, LAYRA_DB=database,
                 LAYRA_SHADOW=database + SHADOW_SUFFIX, LAYRA_PREVIOUS=database + PREVIOUS_SUFFIX),
         "|| {", "echo", QuoteString(f"mongo/{database}: the swap did not complete (see above)"), ">&2; exit 1; }",

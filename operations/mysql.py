@@ -24,6 +24,7 @@ from pyinfra import host
 from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 
 from facts.compose import Stack
+from facts.lock import holding_work
 from facts.mysql import (
     PREVIOUS_SUFFIX,
     SHADOW_SUFFIX,
@@ -162,6 +163,7 @@ def shadow_loaded(stack: Stack, database: str, dump_file: str, sha256: str, fing
     except ValueError as error:
         raise OperationError(str(error)) from None
     yield bash(
+        holding_work(stack.dir, f"mysql/{database}: load the shadow copy"),
         client_function(stack, service, user, password_key),
         assign(db=database, shadow=database + SHADOW_SUFFIX, dump=dump_file),
         # the shadow copy gets the live database's character set and collation, if it has one
@@ -266,6 +268,7 @@ def swapped_in(stack: Stack, database: str, fingerprint: dict, service: str = "m
         return
 
     yield bash(
+        holding_work(stack.dir, f"mysql/{database}: swap the shadow copy in"),
         client_function(stack, service, user, password_key),
         assign(db=database, shadow=database + SHADOW_SUFFIX, previous=database + PREVIOUS_SUFFIX),
         'tmp=$(mktemp -d) && trap \'rm -rf "$tmp"\' EXIT &&',

@@ -27,6 +27,7 @@ from pyinfra import host, logger
 from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 
 from facts.compose import Stack
+from facts.lock import holding_work
 from facts.qdrant import (
     DEFAULT_KEY,
     DEFAULT_URL,
@@ -263,7 +264,8 @@ def restored(stack: Stack, collection: str, snapshot_file: str, sha256: str, fin
     if kept:
         location = f"file://{posixpath.join(snapshots_path, collection, kept[0])}"
         body = json.dumps({"location": location, "priority": "snapshot", "checksum": sha256})
-        yield bash(qdrant_client(stack, url, password_key), or_fail(
+        yield bash(holding_work(stack.dir, f"qdrant {collection}: recover the snapshot"),
+                   qdrant_client(stack, url, password_key), or_fail(
             qdrant_call("PUT", f"{base}/recover", *JSON_BODY, QuoteString(body), "--max-time", str(timeout)), refused),
             "echo", QuoteString(f"qdrant {collection}: recovered from {location}"))
         return
@@ -271,6 +273,7 @@ def restored(stack: Stack, collection: str, snapshot_file: str, sha256: str, fin
     # (some versions, even when it refuses it): it goes once the request is over.
     upload = f"layra-restore-{collection}.snapshot"
     yield bash(
+        holding_work(stack.dir, f"qdrant {collection}: upload and recover the snapshot"),
         qdrant_client(stack, url, password_key),
         "trap", QuoteString(f"qdrant DELETE {base}/{upload} >/dev/null 2>&1"), "EXIT;",
         or_fail(qdrant_call("POST", f"{base}/upload?priority=snapshot&checksum={sha256}", "-F",

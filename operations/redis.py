@@ -23,6 +23,7 @@ from pyinfra import host, logger
 from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 
 from facts.compose import Stack, compose_command
+from facts.lock import holding_work
 from facts.secrets import KEY_PATTERN
 from facts.snapshots import checksum_checked, descriptor_written, valid_part_name
 from facts.redis import (
@@ -193,7 +194,8 @@ def caches_flushed(stack: Stack, patterns: list[str], service: str = "redis",
                 + " (unlinking)")
     for pattern in matching:
         yield StringCommand(
-            "set -o pipefail;", *redis_auth(stack, password_key),
+            "set -o pipefail;", holding_work(stack.dir, f"redis {service}: flush {pattern}"),
+            *redis_auth(stack, password_key),
             "n=$(", redis_exec(stack, service, password_key, "--scan", "--pattern", QuoteString(pattern)),
             f"| awk -v n={batch}", QuoteString(BATCH_AWK), "|",
             redis_exec(stack, service, password_key), "| awk", QuoteString(SUM_AWK), ")",
@@ -360,7 +362,8 @@ def restored(stack: Stack, rdb_file: str, sha256: str, fingerprint: dict, servic
     start = compose_command(stack, "start", QuoteString(service))
     ping = redis_exec(stack, service, password_key, "ping")
     yield StringCommand(
-        "set -o pipefail;", *redis_auth(stack, password_key),
+        "set -o pipefail;", holding_work(stack.dir, f"redis {service}: restore the RDB"),
+        *redis_auth(stack, password_key),
         'fail() { echo "redis restore: $*" >&2; exit 1; };',
         'ready() { i=0; until [ "$(', ping, '2>/dev/null)" = PONG ]; do i=$((i + 1));',
         f'[ "$i" -lt {timeout} ] || return 1; sleep 1; done; }};',

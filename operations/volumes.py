@@ -27,6 +27,7 @@ from pyinfra import host, logger
 from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 
 from facts.compose import Stack, compose_command
+from facts.lock import holding_work
 from facts.snapshots import checksum_checked, valid_part_name
 from facts.shell import COMPRESSORS, assign, decompressor
 from facts.volumes import (
@@ -178,6 +179,7 @@ def dumped(stack: Stack, services: list[str], directory: str, part: str, timeout
     logger.info(f"{host.print_prefix}volumes {', '.join(services)}: stopping to archive "
                 f"{', '.join(sorted(volume_set['volumes']))} ({compression})")
     yield StringCommand(
+        holding_work(stack.dir, f"volumes {', '.join(services)}: stopped and archived"),
         library(stack), services_args(services), stop_start(stack, timeout), assign(json_out=f"{directory}/{part}.json"),
         'fail() { echo "volume backup: $*" >&2; exit 1; };',
         'was_running=$(running "$@");',
@@ -278,6 +280,7 @@ def restored(stack: Stack, services: list[str], volumes: dict, timeout: int = 18
 
     yield from checks
     yield StringCommand(
+        holding_work(stack.dir, f"volumes {', '.join(services)}: stopped and restored"),
         library(stack), services_args(services), stop_start(stack, timeout), REVERT,
         "swapped=(); staged=(", *(QuoteString(live[name]["path"] + ".layra-restore") for name in differing), ");",
         'fail() { echo "volume restore: $*" >&2; exit 1; };',

@@ -44,6 +44,9 @@ DEFAULTS = {
     "layra_env_file": ".env",
     "layra_health_url": "http://127.0.0.1:8090/api/v1/health/check",
     "layra_ready_timeout": 180,
+    # How long a run waits for the data-changing steps of an earlier run (killed, or cut off
+    # from the host: they go on running there) to end before it refuses, naming them
+    "layra_work_wait": 60,
     "layra_disk_paths": None,
     "layra_min_disk_free_pct": 10,
     "layra_max_memory_used_pct": 85,
@@ -123,6 +126,7 @@ def settings_checked(data):
     """Check the host's plain settings, whichever deploy uses them: DeployError naming the
     first malformed one."""
     ready_timeout(data)
+    work_wait(data)
     verify_settings(data)
     kafka_from(data)
     snapshot_root(data)
@@ -134,6 +138,15 @@ def ready_timeout(data) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 86400:
         raise DeployError(f"host data 'layra_ready_timeout' must be a whole number of seconds from 1 to 86400 "
                           f"(e.g. 180), got {value!r}")
+    return value
+
+
+def work_wait(data) -> int:
+    """``layra_work_wait``: seconds to wait for an earlier run's steps still running on the host."""
+    value = setting(data, "layra_work_wait")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 86400:
+        raise DeployError(f"host data 'layra_work_wait' must be a whole number of seconds from 0 to 86400 "
+                          f"(e.g. 60), got {value!r}")
     return value
 
 

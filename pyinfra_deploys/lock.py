@@ -16,11 +16,12 @@ import secrets
 import socket
 from pathlib import Path
 
-from pyinfra import logger
+from pyinfra import host, logger
 from pyinfra.api import DeployError
 from pyinfra.api.state import BaseStateCallback
 
-from facts.lock import lock_path, release_command, valid_run_id
+from facts.lock import WorkInProgress, lock_path, release_command, valid_run_id
+from facts.maintenance import MaintenanceState
 
 from .record import command_line
 
@@ -61,6 +62,37 @@ def lock_refusal(stack_dir: str, holder: dict | None, breaking: str | None, here
     return (f"another rollback holds the lock {path}: run {run_id} by {holder.get('who')} "
             f"(pid {holder.get('pid')}) since {holder.get('since')}. {status} Wait for it to end; "
             f"if it is dead, break its lock with --data break_lock={run_id}")
+
+
+def maintenance_left_on(stack, quiesce: dict | None, lift: str) -> str:
+    """For a refusal naming a run that may have died midway: whether it left maintenance on
+    here, and the command that lifts it ("" where it is off, or the host has none)."""
+    if not quiesce:
+        return ""
+    state = host.get_fact(MaintenanceState, stack=stack, service=quiesce["service"], dropin=quiesce["dropin"])
+    where = ([f"MAINTENANCE_MODE={state['env_file']} in the env file"] if state["env_file"] == "true" else []) + \
+        ([f"the nginx drop-in {quiesce['dropin']} in place"] if state["dropin"] == "ours" else []) + \
+        ([f"{quiesce['service']} containers running with it"] if any(v == "true" for v in state["containers"].values()) else [])
+    if not where:
+        return " Maintenance is off here."
+    return (f" MAINTENANCE IS STILL ON here ({', '.join(where)}): writes get 503 until it is lifted. Once that run "
+            f"is over, lift it with: {lift}")
+
+
+def orphaned_work_waited(stack_dir: str, wait: int):
+    """Wait up to ``wait`` seconds for the data-changing steps of an earlier run that still
+    run here (a run killed or cut off leaves them running; they hold the stack's work lock)
+    to end; refuse the run, naming them, while they still run."""
+    busy = host.get_fact(WorkInProgress, stack_dir=stack_dir)
+    if not busy:
+        return
+    logger.warning(f"{host.print_prefix}steps of an earlier run still change data here, waiting up to {wait}s "
+                   f"for them to end: {'; '.join(busy)}")
+    busy = host.get_fact(WorkInProgress, stack_dir=stack_dir, wait=wait)
+    if busy:
+        raise DeployError(f"{host.name}: steps of an earlier run still change data here after {wait}s: "
+                          f"{'; '.join(busy)}. Nothing was changed; run again once they have ended")
+    logger.info(f"{host.print_prefix}the earlier run's steps have ended")
 
 
 def lock_to_break(data) -> str | None:

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from facts import mongo
-from facts.mysql import same_data
+from facts.mysql import same_data, schema_changes
 from operations.stack import image_returns, off_image, stale_services, uncommitted, unknown_commit
 
 from .record import write_private
@@ -87,16 +87,32 @@ def mysql_plan(name: str, database: str, live: dict, snapshot: dict) -> dict:
         if table in live_tables and table in snap_tables
         and (counts[0] != counts[1] or live_tables[table].get("checksum") != snap_tables[table].get("checksum"))
     }
+    added, dropped = sorted(set(snap_tables) - set(live_tables)), sorted(set(live_tables) - set(snap_tables))
     return {
         "component": f"{name}/{database}",
         "engine": "mysql",
         "exists": bool(live.get("exists")),
         "tables_changed": changed_rows,
-        "tables_added": sorted(set(snap_tables) - set(live_tables)),      # the restore brings them back
-        "tables_dropped": sorted(set(live_tables) - set(snap_tables)),    # the restore moves them aside
+        "tables_added": added,      # the restore brings them back
+        "tables_dropped": dropped,  # the restore moves them aside
         "schema_changed": live.get("schema_sha256") != snapshot.get("schema_sha256"),
+        "schema": schema_objects_changed(live, snapshot, set(added) | set(dropped)),
         "changes": not same_data(live, snapshot),
     }
+
+
+def schema_objects_changed(live: dict, snapshot: dict, whole_tables: set[str]) -> dict | None:
+    """The columns, indexes, views, routines, triggers and events a restore adds, drops or
+    alters; a table added or dropped whole is named once, as a table, not by its columns."""
+    changes = schema_changes(live, snapshot) if live.get("exists") else None
+    if changes is None:
+        return None
+
+    def own(name: str) -> bool:
+        kind, _, rest = name.partition(" ")
+        return not (kind in ("column", "index") and rest.rsplit(".", 1)[0] in whole_tables)
+
+    return {what: [name for name in names if own(name)] for what, names in changes.items()}
 
 
 def mongo_plan(name: str, database: str, live: dict, snapshot: dict) -> dict:
@@ -229,7 +245,15 @@ def describe_mysql(plan: dict) -> list[str]:
               for table, counts in plan["tables_changed"].items()]
     lines += [f"  table {table} added" for table in plan["tables_added"]]
     lines += [f"  table {table} dropped (kept in the __pre_restore database)" for table in plan["tables_dropped"]]
-    lines.append("  schema changed" if plan["schema_changed"] else "  schema unchanged")
+    schema = plan.get("schema")
+    if schema:
+        lines += [f"  {name} added" for name in schema["added"]]
+        lines += [f"  {name} dropped" for name in schema["dropped"]]
+        lines += [f"  {name} altered (back to the snapshot's definition)" for name in schema["altered"]]
+    if not plan["schema_changed"]:
+        lines.append("  schema unchanged")
+    elif schema is None:
+        lines.append("  schema changed (the snapshot predates per-object fingerprints: which objects, not known)")
     return lines
 
 

@@ -36,9 +36,9 @@ from operations.snapshots import by_age, snapshot_problems
 
 from .backup import snapshot_taken
 from .config import (DEFAULTS, components_from, every_host_reached, functional_checks_from, maintenance_from,
-                     ready_timeout, rolling_from, snapshot_root, stack_from)
+                     ready_timeout, rolling_from, snapshot_root, stack_from, work_wait)
 from .engines import ENGINES, redis_args
-from .lock import LOCKS, lock_refusal, lock_to_break
+from .lock import LOCKS, lock_refusal, lock_to_break, maintenance_left_on, orphaned_work_waited
 from .plan import PLANS, describe, redis_plan, stack_plan
 from .record import RUN
 from .verify import integrity_verified, service_verified
@@ -158,10 +158,11 @@ def rollback():
     holder = host.get_fact(RollbackLock, stack_dir=stack.dir)
     refusal = lock_refusal(stack.dir, holder, breaking)
     if refusal:
-        raise DeployError(f"{host.name}: {refusal}")
+        raise DeployError(f"{host.name}: {refusal}{maintenance_left_on(stack, quiesce, lift_command())}")
     if breaking and holder:
         logger.warning(f"{host.print_prefix}breaking the stale lock of run {breaking} "
                        f"(by {holder.get('who')} since {holder.get('since')})")
+    orphaned_work_waited(stack.dir, work_wait(host.data))
 
     manifest, snapshot_id, parts, files, sha256s, images = None, None, [], {}, {}, {}
     if wanted:

@@ -218,7 +218,9 @@ def layra():
 @pytest.fixture(scope="module")
 def stack_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("stack")
-    (root / ".env").write_text(f"MYSQL_ROOT_PASSWORD=x\nLAYRA_CHECK_PASSWORD={PASSWORD}\nWRONG_PASSWORD=nope\n")
+    # single-quoted, as compose reads it: no $ interpolation, \\' for a quote, other backslashes kept
+    quoted = "'" + PASSWORD.replace("'", "\\'") + "'"
+    (root / ".env").write_text(f"MYSQL_ROOT_PASSWORD=x\nLAYRA_CHECK_PASSWORD={quoted}\nWRONG_PASSWORD=nope\n")
     return root
 
 
@@ -414,6 +416,6 @@ def test_the_operation_prints_one_row_per_check_through_the_pyinfra_cli(layra, s
         "(want HTTP 200)",
     ]
     # the fact's shell and its output were printed: and yet no secret in them
-    assert "fc_password=$(sed -n" in output and "[@local] token yes" in output
+    assert "fc_password=$(layra_env_value" in output and "[@local] token yes" in output
     assert [secret for secret in SECRETS if secret.decode() in output] == []
     assert sampler.leaks == [] and sampler.curl_seen > 0

@@ -30,6 +30,7 @@ from facts.mongo import (
     summary,
 )
 from facts.compose import Stack
+from tests.whole_output import read_whole
 from operations.mongo import SWAP_JS
 
 ROOT = Path(__file__).parents[1]
@@ -183,12 +184,12 @@ FINGERPRINT = {"exists": True, "collections": {"users": {"count": 2, "md5": "aa"
 
 def test_the_fingerprint_is_the_last_json_line_after_any_warning():
     output = ["Warning: Found ~/.mongorc.js, but not ~/.mongoshrc.js.", json.dumps(FINGERPRINT)]
-    assert MongoFingerprint().process(output) == FINGERPRINT
+    assert MongoFingerprint().process(read_whole(output)) == FINGERPRINT
 
 
 def test_a_fingerprint_without_a_json_answer_is_an_error():
     with pytest.raises(ValueError, match="no JSON answer"):
-        MongoFingerprint().process(["MongoServerError: not authorized on layra"])
+        MongoFingerprint().process(read_whole(["MongoServerError: not authorized on layra"]))
 
 
 def test_a_different_md5_is_different_data_even_with_the_same_counts():
@@ -204,7 +205,7 @@ def test_summaries_count_collections_and_documents():
 
 
 def test_versions_without_a_dump_tool_answer_leave_the_dump_version_empty():
-    assert MongoVersions().process(['{"server":"7.0.14"}']) == {"server": "7.0.14", "dump": ""}
+    assert MongoVersions().process(read_whole(['{"server":"7.0.14"}'])) == {"server": "7.0.14", "dump": ""}
 
 
 # --- the mongosh scripts ----------------------------------------------------------------

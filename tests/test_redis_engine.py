@@ -7,6 +7,7 @@ import subprocess
 import pytest
 
 from facts.redis import RedisFingerprint, RedisKeyCounts, RedisPersistence, unquote
+from tests.whole_output import read_whole
 from operations.redis import BATCH_AWK, SUM_AWK, SWAP_SCRIPT
 
 STACK = {"dir": "/srv/layra"}
@@ -24,15 +25,15 @@ def test_unquote_reverses_redis_cli_quoting_including_escaped_bytes():
 
 def test_the_fingerprint_of_the_same_output_is_the_same_and_counts_the_sample():
     output = ["--- layra:keys ---", "2", "ab12  -", "--- layra:sample ---", '"string 11"', '"hash 22"']
-    first, second = RedisFingerprint().process(output), RedisFingerprint().process(list(output))
+    first, second = RedisFingerprint().process(read_whole(output)), RedisFingerprint().process(read_whole(list(output)))
     assert first == second
     assert first["dbsize"] == 2 and first["keys_sha256"] == "ab12" and first["sample"] == 2
 
 
 def test_a_different_value_in_the_sample_changes_the_fingerprint():
     base = ["--- layra:keys ---", "1", "ab12  -", "--- layra:sample ---"]
-    one = RedisFingerprint().process(base + ['"string 11"'])
-    other = RedisFingerprint().process(base + ['"string 12"'])
+    one = RedisFingerprint().process(read_whole(base + ['"string 11"']))
+    other = RedisFingerprint().process(read_whole(base + ['"string 12"']))
     assert one["keys_sha256"] == other["keys_sha256"]
     assert one["sample_sha256"] != other["sample_sha256"]
 
@@ -40,12 +41,12 @@ def test_a_different_value_in_the_sample_changes_the_fingerprint():
 def test_the_fingerprint_fails_on_an_error_reply_instead_of_hashing_it():
     output = ["--- layra:keys ---", "1", "ab12  -", "--- layra:sample ---", "(error) NOSCRIPT scripts are disabled"]
     with pytest.raises(ValueError, match="NOSCRIPT"):
-        RedisFingerprint().process(output)
+        RedisFingerprint().process(read_whole(output))
 
 
 def test_persistence_fails_when_the_server_refuses_the_password():
     with pytest.raises(ValueError, match="NOAUTH"):
-        RedisPersistence().process(["(error) NOAUTH Authentication required."] * 5)
+        RedisPersistence().process(read_whole(["(error) NOAUTH Authentication required."] * 5))
 
 
 def test_key_counts_refuse_a_pattern_on_two_lines_before_running_anything():

@@ -99,10 +99,12 @@ class SandboxHost:
 
 
 def sql(host: SandboxHost, statement: str, database: str = "layra") -> str:
-    """A statement run by the host's MariaDB client as root (its password read there, from the env file)."""
+    """A statement run by the host's MariaDB client as root (its password read there, from the env file),
+    speaking utf8mb4 whatever the container's locale."""
     return host.stack(
         'MYSQL_PWD=$(sed -n "s/^MYSQL_ROOT_PASSWORD=//p" .env) docker compose exec -T -e MYSQL_PWD mysql '
-        f"mariadb -uroot -N -B {shlex.quote(database) if database else ''} -e {shlex.quote(statement)} </dev/null"
+        f"mariadb -uroot --default-character-set=utf8mb4 -N -B {shlex.quote(database) if database else ''} "
+        f"-e {shlex.quote(statement)} </dev/null"
     )
 
 

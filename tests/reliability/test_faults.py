@@ -19,7 +19,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -34,6 +36,7 @@ from .conftest import ROOT as REPO, host_named, inventory_file
 HOST = "sandbox-1"
 SNAPSHOTS = "/var/backups/layra-reliability"
 LOCK = "/srv/layra/.git/layra-rollback.lock"
+WORK_LOCK = "/srv/layra/.git/layra-rollback.work"
 DATABASE = "reliability"
 ROWS = 12000
 # 1 KiB of hex per row, the same on every seeding: the checksum of a fresh seed is known
@@ -261,7 +264,8 @@ def test_a_killed_run_mid_restore_leaves_a_stale_lock_that_is_broken_explicitly_
         killed.wait()
     holder = target.lock()
     assert holder and holder["pid"] == killed.pid
-    assert target.checksum() in (target.damaged, target.seeded), "the live database is whole, one side or the other"
+    # the load the killed run started goes on on the host, under the stack's work lock
+    assert f"mysql/{DATABASE}: load the shadow copy (pid " in target.host.ssh(f"cat {WORK_LOCK}")
 
     refused = target.pyinfra("rollback.py", "--data", f"snapshot={target.base}")
     assert not refused.ok
@@ -277,6 +281,59 @@ def test_a_killed_run_mid_restore_leaves_a_stale_lock_that_is_broken_explicitly_
     rerun = target.rollback_converges("--data", f"break_lock={holder['run_id']}")
     assert f"breaking the stale lock of run {holder['run_id']} (by {holder['who']} since {holder['since']})" \
         in rerun.output
+    assert target.checksum() in (target.damaged, target.seeded), "the live database is whole, one side or the other"
+
+
+def orphaned_step(target: Target, seconds: int) -> subprocess.Popen:
+    """A data-changing step of a run that is gone, still running on the host: it holds the
+    work lock as our steps do (hold_work.sh), for ``seconds``."""
+    from facts.lock import holding_work
+    from pyinfra_testing.util import get_command_string
+    hold = get_command_string(holding_work("/srv/layra", f"mysql/{DATABASE}: swap the shadow copy in"))
+    step = subprocess.Popen(["docker", "exec", target.container, "bash", "-c", f"{hold} echo held; sleep {seconds}"],
+                            stdout=subprocess.PIPE, text=True)
+    assert step.stdout.readline().strip() == "held"
+    return step
+
+
+def test_a_rerun_waits_for_an_earlier_runs_step_still_changing_data_and_refuses_naming_it_after_its_wait(
+        target: Target, tmp_path):
+    step = orphaned_step(target, 20)
+    try:
+        impatient = inventory_file(tmp_path, {HOST: {**DATA, "layra_work_wait": 1}}, name="impatient")
+        refused = target.pyinfra("rollback.py", "--data", f"snapshot={target.base}", inventory=impatient)
+        assert not refused.ok
+        assert (f"{HOST}: steps of an earlier run still change data here after 1s: "
+                f"mysql/{DATABASE}: swap the shadow copy in (pid ") in refused.output
+        assert "--> Beginning operation run" not in refused.output, "refused while planning, before any change"
+        target.damage()
+        waited = target.rollback_converges()   # the default wait outlasts the step's 20 s
+        assert "steps of an earlier run still change data here, waiting up to 60s" in waited.output
+        assert "the earlier run's steps have ended" in waited.output
+        assert step.poll() is not None, "the rerun went on only once the step had ended"
+    finally:
+        step.kill()
+
+
+def test_a_stale_lock_refusal_says_that_maintenance_is_still_on_and_how_to_lift_it(target: Target, tmp_path):
+    guarded = inventory_file(tmp_path, {HOST: {key: value for key, value in DATA.items() if key != "layra_maintenance"}},
+                             name="guarded")
+    on = target.pyinfra("maintenance.py", "--data", "maintenance=on", inventory=guarded)
+    assert on.ok, on.output[-3000:]
+    dead = {"run_id": "20261121T130000Z-rollback", "who": "ops@nowhere", "controller": socket.gethostname(),
+            "pid": 999999999, "command": "pyinfra ...", "token": "0" * 32, "since": "2026-11-21T13:00:02Z"}
+    target.host.ssh(f"umask 077; printf '%s\\n' {shlex.quote(json.dumps(dead))} > {LOCK}")
+    try:
+        refused = target.pyinfra("rollback.py", "--data", f"snapshot={target.base}", inventory=guarded)
+    finally:
+        off = target.pyinfra("maintenance.py", "--data", "maintenance=off", inventory=guarded)
+        assert off.ok, off.output[-3000:]
+    assert not refused.ok
+    assert "Its process is gone: the lock is stale." in refused.output
+    assert ("MAINTENANCE IS STILL ON here (MAINTENANCE_MODE=true in the env file, the nginx drop-in "
+            "nginx/layra.d/maintenance.conf in place, backend containers running with it): writes get 503 until it "
+            f"is lifted. Once that run is over, lift it with: pyinfra {guarded} maintenance.py --data maintenance=off "
+            f"--limit {HOST}") in refused.output
 
 
 def test_the_network_cut_mid_restore_leaves_the_live_database_whole_and_the_rerun_finishes(target: Target):
