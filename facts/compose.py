@@ -9,9 +9,9 @@ Every fact and operation here addresses the project the same way, through
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 import posixpath
 import shlex
+from dataclasses import dataclass
 
 import yaml
 from pyinfra.api import QuoteString, StringCommand

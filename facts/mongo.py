@@ -32,6 +32,9 @@ from .compose import Stack, compose_command
 from .secrets import export_from_env_file
 from .shell import WholeOutputFact, parse_probe, probe
 
+# The env file key of the password, where a component names none: Layra's own.
+PASSWORD_KEY = "MONGODB_ROOT_PASSWORD"
+
 # Room for the `__restore` / `__pre_restore` suffixes within MongoDB's 64 characters.
 DATABASE_PATTERN = re.compile(r"^[A-Za-z0-9_]{1,48}\Z")
 SHADOW_SUFFIX = "__restore"
@@ -171,7 +174,7 @@ class MongoPing(MongoFactBase):
     """
 
     def command(self, stack: Stack, service: str = "mongodb", user: str = "root",
-                password_key: str | None = "MONGO_ROOT_PASSWORD", auth_db: str = "admin") -> StringCommand:
+                password_key: str | None = PASSWORD_KEY, auth_db: str = "admin") -> StringCommand:
         return probe(mongosh(Stack.of(stack), service, user, password_key, auth_db, PING_JS))
 
     def process(self, output):
@@ -195,7 +198,7 @@ class MongoFingerprint(MongoFactBase):
     """
 
     def command(self, stack: Stack, database: str, service: str = "mongodb", user: str = "root",
-                password_key: str | None = "MONGO_ROOT_PASSWORD", auth_db: str = "admin") -> StringCommand:
+                password_key: str | None = PASSWORD_KEY, auth_db: str = "admin") -> StringCommand:
         return fingerprint_command(Stack.of(stack), database, service, user, password_key, auth_db)
 
     def process(self, output):
@@ -231,7 +234,7 @@ class MongoVersions(MongoFactBase):
     """
 
     def command(self, stack: Stack, service: str = "mongodb", user: str = "root",
-                password_key: str | None = "MONGO_ROOT_PASSWORD", auth_db: str = "admin") -> StringCommand:
+                password_key: str | None = PASSWORD_KEY, auth_db: str = "admin") -> StringCommand:
         stack = Stack.of(stack)
         return StringCommand(
             mongosh(stack, service, user, password_key, auth_db, VERSIONS_JS), "&&",

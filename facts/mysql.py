@@ -17,8 +17,20 @@ from pyinfra.api import QuoteString, StringCommand
 
 from .compose import Stack, compose_command
 from .secrets import export_from_env_file
-from .shell import (COMPRESSOR_PROBE, COMPRESSORS, UnreadableOutput, WholeOutputFact, assign, host_name,
-                    parse_probe, probe)
+from .shell import (
+    COMPRESSOR_PROBE,
+    COMPRESSORS,
+    UnreadableOutput,
+    WholeOutputFact,
+    assign,
+    host_name,
+    parse_probe,
+    probe,
+)
+from .text import counted
+
+# The env file key of the password, where a component names none: Layra's own.
+PASSWORD_KEY = "MYSQL_ROOT_PASSWORD"
 
 # Room for the `__restore` / `__pre_restore` suffixes within MySQL's 64 characters.
 DATABASE_PATTERN = re.compile(r"^[A-Za-z0-9_]{1,48}\Z")
@@ -160,7 +172,7 @@ class MysqlPing(MysqlFactBase):
     """
 
     def command(self, stack: Stack, service: str = "mysql", user: str = "root",
-                password_key: str | None = "MYSQL_ROOT_PASSWORD") -> StringCommand:
+                password_key: str | None = PASSWORD_KEY) -> StringCommand:
         stack = Stack.of(stack)
         return probe(mysql_client(stack, service, user, password_key, "-admin", "ping"))
 
@@ -191,7 +203,7 @@ class MysqlFingerprint(MysqlFactBase):
     """
 
     def command(self, stack: Stack, database: str, service: str = "mysql", user: str = "root",
-                password_key: str | None = "MYSQL_ROOT_PASSWORD") -> StringCommand:
+                password_key: str | None = PASSWORD_KEY) -> StringCommand:
         return fingerprint_command(Stack.of(stack), database, service, user, password_key)
 
     def process(self, output):
@@ -286,7 +298,7 @@ def summary(fingerprint: dict) -> str:
     if not fingerprint.get("exists"):
         return "no database"
     tables = fingerprint.get("tables", {})
-    return f"{len(tables)} tables, {sum(table.get('rows', 0) for table in tables.values()):,} rows"
+    return f"{counted(len(tables), 'table')}, {counted(sum(table.get('rows', 0) for table in tables.values()), 'row')}"
 
 
 class MysqlDatabaseSize(MysqlFactBase):
@@ -300,7 +312,7 @@ class MysqlDatabaseSize(MysqlFactBase):
     """
 
     def command(self, stack: Stack, database: str, service: str = "mysql", user: str = "root",
-                password_key: str | None = "MYSQL_ROOT_PASSWORD") -> StringCommand:
+                password_key: str | None = PASSWORD_KEY) -> StringCommand:
         return StringCommand(
             client_function(Stack.of(stack), service, user, password_key), assign(db=database),
             'm "" -N -B -e "SELECT IFNULL(SUM(data_length + index_length), 0) FROM information_schema.tables'
@@ -323,7 +335,7 @@ class MysqlVersions(MysqlFactBase):
     """
 
     def command(self, stack: Stack, service: str = "mysql", user: str = "root",
-                password_key: str | None = "MYSQL_ROOT_PASSWORD") -> StringCommand:
+                password_key: str | None = PASSWORD_KEY) -> StringCommand:
         return StringCommand(
             client_function(Stack.of(stack), service, user, password_key),
             'm "" -N -B -e "SELECT VERSION()" </dev/null; m -dump --version </dev/null;', COMPRESSOR_PROBE,

@@ -24,6 +24,9 @@ from .compose import Stack, compose_command
 from .secrets import export_from_env_file
 from .shell import WholeOutputFact, parse_probe, probe, section, split_sections
 
+# The env file key of the password, where a component names none: Layra's own.
+PASSWORD_KEY = "REDIS_PASSWORD"
+
 # At most how many keys RedisFingerprint hashes the values of: every n-th key of the
 # sorted key list, spread over the whole key space (~0.1 s per 1000 keys).
 SAMPLE_SIZE = 1000
@@ -130,7 +133,7 @@ class RedisPing(RedisFactBase):
     """
 
     def command(self, stack: Stack, service: str = "redis",
-                password_key: str | None = "REDIS_PASSWORD") -> StringCommand:
+                password_key: str | None = PASSWORD_KEY) -> StringCommand:
         stack = Stack.of(stack)
         return probe(redis_cli(stack, service, password_key, "ping"))
 
@@ -154,7 +157,7 @@ class RedisKeyCounts(RedisPipeFactBase):
     """
 
     def command(self, stack: Stack, patterns: list[str], service: str = "redis",
-                password_key: str | None = "REDIS_PASSWORD") -> StringCommand:
+                password_key: str | None = PASSWORD_KEY) -> StringCommand:
         stack = Stack.of(stack)
         if isinstance(patterns, str) or not all(valid_pattern(p) for p in patterns):
             raise ValueError(f"patterns must be a list of one-line key patterns, got {patterns!r}")
@@ -217,7 +220,7 @@ class RedisFingerprint(RedisPipeFactBase):
     """
 
     def command(self, stack: Stack, service: str = "redis",
-                password_key: str | None = "REDIS_PASSWORD", volatile: list[str] = ()) -> StringCommand:
+                password_key: str | None = PASSWORD_KEY, volatile: list[str] = ()) -> StringCommand:
         stack = Stack.of(stack)
         sample = QuoteString('(NR - 1) % s == 0 {print "EVAL \\"' + SAMPLE_SCRIPT + '\\" 1 " $0}')
         # keys that are not state (sessions, caches) stay out of the fingerprint
@@ -266,7 +269,7 @@ class RedisPersistence(RedisFactBase):
     """
 
     def command(self, stack: Stack, service: str = "redis",
-                password_key: str | None = "REDIS_PASSWORD") -> StringCommand:
+                password_key: str | None = PASSWORD_KEY) -> StringCommand:
         stack = Stack.of(stack)
         commands = [f"CONFIG GET {name}" for name in PERSISTENCE_SETTINGS] + ["INFO server", "INFO memory"]
         return StringCommand(

@@ -165,18 +165,34 @@ def parse_inspect(output: list[str]) -> dict:
 
 
 # Beside a volume's directory, which archive the last backup or restore left it at: the
-# archive's sha256 and the volume's fingerprint once its services ran again. Services change their data as
+# archive's sha256, the volume's fingerprint in that archive (``archived``) and its
+# fingerprint once its services ran again (``settled``). Services change their data as
 # they start (etcd writes a raft entry, preallocates its next WAL file): the volume is
-# still at the snapshot while it is as they left it then.
+# still at the archive's data while it is as they left it then. So a set archived by a
+# safety snapshot while it matched the rollback's snapshot still matches it afterwards.
 RESTORED_MARKER = ".layra-restored"
+
+
+def snapshot_match(volume: dict, fingerprint: dict, archive_sha256: str) -> str | None:
+    """How a live volume (``VolumeSet``'s entry) holds the snapshot's data: ``"same"`` (its
+    fingerprint is the snapshot's), ``"settled"`` (it was restored from, or archived at, the
+    snapshot's data and its services changed it only as they started: the marker), or
+    None where it does not."""
+    live = volume.get("fingerprint")
+    marked = volume.get("restored") or {}
+    if not live:
+        return None
+    if live == fingerprint:
+        return "same"
+    if marked.get("settled") == live and (marked.get("archive_sha256") == archive_sha256
+                                          or marked.get("archived") == fingerprint):
+        return "settled"
+    return None
 
 
 def at_snapshot(volume: dict, fingerprint: dict, archive_sha256: str) -> bool:
     """Whether a live volume (``VolumeSet``'s entry) holds the snapshot's data."""
-    live = volume.get("fingerprint")
-    restored = volume.get("restored") or {}
-    return bool(live) and (live == fingerprint or (
-        restored.get("archive_sha256") == archive_sha256 and restored.get("settled") == live))
+    return snapshot_match(volume, fingerprint, archive_sha256) is not None
 
 
 def fingerprint_text(fingerprint: dict) -> str:

@@ -22,7 +22,6 @@ the next restore.
 
 from __future__ import annotations
 
-
 from pyinfra import host
 from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 
@@ -30,6 +29,7 @@ from facts.compose import Stack
 from facts.lock import holding_work
 from facts.mongo import (
     DROP_JS,
+    PASSWORD_KEY,
     PREVIOUS_SUFFIX,
     SHADOW_SUFFIX,
     MongoFingerprint,
@@ -97,7 +97,7 @@ def check_names(database: str, **paths: str):
 
 @operation()
 def dumped(stack: Stack, database: str, directory: str, part: str, service: str = "mongodb",
-           user: str = "root", password_key: str | None = "MONGO_ROOT_PASSWORD", auth_db: str = "admin"):
+           user: str = "root", password_key: str | None = PASSWORD_KEY, auth_db: str = "admin"):
     """
     Dump a database into a snapshot directory: ``<part>.archive.gz`` and its descriptor ``<part>.json``.
 
@@ -153,7 +153,7 @@ def dumped(stack: Stack, database: str, directory: str, part: str, service: str 
 
 @operation()
 def shadow_loaded(stack: Stack, database: str, archive_file: str, sha256: str, fingerprint: dict,
-                  service: str = "mongodb", user: str = "root", password_key: str | None = "MONGO_ROOT_PASSWORD",
+                  service: str = "mongodb", user: str = "root", password_key: str | None = PASSWORD_KEY,
                   auth_db: str = "admin", live_differs: bool = False):
     """
     Restore a snapshot's archive into the shadow database ``<database>__restore``, live untouched.
@@ -212,7 +212,7 @@ def shadow_loaded(stack: Stack, database: str, archive_file: str, sha256: str, f
 
 @operation()
 def swapped_in(stack: Stack, database: str, fingerprint: dict, service: str = "mongodb", user: str = "root",
-               password_key: str | None = "MONGO_ROOT_PASSWORD", auth_db: str = "admin",
+               password_key: str | None = PASSWORD_KEY, auth_db: str = "admin",
                live_differs: bool = False):
     """
     Swap the verified shadow copy in for the live database, collection by collection.

@@ -19,13 +19,13 @@ until the next restore.
 
 from __future__ import annotations
 
-
 from pyinfra import host
 from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 
 from facts.compose import Stack
 from facts.lock import holding_work
 from facts.mysql import (
+    PASSWORD_KEY,
     PREVIOUS_SUFFIX,
     SHADOW_SUFFIX,
     MysqlFingerprint,
@@ -38,6 +38,7 @@ from facts.mysql import (
 )
 from facts.shell import COMPRESSORS, assign, decompressor, failing
 from facts.snapshots import checksum_checked, descriptor_written, valid_part_name
+
 
 def check_names(database: str, **paths: str):
     if not valid_database(database):
@@ -54,7 +55,7 @@ def bash(*parts) -> StringCommand:
 
 @operation()
 def dumped(stack: Stack, database: str, directory: str, part: str, service: str = "mysql",
-           user: str = "root", password_key: str | None = "MYSQL_ROOT_PASSWORD"):
+           user: str = "root", password_key: str | None = PASSWORD_KEY):
     """
     Dump a database into a snapshot directory: ``<part>.sql.zst`` (``.sql.gz`` on a host
     without zstd) and its descriptor ``<part>.json``.
@@ -120,7 +121,7 @@ def dumped(stack: Stack, database: str, directory: str, part: str, service: str 
 
 @operation()
 def shadow_loaded(stack: Stack, database: str, dump_file: str, sha256: str, fingerprint: dict,
-                  service: str = "mysql", user: str = "root", password_key: str | None = "MYSQL_ROOT_PASSWORD",
+                  service: str = "mysql", user: str = "root", password_key: str | None = PASSWORD_KEY,
                   live_differs: bool = False):
     """
     Load a snapshot's dump into the shadow database ``<database>__restore``, live untouched.
@@ -228,7 +229,7 @@ dump_objects() {
 
 @operation()
 def swapped_in(stack: Stack, database: str, fingerprint: dict, service: str = "mysql",
-               user: str = "root", password_key: str | None = "MYSQL_ROOT_PASSWORD",
+               user: str = "root", password_key: str | None = PASSWORD_KEY,
                live_differs: bool = False):
     """
     Swap the verified shadow copy in for the live database, in one ``RENAME TABLE``.

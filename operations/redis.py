@@ -24,17 +24,18 @@ from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 
 from facts.compose import Stack, compose_command
 from facts.lock import holding_work
-from facts.secrets import KEY_PATTERN
-from facts.snapshots import checksum_checked, descriptor_written, valid_part_name
 from facts.redis import (
+    PASSWORD_KEY,
     RedisFingerprint,
-    valid_volatile,
     RedisKeyCounts,
     RedisPersistence,
     redis_auth,
     redis_exec,
     valid_pattern,
+    valid_volatile,
 )
+from facts.secrets import KEY_PATTERN
+from facts.snapshots import checksum_checked, descriptor_written, valid_part_name
 
 FINGERPRINT_FIELDS = ("dbsize", "keys_sha256", "sample", "sample_sha256")
 STOP_TIMEOUT = 120  # seconds `docker compose stop` lets Redis save before it is killed
@@ -147,7 +148,7 @@ def one_line_path(value, what: str) -> str:
 
 @operation()
 def caches_flushed(stack: Stack, patterns: list[str], service: str = "redis",
-                   password_key: str | None = "REDIS_PASSWORD", batch: int = 500):
+                   password_key: str | None = PASSWORD_KEY, batch: int = 500):
     """
     Remove every key matching the patterns: ``SCAN`` them and ``UNLINK`` them in batches.
 
@@ -207,7 +208,7 @@ def caches_flushed(stack: Stack, patterns: list[str], service: str = "redis",
 
 @operation(is_idempotent=False)
 def dumped(stack: Stack, directory: str, part: str, service: str = "redis",
-           password_key: str | None = "REDIS_PASSWORD", volatile: list[str] = ()):
+           password_key: str | None = PASSWORD_KEY, volatile: list[str] = ()):
     """
     Dump the server's data set into a snapshot: ``<directory>/<part>.rdb.gz`` and its
     part descriptor ``<directory>/<part>.json``.
@@ -280,7 +281,7 @@ def dumped(stack: Stack, directory: str, part: str, service: str = "redis",
 
 @operation()
 def restored(stack: Stack, rdb_file: str, sha256: str, fingerprint: dict, service: str = "redis",
-             password_key: str | None = "REDIS_PASSWORD", timeout: int = 120, volatile: list[str] = ()):
+             password_key: str | None = PASSWORD_KEY, timeout: int = 120, volatile: list[str] = ()):
     """
     Put the server's data back to a snapshot's RDB: nothing happens when its fingerprint
     already equals the snapshot's.

@@ -273,12 +273,14 @@ def completed(root: str, snapshot_id: str, metadata: dict | None = None):
 
 
 @operation()
-def abandoned(root: str, snapshot_id: str):
+def abandoned(root: str, snapshot_id: str, reason: str | None = None):
     """
     Abandon a snapshot that did not complete: remove ``<root>/<id>.partial/``.
 
     + root: the snapshot root (see the module docstring)
     + snapshot_id: the snapshot whose partial directory to remove
+    + reason: when given, the host then fails with it (a backup whose part failed must
+      not end green, once it has cleaned up after itself)
 
     For the clean-up after a failed backup. A complete snapshot is never touched;
     nothing happens when there is no partial directory.
@@ -288,17 +290,22 @@ def abandoned(root: str, snapshot_id: str):
     .. code:: python
 
         snapshots.abandoned(
-            name="Remove the unfinished snapshot",
+            name="Keep snapshot 20261121T130000Z-pre-migration only if every part was written",
             root="/var/backups/layra",
             snapshot_id="20261121T130000Z-pre-migration",
+            reason="backup 20261121T130000Z-pre-migration failed: no snapshot was kept",
+            _if=lambda: any(step.did_error() for step in steps),
         )
     """
     root, snapshot_id = checked_root(root), checked_id(snapshot_id)
     catalog = host.get_fact(SnapshotCatalog, root=root)
-    if snapshot_id not in catalog["partials"]:
+    if snapshot_id in catalog["partials"]:
+        yield StringCommand("rm", "-rf", "--", QuoteString(partial_dir(root, snapshot_id)))
+    elif not reason:
         host.noop(f"no partial snapshot {snapshot_id} under {root}")
         return
-    yield StringCommand("rm", "-rf", "--", QuoteString(partial_dir(root, snapshot_id)))
+    if reason:
+        yield failing(reason)
 
 
 @operation()

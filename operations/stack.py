@@ -12,13 +12,33 @@ from __future__ import annotations
 import time
 
 from pyinfra import host, logger
-from pyinfra.api import FunctionCommand, OperationError, QuoteString, StringCommand, operation
+from pyinfra.api import (
+    FunctionCommand,
+    OperationError,
+    QuoteString,
+    StringCommand,
+    operation,
+)
 
-from facts.compose import (ComposeServices, ComposeTargetConfig, Stack, compose_command, project_containers_command,
-                           replaced_command)
+from facts.compose import (
+    ComposeServices,
+    ComposeTargetConfig,
+    Stack,
+    compose_command,
+    project_containers_command,
+    replaced_command,
+)
 from facts.shell import assign
-from facts.stack import (ImagesPresent, StackRepo, StackTag, StackTarget, git_command, pinnable_image,
-                         valid_image_id, valid_ref)
+from facts.stack import (
+    ImagesPresent,
+    StackRepo,
+    StackTag,
+    StackTarget,
+    git_command,
+    pinnable_image,
+    valid_image_id,
+    valid_ref,
+)
 from facts.volumes import valid_service
 
 

@@ -28,8 +28,8 @@ from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 
 from facts.compose import Stack, compose_command
 from facts.lock import holding_work
-from facts.snapshots import checksum_checked, valid_part_name
 from facts.shell import COMPRESSORS, assign, decompressor
+from facts.snapshots import checksum_checked, valid_part_name
 from facts.volumes import (
     RESTORED_MARKER,
     VolumeSet,
@@ -55,11 +55,12 @@ revert() {
 """
 
 
-def marker(path: str, archive_sha256) -> StringCommand:
-    """Shell that records, beside the volume, that it is at the archive as its services left it."""
+def marker(path: str, archive_sha256, archived) -> StringCommand:
+    """Shell that records, beside the volume, that it is at the archive (whose data had the
+    fingerprint ``archived``) as its services left it (``facts.volumes.RESTORED_MARKER``)."""
     return StringCommand(
-        assign(path=path), "printf '{\"archive_sha256\": \"%s\", \"settled\": %s}\\n'", archive_sha256,
-        f'"$(fingerprint "$path")" > "$path{RESTORED_MARKER}";',
+        assign(path=path), "printf '{\"archive_sha256\": \"%s\", \"archived\": %s, \"settled\": %s}\\n'",
+        archive_sha256, archived, f'"$(fingerprint "$path")" > "$path{RESTORED_MARKER}";',
     )
 
 
@@ -168,7 +169,7 @@ def dumped(stack: Stack, services: list[str], directory: str, part: str, timeout
             '&& mv "$out.tmp" "$out" || { rm -f "$out.tmp"; fail "archiving volume $v failed"; };',
         ))
         markers.append(marker(volume["path"], StringCommand(
-            '"$(sha256sum <', QuoteString(posixpath.join(directory, file)), "| cut -d' ' -f1)\"")))
+            '"$(sha256sum <', QuoteString(posixpath.join(directory, file)), "| cut -d' ' -f1)\""), f'"$fp{index}"'))
     # The descriptor's text around each fingerprint, which only the stopped set can give.
     chunks = json.dumps(descriptor, indent=2, sort_keys=True).split('"@')
     printf_args = [QuoteString(chunks[0])]
@@ -274,7 +275,7 @@ def restored(stack: Stack, services: list[str], volumes: dict, timeout: int = 18
             assign(path=path), f'rm -f "$path{RESTORED_MARKER}" && rm -rf "$path.pre-restore" && mv "$path" "$path.pre-restore"',
             '&& swapped+=("$path") && mv "$path.layra-restore" "$path" || fail "swapping $path failed";',
         ))
-        markers.append(marker(path, QuoteString(want["sha256"])))
+        markers.append(marker(path, QuoteString(want["sha256"]), QuoteString(fingerprint_text(want["fingerprint"]))))
         logger.info(f"{host.print_prefix}volume {name}: {live[name]['fingerprint'].get('files')} -> "
                     f"{want['fingerprint'].get('files')} files (restoring {posixpath.basename(want['file'])})")
 

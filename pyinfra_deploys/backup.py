@@ -12,12 +12,24 @@ from pyinfra.api import DeployError, deploy
 
 from facts.capacity import DiskFree
 from facts.compose import ComposeServices
-from facts.snapshots import SNAPSHOT_ID_RULE, SnapshotManifest, new_snapshot_id, partial_dir, valid_snapshot_id
+from facts.snapshots import (
+    SNAPSHOT_ID_RULE,
+    SnapshotManifest,
+    new_snapshot_id,
+    partial_dir,
+    valid_snapshot_id,
+)
 from facts.stack import StackRepo
-from operations import checks, snapshots
+from operations import snapshots
 from operations import stack as stack_ops
 
-from .config import DEFAULTS, components_from, every_host_reached, snapshot_root, stack_from
+from .config import (
+    DEFAULTS,
+    components_from,
+    every_host_reached,
+    snapshot_root,
+    stack_from,
+)
 from .engines import ENGINES
 
 # Every host of one run shares one snapshot id.
@@ -101,10 +113,10 @@ def snapshot_taken(stack, components: list[dict], root: str, snapshot_id: str, l
         metadata={"label": label, "host": host.name, "stack": stack_metadata(stack)},
         _if=lambda: not failed(),
     )
-    snapshots.abandoned(name=f"Remove the partial snapshot {snapshot_id}", root=root,
-                        snapshot_id=snapshot_id, _if=failed)
-    checks.failed(name="Fail the backup", message=f"backup {snapshot_id} failed: no snapshot was kept",
-                  _if=failed)
+    # named for what a green run sees it do: nothing (it only acts after a failed part)
+    snapshots.abandoned(name=f"Keep snapshot {snapshot_id} only if every part was written", root=root,
+                        snapshot_id=snapshot_id, reason=f"backup {snapshot_id} failed: no snapshot was kept",
+                        _if=failed)
     # Read back what was written: a snapshot is only offered as `latest` once verified.
     snapshots.verified(name=f"Verify snapshot {snapshot_id}", root=root, snapshot_id=snapshot_id, pending=True)
 

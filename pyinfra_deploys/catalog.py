@@ -27,7 +27,13 @@ from pathlib import Path
 
 import click
 
-from facts.snapshots import DEFAULT_ROOT, ROOT_RULE, SNAPSHOT_ID_RULE, valid_root, valid_snapshot_id
+from facts.snapshots import (
+    DEFAULT_ROOT,
+    ROOT_RULE,
+    SNAPSHOT_ID_RULE,
+    valid_root,
+    valid_snapshot_id,
+)
 from operations.snapshots import by_age, to_prune
 
 ROOT_KEY = "layra_snapshot_root"

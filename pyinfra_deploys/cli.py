@@ -20,8 +20,14 @@ import click
 from . import components as proposals
 from .catalog import snapshots
 from .plan import describe
-from .report import RecordError, load_record, render_html, render_markdown, write_reports
 from .rehearsal import rehearse
+from .report import (
+    RecordError,
+    load_record,
+    render_html,
+    render_markdown,
+    write_reports,
+)
 from .triggers_cli import triggers, watch
 
 

@@ -13,6 +13,7 @@ from facts.compose import Stack
 from facts.http import FUNCTIONAL_KEYS, BadSetting, functional_spec
 from facts.maintenance import settings_problem
 from facts.metrics import kafka_spec
+from facts import mongo, mysql, qdrant, redis
 from facts.mysql import valid_database
 from facts.qdrant import valid_name, valid_url
 from facts.redis import valid_volatile
@@ -21,20 +22,22 @@ from facts.snapshots import ROOT_RULE, valid_root
 from facts.volumes import valid_service
 
 ENGINES = ("mysql", "mongo", "redis", "qdrant", "volumes")
+# The env file key of a component's password where it names none (Layra's own keys);
+# ``password_key: null`` in the host data means the component has no credentials.
+PASSWORD_KEYS = {"mysql": mysql.PASSWORD_KEY, "mongo": mongo.PASSWORD_KEY, "redis": redis.PASSWORD_KEY,
+                 "qdrant": qdrant.DEFAULT_KEY}
 
 # The stateful services of Layra's own docker-compose.yml.
 LAYRA_COMPONENTS = {
-    "mysql": {"engine": "mysql", "service": "mysql", "user": "root",
-              "password_key": "MYSQL_ROOT_PASSWORD", "databases": ["layra"]},
-    "mongodb": {"engine": "mongo", "service": "mongodb", "user": "root", "auth_db": "admin",
-                "password_key": "MONGODB_ROOT_PASSWORD", "databases": ["layra"]},
-    "redis": {"engine": "redis", "service": "redis", "password_key": "REDIS_PASSWORD",
+    "mysql": {"engine": "mysql", "service": "mysql", "user": "root", "databases": ["layra"]},
+    "mongodb": {"engine": "mongo", "service": "mongodb", "user": "root", "auth_db": "admin", "databases": ["layra"]},
+    "redis": {"engine": "redis", "service": "redis",
               "flush_patterns": ["user:session:*", "kb:cache:*", "embedding:*"], "rdb": False},
     "minio": {"engine": "volumes", "services": ["minio"]},
     "milvus": {"engine": "volumes", "services": ["milvus-standalone", "milvus-etcd", "milvus-minio"],
                "milvus": {"client_service": "backend", "uri": "http://milvus-standalone:19530"}},
     "kafka": {"engine": "volumes", "services": ["kafka"]},
-    "qdrant": {"engine": "qdrant", "service": "qdrant", "url": "http://127.0.0.1:6333", "password_key": "QDRANT_API_KEY"},
+    "qdrant": {"engine": "qdrant", "service": "qdrant", "url": "http://127.0.0.1:6333"},
 }
 
 DEFAULTS = {
@@ -264,7 +267,8 @@ def components_from(data) -> list[dict]:
         if key is not None and not (isinstance(key, str) and KEY_PATTERN.match(key)):
             bad("password_key", f"must name a variable of the env file (A-Z a-z 0-9 _, not starting with a "
                                 f"digit), got {key!r}")
-        components.append({"name": name, **settings})
+        defaults = {"password_key": PASSWORD_KEYS[engine]} if engine in PASSWORD_KEYS else {}
+        components.append({"name": name, **defaults, **settings})
     return components
 
 

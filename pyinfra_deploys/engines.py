@@ -29,6 +29,9 @@ def step(operation: str, label: str, **kwargs) -> dict:
     return {"operation": operation, "label": label, "kwargs": kwargs}
 
 
+# Components come from config.components_from, which gives one without ``password_key`` its
+# engine's default key; ``password_key: null`` means no credentials at all (the plan says so).
+
 def mysql_args(component: dict) -> dict:
     return {"service": component["service"], "user": component.get("user", "root"),
             "password_key": component.get("password_key")}
@@ -41,6 +44,11 @@ def mongo_args(component: dict) -> dict:
 
 def redis_args(component: dict) -> dict:
     return {"service": component["service"], "password_key": component.get("password_key")}
+
+
+def without_credentials(plan: dict, args: dict) -> dict:
+    """The plan, marked where the component logs in without a password (``password_key: null``)."""
+    return {**plan, "credentials": False} if args.get("password_key") is None else plan
 
 
 def redis_state_args(component: dict) -> dict:
@@ -72,9 +80,10 @@ class ShadowDatabases:
                                        **self.args(component), **options)]
 
     def plan(self, stack: Stack, component: dict, descriptor: dict, sha256s: dict) -> dict:
-        live = host.get_fact(self.fingerprint_fact, stack=stack, database=descriptor["database"],
-                             **self.args(component))
-        return type(self).plan_of(component["name"], descriptor["database"], live, descriptor["fingerprint"])
+        args = self.args(component)
+        live = host.get_fact(self.fingerprint_fact, stack=stack, database=descriptor["database"], **args)
+        return without_credentials(
+            type(self).plan_of(component["name"], descriptor["database"], live, descriptor["fingerprint"]), args)
 
     def restore(self, stack: Stack, component: dict, descriptor: dict, files: dict, sha256s: dict,
                 differs: bool = False) -> list[dict]:
@@ -121,7 +130,7 @@ class Mongo(ShadowDatabases):
 
 def qdrant_args(component: dict) -> dict:
     return {"url": component.get("url", "http://127.0.0.1:6333"),
-            "password_key": component.get("password_key", "QDRANT_API_KEY")}
+            "password_key": component.get("password_key")}
 
 
 class Qdrant:

@@ -25,8 +25,15 @@ from operations import stack as stack_ops
 from operations.stack import uncommitted, unknown_commit
 
 from .backup import snapshot_taken
-from .config import (DEFAULTS, components_from, maintenance_from, ready_timeout, rolling_from, snapshot_root,
-                     stack_from)
+from .config import (
+    DEFAULTS,
+    components_from,
+    maintenance_from,
+    ready_timeout,
+    rolling_from,
+    snapshot_root,
+    stack_from,
+)
 from .record import RUN, VALUE_OPTIONS
 from .triggers import Decision, RuleError, load_rules, seconds
 from .watch import Alerts, Outcome, RollbackCommand, Sampler, Watcher, iso
@@ -183,7 +190,7 @@ def migrate():
         python.call(name=f"Watch the trigger rules for {GUARD.settings['window']:g}s, roll back on CRITICAL",
                     function=GUARD.watch)
         # the run ends red unless the release held
-        checks.failed(name="Fail the release", _if=GUARD.red,
+        checks.failed(name=f"Judge release {commit} by the watch", _if=GUARD.red,
                       message=f"release {commit} did not hold (pre-migration snapshot {snapshot_id}): "
                               "the watch's lines above say why, and name the rollback run")
     logger.info(f"{host.print_prefix}pre-migration snapshot {snapshot_id}; release {commit}; "

@@ -10,9 +10,18 @@ from pathlib import Path
 
 from facts import mongo
 from facts.mysql import same_data, schema_changes
-from operations.stack import image_returns, off_image, stale_services, uncommitted, unknown_commit
+from facts.text import counted, moved
+from operations.stack import (
+    image_returns,
+    off_image,
+    stale_services,
+    uncommitted,
+    unknown_commit,
+)
 
 from .record import write_private
+
+OFF_IMAGE = "it runs another image than the one the snapshot recorded"
 
 
 def stack_plan(ref: str, stack_dir: str, repo: dict | None, target: dict | None, services: dict,
@@ -49,15 +58,22 @@ def stack_plan(ref: str, stack_dir: str, repo: dict | None, target: dict | None,
         rebuild = sorted((set(rebuild) - back) | rebuilt)
     hashes = (target_config or {}).get("hashes") or {name: s["desired_hash"] for name, s in services.items()}
     elsewhere = off_image(services, images, present)
-    recreate = sorted(
-        name for name in hashes
-        if name in rebuild
-        or services.get(name, {}).get("state") != "running"
-        or services.get(name, {}).get("config_hash") != hashes[name]
-        or name in elsewhere
-    )
+    reasons = {}
+    for name in hashes:
+        service = services.get(name, {})
+        if name in rebuild:
+            reasons[name] = "rebuilt from the commit"
+        elif service.get("state") != "running":
+            reasons[name] = f"its container is {service.get('state') or 'missing'}"
+        elif name in elsewhere:
+            reasons[name] = OFF_IMAGE   # back to its recorded image: image_line says so
+        elif service.get("config_hash") != hashes[name]:
+            reasons[name] = ("its configuration at the commit differs from the running one's "
+                             "(compose file or env file)")
     if not moves:
-        recreate = sorted(set(recreate) | set(stale_services(services)))
+        reasons.update({name: "its container is stopped or was created from another configuration"
+                        for name in stale_services(services) if name not in reasons})
+    recreate = sorted(reasons)
     remove = sorted(name for name in services if name not in hashes)
     extra = {"images": returns} if images else {}
     return {
@@ -68,6 +84,7 @@ def stack_plan(ref: str, stack_dir: str, repo: dict | None, target: dict | None,
         "changed_files": changed,
         "rebuild": rebuild,
         "recreate": recreate,
+        "recreate_reasons": {name: reasons[name] for name in recreate},
         "remove": remove,
         **extra,
         "changes": moves or bool(recreate or remove),
@@ -180,6 +197,14 @@ def volumes_plan(name: str, live: dict, descriptor: dict, matches: dict[str, boo
 
 def describe(plan: dict) -> list[str]:
     """Readable lines for one component's plan."""
+    lines = describe_engine(plan)
+    if plan.get("credentials") is False:
+        lines.append(f"  {plan['component']}: no credentials (password_key is null): its client logs in "
+                     "without a password")
+    return lines
+
+
+def describe_engine(plan: dict) -> list[str]:
     engine = plan.get("engine")
     if engine == "mysql":
         return describe_mysql(plan)
@@ -211,12 +236,16 @@ def describe(plan: dict) -> list[str]:
     lines.append(f"  recreate: {', '.join(plan['recreate']) or 'nothing'}")
     if plan["remove"]:
         lines.append(f"  remove: {', '.join(plan['remove'])}")
-    # a service's image is news only where it moves, or cannot return to what was recorded
+    # why each service is recreated, and where its image comes from where that is news
+    reasons, images = plan.get("recreate_reasons", {}), plan.get("images", {})
     moving = set(plan["recreate"]) | set(plan["rebuild"])
-    images = plan.get("images", {})
-    for service, back in images.items():
-        if service in moving or back["action"] != "tag":
+    for service in sorted(moving | set(images)):
+        reason, back = reasons.get(service), images.get(service)
+        if back and (reason == OFF_IMAGE or back["action"] != "tag"):
             lines.append(f"  {service}: {image_line(back)}")
+        elif reason and service not in plan["rebuild"]:   # a rebuild says why already
+            on = f" (on its recorded image {back['recorded'][:19]}, no rebuild)" if back else ""
+            lines.append(f"  {service}: recreated: {reason}{on}")
     if images and not moving & set(images):
         lines.append(f"  images: all {len(images)} services on the ids the snapshot recorded")
     if not plan["changes"]:
@@ -241,7 +270,7 @@ def describe_mysql(plan: dict) -> list[str]:
     if not plan["changes"]:
         return [head + "no change: already matches the snapshot"]
     lines = [head + ("restore from the snapshot" if plan["exists"] else "create from the snapshot (no live database)")]
-    lines += [f"  {table}: {counts[0]} -> {counts[1]} rows" + (" (same count, other content)" if counts[0] == counts[1] else "")
+    lines += [f"  {table}: {moved(*counts, 'row')}" + (" (same count, other content)" if counts[0] == counts[1] else "")
               for table, counts in plan["tables_changed"].items()]
     lines += [f"  table {table} added" for table in plan["tables_added"]]
     lines += [f"  table {table} dropped (kept in the __pre_restore database)" for table in plan["tables_dropped"]]
@@ -261,11 +290,13 @@ def describe_redis(plan: dict) -> list[str]:
     lines = []
     restore = plan.get("restore")
     if restore:
-        current, target = restore["dbsize"]
-        lines.append(f"{plan['component']}: " + (f"restore RDB, {current} -> {target} keys" if restore["changes"]
+        lines.append(f"{plan['component']}: " + (f"restore RDB, {moved(*restore['dbsize'], 'key')}" if restore["changes"]
                                                  else "RDB already matches the snapshot"))
+    # caches are flushed after a change, not for their own sake: only when the run changes something
+    flushes = plan.get("flushes", True)
     for pattern, count in plan["flush"].items():
-        lines.append(f"{plan['component']}: {count:,} keys match {pattern}" + (" (flush)" if count else ""))
+        lines.append(f"{plan['component']}: {counted(count, 'key')} match{'es' * (count == 1)} {pattern}"
+                     + ((" (flush)" if flushes else " (left alone: the run changes nothing here)") if count else ""))
     return lines or [f"{plan['component']}: nothing to do"]
 
 
@@ -274,7 +305,7 @@ def describe_mongo(plan: dict) -> list[str]:
     if not plan["changes"]:
         return [head + "no change: already matches the snapshot"]
     lines = [head + ("restore from the snapshot" if plan["exists"] else "create from the snapshot (no live database)")]
-    lines += [f"  {collection}: {counts[0]} -> {counts[1]} documents" + (" (same count, other content)" if counts[0] == counts[1] else "")
+    lines += [f"  {collection}: {moved(*counts, 'document')}" + (" (same count, other content)" if counts[0] == counts[1] else "")
               for collection, counts in plan["collections_changed"].items()]
     lines += [f"  collection {c} added" for c in plan["collections_added"]]
     lines += [f"  collection {c} dropped (kept in the __pre_restore database)" for c in plan["collections_dropped"]]
@@ -287,8 +318,8 @@ def describe_qdrant(plan: dict) -> list[str]:
         return [head + "no change: already matches the snapshot"]
     current, target = plan["points"]
     if not plan["exists"]:
-        return [head + f"create from the snapshot (no live collection), {target} points"]
-    return [head + f"recover from the snapshot, {current} -> {target} points"
+        return [head + f"create from the snapshot (no live collection), {counted(target, 'point')}"]
+    return [head + f"recover from the snapshot, {moved(current, target, 'point')}"
             + (" (same count, other content)" if current == target and not plan["config_changed"] else "")
             + (", configuration changed" if plan["config_changed"] else "")]
 
@@ -300,10 +331,10 @@ def describe_volumes(plan: dict) -> list[str]:
     lines = [head + "stop together, restore, start"]
     for volume, change in plan["volumes"].items():
         (files, want_files), (size, want_size) = change["files"], change["bytes"]
-        lines.append(f"  volume {volume}: " + (f"{files} -> {want_files} files, {size_text(size)} -> {size_text(want_size)}"
+        lines.append(f"  volume {volume}: " + (f"{moved(files, want_files, 'file')}, {size_text(size)} -> {size_text(want_size)}"
                                                if change["changed"] else "unchanged"))
     for collection, (current, want) in plan.get("milvus_collections", {}).items():
-        lines.append(f"  milvus {collection}: {current} -> {want} rows")
+        lines.append(f"  milvus {collection}: {moved(current, want, 'row')}")
     return lines
 
 

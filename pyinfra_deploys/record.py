@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pyinfra import host as current_host
 from pyinfra import logger
 from pyinfra.api.state import BaseStateCallback
 
@@ -99,7 +100,6 @@ class Run(BaseStateCallback):
         self.path: Path | None = None
         self.state = None
         self.phase_of: dict[str, str] = {}        # operation hash -> phase
-        self.current_phase: str | None = None
         self.changes: dict[str, bool] = {}          # host -> its plan changes something
         self.pending: list[tuple] = []   # finished operations whose result pyinfra has yet to complete
         self.lift: dict[str, str] = {}              # host -> the command that lifts its maintenance
@@ -161,16 +161,19 @@ class Run(BaseStateCallback):
 
     @contextmanager
     def phase(self, name: str):
-        """Operations registered inside the block belong to phase ``name``."""
-        before = set(self.state.op_meta) if self.state is not None else set()
-        self.current_phase = name
+        """Operations this host registers inside the block belong to phase ``name``.
+
+        pyinfra prepares every host's deploy at the same time: only the host's own new
+        operations (``host.op_hash_order``) count, never one another host registers
+        meanwhile (once, the lock's release, the run's last operation, landed in the
+        safety snapshot's phase of a host still taking it)."""
+        order = current_host.op_hash_order
+        before = len(order)
         try:
             yield
         finally:
-            self.current_phase = None
-            if self.state is not None:
-                for op_hash in set(self.state.op_meta) - before:
-                    self.phase_of.setdefault(op_hash, name)
+            for op_hash in order[before:]:
+                self.phase_of.setdefault(op_hash, name)
 
     def any_changes(self) -> bool:
         """Whether some host's plan changes something (known to every host at execution)."""
@@ -183,7 +186,9 @@ class Run(BaseStateCallback):
             self.record["started_at"] = stamp(utc_now())
 
     def operation_host_start(self, state, host, op_hash):
-        if self.record is None:
+        # pyinfra runs every operation on every host: one this host's deploy did not
+        # register (a dump of a part it does not hold) is skipped there, not run
+        if self.record is None or op_hash not in state.ops[host]:
             return
         names = state.get_op_meta(op_hash).names
         self.host_entry(host)["operations"].append({

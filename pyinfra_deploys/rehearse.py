@@ -41,8 +41,14 @@ from pyinfra import host, logger, state
 from pyinfra.api import Config, DeployError, QuoteString, StringCommand, deploy
 from pyinfra.operations import files
 
-from facts.snapshots import (MANIFEST, SHA256, SnapshotManifest, partial_dir, snapshot_dir,
-                             valid_snapshot_id)
+from facts.snapshots import (
+    MANIFEST,
+    SHA256,
+    SnapshotManifest,
+    partial_dir,
+    snapshot_dir,
+    valid_snapshot_id,
+)
 from facts.stack import StackTarget
 from operations import snapshots
 from operations.snapshots import copy_completed, safe_relative

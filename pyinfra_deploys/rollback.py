@@ -27,18 +27,40 @@ from facts.compose import ComposeServices, ComposeTargetConfig
 from facts.gather import side_by_side
 from facts.lock import RollbackLock
 from facts.redis import RedisKeyCounts
-from facts.snapshots import (SNAPSHOT_ID_RULE, SnapshotCatalog, SnapshotFiles, SnapshotManifest, snapshot_dir,
-                             valid_snapshot_id)
+from facts.snapshots import (
+    SNAPSHOT_ID_RULE,
+    SnapshotCatalog,
+    SnapshotFiles,
+    SnapshotManifest,
+    snapshot_dir,
+    valid_snapshot_id,
+)
 from facts.stack import ImagesPresent, StackRepo, StackTarget, valid_ref
 from operations import lock, maintenance, parallel, redis
 from operations import stack as stack_ops
 from operations.snapshots import by_age, snapshot_problems
 
 from .backup import snapshot_taken
-from .config import (DEFAULTS, components_from, every_host_reached, functional_checks_from, maintenance_from,
-                     ready_timeout, rolling_from, snapshot_root, stack_from, work_wait)
-from .engines import ENGINES, redis_args
-from .lock import LOCKS, lock_refusal, lock_to_break, maintenance_left_on, orphaned_work_waited
+from .config import (
+    DEFAULTS,
+    components_from,
+    every_host_reached,
+    functional_checks_from,
+    maintenance_from,
+    ready_timeout,
+    rolling_from,
+    snapshot_root,
+    stack_from,
+    work_wait,
+)
+from .engines import ENGINES, redis_args, without_credentials
+from .lock import (
+    LOCKS,
+    lock_refusal,
+    lock_to_break,
+    maintenance_left_on,
+    orphaned_work_waited,
+)
 from .plan import PLANS, describe, redis_plan, stack_plan
 from .record import RUN
 from .verify import integrity_verified, service_verified
@@ -111,8 +133,9 @@ def plan_stack(stack, ref: str, images: dict) -> dict:
 
 
 def cache_plan(stack, component: dict) -> dict:
-    counts = host.get_fact(RedisKeyCounts, stack=stack, patterns=component["flush_patterns"], **redis_args(component))
-    return redis_plan(component["name"], counts)
+    args = redis_args(component)
+    counts = host.get_fact(RedisKeyCounts, stack=stack, patterns=component["flush_patterns"], **args)
+    return without_credentials(redis_plan(component["name"], counts), args)
 
 
 def incident_from(data) -> dict:
@@ -188,6 +211,11 @@ def rollback():
         + [partial(ENGINES[part["engine"]].plan, stack, component, part, sha256s) for component, part in parts]
         + [partial(cache_plan, stack, component) for component in caches]
     )
+    # Cache flushes alone do not make a rollback: they follow a change, they do not cause one.
+    restores = any(plan["changes"] for plan in plans[1:1 + len(parts)])
+    changes = plans[0]["changes"] or restores
+    for plan in plans[1 + len(parts):]:
+        plan["flushes"] = changes
     for plan in plans:
         for line in describe(plan):
             logger.info(f"{host.print_prefix}plan: {line}")
@@ -197,10 +225,6 @@ def rollback():
         # Planning runs on every host before any operation does: a refusal here stops the
         # whole run with no host changed.
         raise DeployError(f"{host.name}: " + "; ".join(refused))
-
-    # Cache flushes alone do not make a rollback: they follow a change, they do not cause one.
-    restores = any(plan["changes"] for plan in plans[1:1 + len(parts)])
-    changes = plans[0]["changes"] or restores
     RUN.changes[host.name] = changes
     RUN.lift[host.name] = lift_command()
     RUN.note(host, snapshot=snapshot_id, commit=plans[0].get("target"),

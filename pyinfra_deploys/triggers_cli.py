@@ -17,8 +17,16 @@ from facts.snapshots import SNAPSHOT_ID_RULE, valid_snapshot_id
 
 from .catalog import loaded_inventory
 from .record import runs_dir, utc_now
-from .triggers import (EXIT_CODES, NO_DATA_EXIT, RuleError, default_rules_text, load_rules, seconds, status_line,
-                       valid_webhook)
+from .triggers import (
+    EXIT_CODES,
+    NO_DATA_EXIT,
+    RuleError,
+    default_rules_text,
+    load_rules,
+    seconds,
+    status_line,
+    valid_webhook,
+)
 from .watch import Alerts, RollbackCommand, Sampler, Watcher
 
 RULES_HELP = "Rules file merged over the defaults by rule name (see `layra-rollback triggers defaults`)."

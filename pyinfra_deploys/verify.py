@@ -22,7 +22,14 @@ from pyinfra.api import deploy
 
 from operations import checks
 
-from .config import DEFAULTS, components_from, functional_checks_from, snapshot_root, stack_from, verify_settings
+from .config import (
+    DEFAULTS,
+    components_from,
+    functional_checks_from,
+    snapshot_root,
+    stack_from,
+    verify_settings,
+)
 from .engines import ENGINES
 from .record import RUN
 

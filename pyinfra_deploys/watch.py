@@ -32,8 +32,18 @@ from .catalog import PROJECT, pyinfra_env
 from .config import metrics_args
 from .record import RUN_LINE, stamp
 from .sources import http_health, prometheus_value
-from .triggers import (FIRING, NO_DATA, OK, PENDING, Decision, RuleSet, Tracker, Verdict, decide,
-                       status_line)
+from .triggers import (
+    FIRING,
+    NO_DATA,
+    OK,
+    PENDING,
+    Decision,
+    RuleSet,
+    Tracker,
+    Verdict,
+    decide,
+    status_line,
+)
 
 STACK = "stack"   # the subject of Prometheus and HTTP rules
 FACT_TIMEOUT = 30  # seconds a host may take to answer one poll

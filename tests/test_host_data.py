@@ -17,8 +17,14 @@ from facts.snapshots import valid_label, valid_root, valid_snapshot_id
 from facts.stack import valid_ref
 from facts.volumes import valid_service
 from operations.stack import unknown_commit
-from pyinfra_deploys.config import (components_from, kafka_from, ready_timeout, snapshot_root, stack_from,
-                                    verify_settings)
+from pyinfra_deploys.config import (
+    components_from,
+    kafka_from,
+    ready_timeout,
+    snapshot_root,
+    stack_from,
+    verify_settings,
+)
 from pyinfra_deploys.triggers import NAME as RULE_NAME
 
 
@@ -147,3 +153,21 @@ def test_an_unknown_commit_says_what_the_stack_is_at_when_known():
         "commit 'v9' is not in the repository at /srv/layra; nothing was changed (the stack is at 1f0c2d9a4b5e)")
     assert unknown_commit("v9", "/srv/layra", []) == "commit 'v9' is not in the repository at /srv/layra; " \
                                                      "nothing was changed"
+
+
+def test_a_component_without_a_password_key_gets_its_engines_one_default_and_null_means_none():
+    from pyinfra_deploys.config import components_from
+    found = components_from({"layra_components": {
+        "mongodb": {"engine": "mongo", "service": "mongodb"},
+        "mysql": {"engine": "mysql", "service": "mysql"},
+        "cache": {"engine": "redis", "service": "redis", "password_key": None},
+    }})
+    assert [component["password_key"] for component in found] == ["MONGODB_ROOT_PASSWORD", "MYSQL_ROOT_PASSWORD", None]
+
+
+def test_the_plan_says_when_a_component_logs_in_without_credentials():
+    from pyinfra_deploys.engines import redis_args, without_credentials
+    from pyinfra_deploys.plan import describe, redis_plan
+    component = {"name": "cache", "engine": "redis", "service": "redis", "password_key": None}
+    lines = describe(without_credentials(redis_plan("cache", {"user:session:*": 2}), redis_args(component)))
+    assert lines[-1] == "  cache: no credentials (password_key is null): its client logs in without a password"

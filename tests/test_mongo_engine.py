@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from facts.compose import Stack
 from facts.mongo import (
     DROP_JS,
     FINGERPRINT_JS,
@@ -29,9 +30,8 @@ from facts.mongo import (
     same_data,
     summary,
 )
-from facts.compose import Stack
-from tests.whole_output import read_whole
 from operations.mongo import SWAP_JS
+from tests.whole_output import read_whole
 
 ROOT = Path(__file__).parents[1]
 STANDINS = ROOT / "sandbox/stack/release-1.0.0/standins/mongo-tools"

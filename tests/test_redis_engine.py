@@ -7,8 +7,8 @@ import subprocess
 import pytest
 
 from facts.redis import RedisFingerprint, RedisKeyCounts, RedisPersistence, unquote
-from tests.whole_output import read_whole
 from operations.redis import BATCH_AWK, SUM_AWK, SWAP_SCRIPT
+from tests.whole_output import read_whole
 
 STACK = {"dir": "/srv/layra"}
 

@@ -17,11 +17,28 @@ from click.testing import CliRunner
 from pyinfra.api import DeployError
 
 from pyinfra_deploys import rehearsal as rehearsal_module
-from pyinfra_deploys.rehearsal import (Finished, Plan, Rehearsal, checked_plan, pyinfra_command, rehearse,
-                                       release_outcome, render_markdown, run_record, shared_hosts, verdict,
-                                       write_rehearsal)
-from pyinfra_deploys.rehearse import (copied_manifest, copy_plan, differences, local_problems, source_host_for,
-                                      sudo_read)
+from pyinfra_deploys.rehearsal import (
+    Finished,
+    Plan,
+    Rehearsal,
+    checked_plan,
+    pyinfra_command,
+    rehearse,
+    release_outcome,
+    render_markdown,
+    run_record,
+    shared_hosts,
+    verdict,
+    write_rehearsal,
+)
+from pyinfra_deploys.rehearse import (
+    copied_manifest,
+    copy_plan,
+    differences,
+    local_problems,
+    source_host_for,
+    sudo_read,
+)
 
 RUNS = Path(__file__).parent / "fixtures" / "runs"
 SUCCEEDED, FAILED = "20261121T130000Z-rollback", "20261121T140000Z-rollback"

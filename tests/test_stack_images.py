@@ -86,3 +86,13 @@ def test_at_the_commit_a_service_on_another_image_is_recreated_on_its_recorded_o
     plan = rollback_plan(GOOD, running, [BACKEND, WORKER, MYSQL])
 
     assert (plan["recreate"], plan["changes"]) == (["backend"], True)
+
+
+def test_a_service_recreated_because_its_configuration_changed_says_so_not_that_its_image_moves():
+    running = {"backend": service(BACKEND, config_hash="h0"), "worker": service(WORKER), "mysql": service(MYSQL)}
+    plan = rollback_plan(GOOD, running, [BACKEND, WORKER, MYSQL])
+
+    assert plan["recreate"] == ["backend"]
+    assert describe(plan)[-1] == (
+        "  backend: recreated: its configuration at the commit differs from the running one's (compose file or "
+        "env file) (on its recorded image sha256:1a2b3c4d5e6f, no rebuild)")

@@ -5,8 +5,21 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pyinfra_deploys.triggers import (EXIT_CODES, FIRING, MAX_MISSING, NO_DATA, OK, PENDING, RuleError, Tracker,
-                                      decide, load_rules, parse_rule, seconds, status_line)
+from pyinfra_deploys.triggers import (
+    EXIT_CODES,
+    FIRING,
+    MAX_MISSING,
+    NO_DATA,
+    OK,
+    PENDING,
+    RuleError,
+    Tracker,
+    decide,
+    load_rules,
+    parse_rule,
+    seconds,
+    status_line,
+)
 
 SERIES = Path(__file__).parent / "fixtures" / "series"
 DEFAULTS = {rule.name: rule for rule in load_rules().rules}

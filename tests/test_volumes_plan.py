@@ -21,20 +21,21 @@ class FakeHost:
 
     name = "sandbox-1"
 
-    def __init__(self, live_fingerprint: dict):
-        self.live, self.asked = live_fingerprint, []
+    def __init__(self, live_fingerprint: dict, marker: dict | None = None):
+        self.live, self.marker, self.asked = live_fingerprint, marker, []
 
     def get_fact(self, fact, **kwargs):
         self.asked.append(fact)
         if fact is VolumeSet:
-            return {"volumes": {"layra_milvus_data": {"fingerprint": self.live, "services": ["milvus-standalone"]}}}
+            return {"volumes": {"layra_milvus_data": {"fingerprint": self.live, "services": ["milvus-standalone"],
+                                                      **({"restored": self.marker} if self.marker else {})}}}
         if fact is MilvusCollections:
             return {"ok": True, "collections": {"kb_chunks": 197}}
         raise AssertionError(f"unexpected fact {fact.__name__}")
 
 
-def planned(live: dict) -> tuple[dict, list]:
-    fake = FakeHost(live)
+def planned(live: dict, marker: dict | None = None) -> tuple[dict, list]:
+    fake = FakeHost(live, marker)
     with ctx_host.use(fake):
         plan = ENGINES["volumes"].plan(Stack("/srv/layra"), COMPONENT, DESCRIPTOR, SHA256S)
     return plan, fake.asked
@@ -52,3 +53,30 @@ def test_a_volume_set_that_differs_shows_milvus_row_counts_current_and_snapshot(
     assert asked == [VolumeSet, MilvusCollections]
     assert plan["changes"] is True
     assert plan["milvus_collections"] == {"kb_chunks": [197, 200]}
+
+
+def test_a_set_archived_at_the_snapshots_data_and_only_started_since_is_planned_unchanged():
+    # a safety snapshot stopped the set while it matched, archived it and started it: etcd
+    # wrote as it started; the marker says the data is still the archived one
+    marker = {"archive_sha256": "d" * 64, "archived": AT_SNAPSHOT, "settled": CHANGED}
+    plan, _ = planned(CHANGED, marker)
+    assert plan["changes"] is False
+
+
+def test_a_set_changed_after_it_settled_is_restored_whatever_its_marker_says():
+    marker = {"archive_sha256": "c" * 64, "archived": AT_SNAPSHOT, "settled": CHANGED}
+    plan, _ = planned({**CHANGED, "files": 5}, marker)
+    assert plan["changes"] is True
+
+
+def test_phase_4_says_a_set_matched_through_its_marker_instead_of_showing_two_counts_that_disagree():
+    from operations.checks import volumes_matches
+    part = {"services": ["milvus-standalone"],
+            "volumes": {"layra_milvus_data": {"fingerprint": AT_SNAPSHOT, "sha256": "c" * 64}}}
+    fake = FakeHost(CHANGED, {"archive_sha256": "c" * 64, "archived": AT_SNAPSHOT, "settled": CHANGED})
+    with ctx_host.use(fake):
+        observed, ok, expected = volumes_matches(Stack("/srv/layra"), part)
+    assert ok
+    assert observed == ("1 volume at the snapshot; layra_milvus_data restored from the snapshot's archive, "
+                        "unchanged since it settled: 4 files")
+    assert expected == "1 volume, 3 files, or its archive as restored"

@@ -133,6 +133,7 @@ def test_a_bad_release_is_rolled_back_on_every_host_with_writes_503_and_reads_se
     assert list(record["phases"]) == ["maintenance_on", "safety_snapshot", "stack", "restore", "caches",
                                       "verify_integrity", "maintenance_off", "verify_infrastructure",
                                       "verify_connectivity", "verify_functionality"]
+    assert phase_problems(record) == []
 
     # the client: every read answered, writes answered 503 while maintenance was on
     log = [line.split() for line in client_host.ssh("cat /tmp/e2e-client.log").splitlines() if line.strip()]
@@ -164,6 +165,22 @@ def test_a_bad_release_is_rolled_back_on_every_host_with_writes_503_and_reads_se
     assert again.ok, again.output
     assert again.totals()["changed"] == 0, again.output
     assert all(entry["safety_snapshot"] is None for entry in again.record()["hosts"].values())
+
+
+def phase_problems(record: dict) -> list[str]:
+    """Where the record's phases disagree with its operations: a phase that does not span
+    exactly its own operations, phases that overlap, an operation no host ran."""
+    problems = []
+    ops = [op for entry in record["hosts"].values() for op in entry["operations"]]
+    problems += [f"{op['name']} never ended" for op in ops if not op["ended_at"]]
+    for name, span in record["phases"].items():
+        own = [op for op in ops if op["phase"] == name]
+        if span != {"started_at": min(op["started_at"] for op in own), "ended_at": max(op["ended_at"] for op in own)}:
+            problems.append(f"{name} spans {span}, its operations otherwise")
+    spans = list(record["phases"].items())
+    problems += [f"{a} ends after {b} starts" for (a, first), (b, second) in zip(spans, spans[1:])
+                 if first["ended_at"] > second["started_at"]]
+    return problems
 
 
 def test_a_failing_verification_fails_the_run_naming_the_check(sandbox: Sandbox):
