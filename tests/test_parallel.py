@@ -58,14 +58,15 @@ def lines(caplog, text: str) -> list[int]:
     return [i for i, record in enumerate(caplog.records) if text in record.getMessage()]
 
 
-def test_two_groups_that_each_sleep_two_seconds_finish_in_about_two_seconds(caplog):
-    result = run([[step("slept", "a", seconds=2)], [step("slept", "b", seconds=2)]])
+def test_two_groups_that_each_sleep_run_side_by_side(caplog):
+    result = run([[step("slept", "a", seconds=1)], [step("slept", "b", seconds=1)]])
 
     assert result.meta.did_succeed() and result.meta.did_change()
-    assert 2 <= result.seconds < 3.5
-    # both groups started before either finished, and each took its own two seconds
+    # both groups started before either finished (an overlap, not a wall time: a busy machine
+    # stretches both), and each took at least its own second
     assert max(lines(caplog, "a: started") + lines(caplog, "b: started")) < min(lines(caplog, ": done in"))
-    assert lines(caplog, "a: done in 2.") and lines(caplog, "b: done in 2.")
+    done = [record.getMessage() for record in caplog.records if ": done in" in record.getMessage()]
+    assert len(done) == 2 and all(float(message.rsplit(" ", 1)[1].rstrip("s")) >= 1 for message in done)
 
 
 def test_a_step_reads_its_facts_only_after_the_step_before_it_ran(tmp_path):
