@@ -3,10 +3,10 @@
 
 Copies the production snapshot to every staging host over SSH: read from production only,
 checksums checked as read and again on arrival, the env file left behind (see
-pyinfra_deploys/rehearse.py). `layra-rollback rehearse` runs it, then the restore, the
+pyinfra_deploys/snapshot_copy.py). `layra-rollback rehearse` runs it, then the restore, the
 release under test and the rollback on staging, and writes the rehearsal report.
 """
 
-from pyinfra_deploys.rehearse import rehearse
+from pyinfra_deploys.snapshot_copy import snapshot_copied_to_staging
 
-rehearse()
+snapshot_copied_to_staging()

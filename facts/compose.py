@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 import shlex
 from dataclasses import dataclass
 
 import yaml
 from pyinfra.api import QuoteString, StringCommand
 
-from .shell import WholeOutputFact, section, split_sections
+from .shell import WholeOutputFact, assign, section, split_sections
 from .stack import git_command
 
 CONFIG_HASH_LABEL = "com.docker.compose.config-hash"
+# A compose service's name, as our commands take it: nothing a shell or a path would split on.
+SERVICE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 
 # Only the fields we need, so that container env (passwords) never leaves the host.
 CONTAINER_TEMPLATE = (
@@ -60,6 +63,10 @@ class Stack:
     @property
     def env_path(self) -> str:
         return self.env_file if self.env_file.startswith("/") else posixpath.join(self.dir, self.env_file)
+
+
+def valid_service(name) -> bool:
+    return isinstance(name, str) and bool(SERVICE_PATTERN.match(name))
 
 
 def compose_command(stack: Stack, *args, files_var: str | None = None) -> StringCommand:
@@ -336,10 +343,6 @@ def replaced_command(stack: Stack, service: str, nginx_service: str | None = Non
     second reload, well under a second) is retried on a new one when it is a GET; a POST
     already sent is not retried by nginx and can get a 502.
     """
-    # Imported here: facts.volumes builds on this module.
-    from .shell import assign
-    from .volumes import valid_service
-
     for name in (service, nginx_service):
         if name is not None and not valid_service(name):
             raise ValueError(f"not a compose service name: {name!r}")

@@ -15,9 +15,8 @@ import posixpath
 
 from pyinfra.api import QuoteString, StringCommand
 
-from .compose import Stack
+from .compose import Stack, valid_service
 from .shell import WholeOutputFact, section, split_sections
-from .volumes import valid_service
 
 KEY = "MAINTENANCE_MODE"
 

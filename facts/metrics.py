@@ -11,10 +11,9 @@ import re
 from pyinfra.api import QuoteString, StringCommand
 
 from .capacity import disk_free_command, parse_disk_free
-from .compose import Stack, compose_command
+from .compose import Stack, compose_command, valid_service
 from .http import STATUS_MARKER, http_get_command, parse_http_response
 from .shell import WholeOutputFact, assign, section, split_sections
-from .volumes import valid_service
 
 KAFKA_KEYS = ("service", "group", "bootstrap", "command")
 KAFKA_DEFAULTS = {"group": None, "bootstrap": "localhost:9092", "command": "kafka-consumer-groups.sh"}

@@ -24,21 +24,18 @@ deploy's verify step comparing fingerprints.
 from __future__ import annotations
 
 import json
-import re
 
 from pyinfra.api import QuoteString, StringCommand
 
 from .compose import Stack, compose_command
 from .secrets import export_from_env_file
+from .shadow import valid_database
 from .shell import WholeOutputFact, parse_probe, probe
+from .text import counted
 
 # The env file key of the password, where a component names none: Layra's own.
 PASSWORD_KEY = "MONGODB_ROOT_PASSWORD"
 
-# Room for the `__restore` / `__pre_restore` suffixes within MongoDB's 64 characters.
-DATABASE_PATTERN = re.compile(r"^[A-Za-z0-9_]{1,48}\Z")
-SHADOW_SUFFIX = "__restore"
-PREVIOUS_SUFFIX = "__pre_restore"
 PASSWORD_VARIABLE = "LAYRA_MONGO_PASSWORD"
 TOOLS = ("mongodump", "mongorestore", "mongosh")
 
@@ -98,9 +95,6 @@ print(EJSON.stringify(fingerprint));
 
 DROP_JS = script("drop", "print(EJSON.stringify(db.getSiblingDB(env.LAYRA_DB).dropDatabase()));\n")
 
-
-def valid_database(name: str) -> bool:
-    return isinstance(name, str) and bool(DATABASE_PATTERN.match(name)) and "\n" not in name
 
 
 def mongo_tool(stack: Stack, service: str, user: str, password_key: str | None, auth_db: str,
@@ -221,7 +215,8 @@ def summary(fingerprint: dict) -> str:
     if not fingerprint.get("exists"):
         return "no database"
     collections = fingerprint.get("collections", {})
-    return f"{len(collections)} collections, {sum(c.get('count', 0) for c in collections.values())} documents"
+    return (f"{counted(len(collections), 'collection')}, "
+            f"{counted(sum(c.get('count', 0) for c in collections.values()), 'document')}")
 
 
 class MongoVersions(MongoFactBase):

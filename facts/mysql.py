@@ -32,10 +32,6 @@ from .text import counted
 # The env file key of the password, where a component names none: Layra's own.
 PASSWORD_KEY = "MYSQL_ROOT_PASSWORD"
 
-# Room for the `__restore` / `__pre_restore` suffixes within MySQL's 64 characters.
-DATABASE_PATTERN = re.compile(r"^[A-Za-z0-9_]{1,48}\Z")
-SHADOW_SUFFIX = "__restore"
-PREVIOUS_SUFFIX = "__pre_restore"
 
 # Picks `mariadb<tool>` where the image has it (MariaDB 11 dropped the mysql* names),
 # else `mysql<tool>` (MySQL images): tool "" -> mariadb/mysql, "-admin" -> mariadb-admin/mysqladmin.
@@ -49,9 +45,6 @@ CLIENT_SHIM = (
 # 4-byte characters (a POSIX locale would make it latin1, and names and data with it).
 CHARSET = "utf8mb4"
 
-
-def valid_database(name: str) -> bool:
-    return isinstance(name, str) and bool(DATABASE_PATTERN.match(name))
 
 
 def client_function(stack: Stack, service: str, user: str, password_key: str | None) -> StringCommand:

@@ -202,6 +202,13 @@ class QdrantFingerprint(QdrantFactBase):
         return {"reachable": True, "version": version, "collections": collections}
 
 
+def same_data(live: dict | None, snapshot: dict | None) -> bool:
+    """Whether a live collection (a ``QdrantFingerprint`` collection entry) holds the
+    snapshot's data: its points, configuration and sample."""
+    return bool(live) and bool(snapshot) and all(live.get(field) == snapshot.get(field)
+                                                 for field in FINGERPRINT_FIELDS)
+
+
 def groups(lines: list[str]) -> dict[tuple[str, str], list[str]]:
     """The lines after each ``collection NAME`` / ``sample NAME`` marker, by (kind, name)."""
     found: dict[tuple[str, str], list[str]] = {}

@@ -251,6 +251,16 @@ class RedisFingerprint(RedisPipeFactBase):
         }
 
 
+# What a RedisFingerprint holds: the snapshot's descriptor must give each.
+FINGERPRINT_FIELDS = ("dbsize", "keys_sha256", "sample", "sample_sha256")
+
+
+def same_data(live: dict | None, snapshot: dict | None) -> bool:
+    """Whether the live server holds the snapshot's data (their fingerprints)."""
+    return bool(live) and bool(snapshot) and all(live.get(field) == snapshot.get(field)
+                                                 for field in FINGERPRINT_FIELDS)
+
+
 class RedisPersistence(RedisFactBase):
     """
     Returns where and how the server keeps its data, and what it is:

@@ -15,14 +15,11 @@ step comparing fingerprints. ``MilvusCollections`` adds row counts where Milvus 
 from __future__ import annotations
 
 import json
-import re
 
 from pyinfra.api import QuoteString, StringCommand
 
-from .compose import Stack, compose_command
+from .compose import Stack, compose_command, valid_service
 from .shell import WholeOutputFact, assign
-
-SERVICE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 
 # Shell functions (bash) shared by VolumeSet and the volume operations, so that the
 # fingerprint of a live volume, of an extracted archive and of the snapshot's descriptor
@@ -116,10 +113,6 @@ for v in "$@"; do
   fi
 done
 """
-
-
-def valid_service(name) -> bool:
-    return isinstance(name, str) and bool(SERVICE_PATTERN.match(name))
 
 
 def library(stack: Stack) -> StringCommand:

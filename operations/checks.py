@@ -8,24 +8,18 @@ check otherwise. Checks only read: running them again changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
 from pyinfra import host, logger
 from pyinfra.api import OperationError, operation
 
-from facts import mongo
 from facts.capacity import DiskFree, MemoryUsage
 from facts.compose import ComposeServices, Stack
 from facts.gather import side_by_side
 from facts.http import FunctionalChecks, HttpResponse, functional_spec
-from facts.mysql import MysqlFingerprint, MysqlPing, same_data
-from facts.mysql import summary as mysql_summary
-from facts.qdrant import QdrantFingerprint
-from facts.redis import RedisFingerprint, RedisPing
 from facts.shell import failing
-from facts.text import counted
-from facts.volumes import VolumeSet, snapshot_match
 
 
 @dataclass
@@ -35,6 +29,16 @@ class Check:
     observed: str
     expected: str
     ok: bool
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One check an engine makes while the run executes: ``read(services)`` reads what it
+    needs from the host and gives its ``Check``. ``services`` is the stack's
+    ``ComposeServices``, read once for all the probes that ask for it (``{}`` otherwise)."""
+
+    read: Callable[[dict], Check]
+    needs_services: bool = False
 
 
 # host name -> every check run while executing, for the run record and verify's table.
@@ -107,43 +111,29 @@ def infrastructure(stack: Stack, disk_paths: list[str] | None = None,
     yield from report(checks, "phase 1 (infrastructure)")
 
 
-def ping(stack: Stack, component: dict, services: dict) -> Check:
-    """One component's ping: its client where we speak the engine, else its healthcheck."""
-    engine, name = component["engine"], component["name"]
-    service = component.get("service") or component.get("services", [None])[0]
-    if engine == "mysql":
-        answer = host.get_fact(MysqlPing, stack=stack, service=service,
-                               user=component.get("user", "root"),
-                               password_key=component.get("password_key"))
-        return Check(2, f"{name} ping", answer["output"] or "no answer", "mysqld is alive", answer["ok"])
-    if engine == "mongo":
-        answer = host.get_fact(mongo.MongoPing, stack=stack, service=service, user=component.get("user", "root"),
-                               password_key=component.get("password_key"), auth_db=component.get("auth_db", "admin"))
-        return Check(2, f"{name} ping", answer["output"] or "no answer", '{"ok":1}', answer["ok"])
-    if engine == "redis":
-        answer = host.get_fact(RedisPing, stack=stack, service=service,
-                               password_key=component.get("password_key"))
-        return Check(2, f"{name} ping", answer["output"] or "no answer", "PONG", answer["ok"])
-    names = component.get("services") or [service]
-    states = {s: services.get(s, {}).get("health") or services.get(s, {}).get("state", "missing") for s in names}
-    observed = ", ".join(f"{s} {state}" for s, state in states.items()) if len(names) > 1 else states[service]
-    return Check(2, f"{name} healthcheck", observed, "healthy",
-                 all(state in ("healthy", "running") for state in states.values()))
+def services_for(stack: Stack, probes: list[Probe]) -> dict:
+    """The stack's services, where a probe asks for them (``{}`` otherwise)."""
+    if isinstance(probes, (str, dict)) or not all(isinstance(probe, Probe) for probe in probes):
+        raise OperationError(f"probes must be a list of checks.Probe, got {probes!r}")
+    return host.get_fact(ComposeServices, stack=stack) if any(p.needs_services for p in probes) else {}
+
+
+def probed(probes: list[Probe], services: dict) -> list[Check]:
+    """Each probe's check, read side by side."""
+    return side_by_side([partial(probe.read, services) for probe in probes])
 
 
 @operation()
-def connectivity(stack: Stack, health_url: str, components: list[dict]):
+def connectivity(stack: Stack, health_url: str, probes: list[Probe]):
     """
-    Verify phase 2, connectivity: the health endpoint answers 200, each database answers.
+    Verify phase 2, connectivity: the health endpoint answers 200, each component answers.
 
     + stack: the stack the components run in
     + health_url: the backend's health endpoint, fetched from the host
-    + components: stateful components, each ``{"name", "engine", "service"}`` plus the
-      engine's credentials (``user``, ``password_key``: a key of the stack's env file)
-
-    MySQL answers ``mysqladmin ping`` and Redis ``PING`` with the stack's credentials;
-    engines without a client here (MongoDB, Qdrant, volume sets) answer through their
-    containers' healthchecks (every service of a set; "running" where there is none).
+    + probes: one ``Probe`` per stateful component, from its engine (``Engine.ping``):
+      MySQL answers ``mysqladmin ping``, MongoDB ``ping`` and Redis ``PING`` with the stack's
+      credentials; engines without a client of ours (Qdrant, volume sets) answer through
+      their containers' healthchecks (every service of a set; "running" where there is none)
 
     **Example:**
 
@@ -153,18 +143,14 @@ def connectivity(stack: Stack, health_url: str, components: list[dict]):
             name="Verify phase 2: connectivity",
             stack=Stack("/srv/layra"),
             health_url="http://127.0.0.1:8090/api/v1/health/check",
-            components=[{"name": "mysql", "engine": "mysql", "service": "mysql",
-                         "password_key": "MYSQL_ROOT_PASSWORD"}],
+            probes=[ENGINES["mysql"].ping(stack, mysql_component)],
         )
     """
-    needs_services = any(c["engine"] not in ("mysql", "mongo", "redis") for c in components)
-    response, services = side_by_side([
-        lambda: host.get_fact(HttpResponse, url=health_url),
-        lambda: host.get_fact(ComposeServices, stack=stack) if needs_services else {},
-    ])
+    response, services = side_by_side([lambda: host.get_fact(HttpResponse, url=health_url),
+                                       lambda: services_for(stack, probes)])
     observed = f"HTTP {response['status']}" + (f" {response['body'][:120]}" if response["status"] != 200 else "")
     checks = [Check(2, "health endpoint", observed, "HTTP 200", response["status"] == 200)]
-    checks += side_by_side([partial(ping, stack, component, services) for component in components])
+    checks += probed(probes, services)
     yield from report(checks, "phase 2 (connectivity)")
 
 
@@ -246,68 +232,18 @@ def functionality(stack: Stack, base_url: str, login: dict | None = None, checks
 
 
 
-def mysql_matches(stack: Stack, part: dict) -> tuple[str, bool, str]:
-    live = host.get_fact(MysqlFingerprint, stack=stack, database=part["database"], service=part["service"],
-                         user=part.get("user", "root"), password_key=part.get("password_key"))
-    return mysql_summary(live), same_data(live, part["fingerprint"]), mysql_summary(part["fingerprint"])
-
-
-def mongo_matches(stack: Stack, part: dict) -> tuple[str, bool, str]:
-    live = host.get_fact(mongo.MongoFingerprint, stack=stack, database=part["database"], service=part["service"],
-                         user=part.get("user", "root"), password_key=part.get("password_key"),
-                         auth_db=part.get("auth_db", "admin"))
-    return mongo.summary(live), mongo.same_data(live, part["fingerprint"]), mongo.summary(part["fingerprint"])
-
-
-def qdrant_matches(stack: Stack, part: dict) -> tuple[str, bool, str]:
-    live = host.get_fact(QdrantFingerprint, stack=stack, url=part["url"], password_key=part.get("password_key"))
-    collection = live.get("collections", {}).get(part["collection"])
-    observed = f"{collection['points']} points" if collection else "no collection"
-    return observed, collection == part["fingerprint"], f"{part['fingerprint'].get('points')} points"
-
-
-def redis_matches(stack: Stack, part: dict) -> tuple[str, bool, str]:
-    volatile = {"volatile": part["volatile"]} if part.get("volatile") else {}
-    live = host.get_fact(RedisFingerprint, stack=stack, service=part["service"], password_key=part.get("password_key"),
-                         **volatile)
-    return f"{live.get('dbsize')} keys", live == part["fingerprint"], f"{part['fingerprint'].get('dbsize')} keys"
-
-
-def volumes_matches(stack: Stack, part: dict) -> tuple[str, bool, str]:
-    live = host.get_fact(VolumeSet, stack=stack, services=part["services"])["volumes"]
-    wanted = part["volumes"]
-    how = {name: snapshot_match(live[name], want["fingerprint"], want["sha256"]) if name in live else None
-           for name, want in wanted.items()}
-    want_files = sum(want["fingerprint"].get("files", 0) for want in wanted.values())
-    expected = f"{counted(len(wanted), 'volume')}, {counted(want_files, 'file')}"
-    if all(how.values()) and "settled" in how.values():
-        # their services changed them as they started (etcd's WAL): the counts differ, rightly
-        settled = [name for name, found in how.items() if found == "settled"]
-        files = sum((live[name].get("fingerprint") or {}).get("files", 0) for name in settled)
-        return (f"{counted(len(wanted), 'volume')} at the snapshot; {', '.join(settled)} restored from the snapshot's "
-                f"archive, unchanged since it settled: {counted(files, 'file')}", True, f"{expected}, or its archive as restored")
-    files = sum((live.get(name, {}).get("fingerprint") or {}).get("files", 0) for name in wanted)
-    observed = f"{counted(len(wanted), 'volume')}, {counted(files, 'file')}" + "".join(
-        f", {name} differs" for name, found in how.items() if not found)
-    return observed, all(how.values()), expected
-
-
-# engine -> how to read a restored part's live fingerprint and compare it with the snapshot's:
-# (observed summary, whether it matches, the snapshot's summary)
-MATCHERS = {"mysql": mysql_matches, "mongo": mongo_matches, "qdrant": qdrant_matches, "redis": redis_matches,
-            "volumes": volumes_matches}
-
-
 @operation()
-def integrity(stack: Stack, expected: list[dict]):
+def integrity(stack: Stack, probes: list[Probe]):
     """
-    Verify phase 4, integrity: each restored component's live fingerprint equals the snapshot's.
+    Verify phase 4, integrity: each restored part's live fingerprint equals the snapshot's.
 
     + stack: the stack the components run in
-    + expected: one entry per restored part: ``{"name", "engine"}`` (a key of ``MATCHERS``),
-      the connection settings (``service``, ``user``, ``password_key``, and ``database``
-      for MySQL) and the snapshot's ``fingerprint``; for a volume set, ``services`` and
-      ``volumes`` (per volume: ``fingerprint`` and the archive's ``sha256``)
+    + probes: one ``Probe`` per part, from its engine (``Engine.integrity``): it reads the
+      part's live fingerprint and compares it with the snapshot's, with the engine's one
+      "matches the snapshot" decision (the one its restore's noop check uses)
+
+    Each part's fingerprint is a full read of it (a checksum of every table): they are read
+    side by side.
 
     **Example:**
 
@@ -316,20 +252,10 @@ def integrity(stack: Stack, expected: list[dict]):
         checks.integrity(
             name="Verify phase 4: integrity",
             stack=Stack("/srv/layra"),
-            expected=[{"name": "mysql/layra", "engine": "mysql", "database": "layra",
-                       "service": "mysql", "password_key": "MYSQL_ROOT_PASSWORD",
-                       "fingerprint": {"exists": True, "schema_sha256": "...", "tables": {}}}],
+            probes=[ENGINES["mysql"].integrity(stack, mysql_component, descriptor, sha256s)],
         )
     """
-    unknown = sorted({part["engine"] for part in expected} - set(MATCHERS))
-    if unknown:
-        raise OperationError(f"no integrity check for engine {', '.join(map(repr, unknown))}")
-    # each part's fingerprint is a full read of it (a checksum of every table): side by side
-    found = side_by_side([partial(MATCHERS[part["engine"]], stack, part) for part in expected])
-    checks = [Check(4, f"{part['name']} fingerprint", observed + ("" if ok else ", differs from the snapshot"),
-                    f"the snapshot's: {want}", ok)
-              for part, (observed, ok, want) in zip(expected, found)]
-    yield from report(checks, "phase 4 (integrity)")
+    yield from report(probed(probes, services_for(stack, probes)), "phase 4 (integrity)")
 
 
 @operation()

@@ -30,8 +30,6 @@ from facts.lock import holding_work
 from facts.mongo import (
     DROP_JS,
     PASSWORD_KEY,
-    PREVIOUS_SUFFIX,
-    SHADOW_SUFFIX,
     MongoFingerprint,
     MongoVersions,
     fingerprint_command,
@@ -40,8 +38,8 @@ from facts.mongo import (
     same_data,
     script,
     summary,
-    valid_database,
 )
+from facts.shadow import PREVIOUS_SUFFIX, SHADOW_SUFFIX, valid_database
 from facts.shell import assign, failing
 from facts.snapshots import checksum_checked, descriptor_written, valid_part_name
 

@@ -26,16 +26,14 @@ from facts.compose import Stack
 from facts.lock import holding_work
 from facts.mysql import (
     PASSWORD_KEY,
-    PREVIOUS_SUFFIX,
-    SHADOW_SUFFIX,
     MysqlFingerprint,
     MysqlVersions,
     client_function,
     fingerprint_command,
     same_data,
     summary,
-    valid_database,
 )
+from facts.shadow import PREVIOUS_SUFFIX, SHADOW_SUFFIX, valid_database
 from facts.shell import COMPRESSORS, assign, decompressor, failing
 from facts.snapshots import checksum_checked, descriptor_written, valid_part_name
 

@@ -5,28 +5,23 @@ pyinfra runs an operation on every host at once, but a host's operations one aft
 another. A rollback restores several independent components per host (MySQL, MongoDB,
 Redis, Qdrant, a volume set); ``concurrently`` lets them restore side by side.
 
-A step is one call of one of our operations, as plain data:
+A step is one call of one of our operations: the operation itself and its arguments,
 
 .. code:: python
 
-    {"operation": "operations.mysql.shadow_loaded", "label": "mysql/layra",
-     "kwargs": {"stack": {"dir": "/srv/layra"}, "database": "layra", ...}}
+    Step(mysql.shadow_loaded, {"stack": Stack("/srv/layra"), "database": "layra", ...}, label="mysql/layra")
 
-+ operation: the dotted path of an operation under ``ALLOWED_PREFIXES`` (``operations.``)
-+ kwargs: its arguments; a mapping given for a dataclass argument (``stack``) becomes one
-+ label: names the step in logs and errors (default: the operation's name)
-
-Each step runs the operation's own generator (``_inner``): what it reads, yields and
-refuses is exactly what the operation would read, yield and refuse on its own.
+so that a reader (or a tool) goes from the engine that made the step to the operation by
+following the code. Each step runs the operation's own generator (``_inner``): what it
+reads, yields and refuses is exactly what the operation would read, yield and refuse on
+its own.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-import types
 import typing
-from importlib import import_module
 from inspect import signature
 from itertools import chain
 
@@ -40,23 +35,38 @@ from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.util import print_host_combined_output
 from pyinfra.context import ctx_config, ctx_host, ctx_state
 
-# Where step operations may come from: ours only, never pyinfra's own or arbitrary code
-# named by data. Tests extend it with their own throwaway operations.
-ALLOWED_PREFIXES: tuple[str, ...] = ("operations.",)
-STEP_KEYS = {"operation", "kwargs", "label"}
+from facts.shell import UnreadableOutput
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Step:
-    path: str
-    label: str
-    inner: typing.Callable
-    kwargs: dict
-    given: dict  # kwargs as given, for the command's description
+    """One call of one of our operations, as a step of ``concurrently``.
+
+    + operation: the pyinfra operation itself (``operations.mysql.shadow_loaded``)
+    + kwargs: its arguments, as the operation takes them (no ``_global`` arguments: those
+      belong to ``concurrently``, for all steps)
+    + label: names the step in logs and errors (default: the operation's name)
+    """
+
+    operation: typing.Callable
+    kwargs: dict = dataclasses.field(default_factory=dict)
+    label: str = ""
+
+    @property
+    def inner(self) -> typing.Callable:
+        return self.operation._inner
+
+    @property
+    def path(self) -> str:
+        return f"{self.operation.__module__}.{self.operation.__name__}"
+
+    @property
+    def title(self) -> str:
+        return self.label or ".".join(self.path.split(".")[-2:])
 
     @property
     def name(self) -> str:
-        return f"{self.label} ({'.'.join(self.path.split('.')[-2:])})"
+        return f"{self.title} ({'.'.join(self.path.split('.')[-2:])})"
 
     def commands(self):
         for command in self.inner(**self.kwargs):
@@ -64,7 +74,8 @@ class Step:
             yield StringCommand(command.strip()) if isinstance(command, str) else command
 
     def as_data(self) -> dict:
-        return {"operation": self.path, "label": self.label, "kwargs": plain(self.given)}
+        """The step described as plain data, for the command's log line and the run record."""
+        return {"operation": self.path, "label": self.title, "kwargs": plain(self.kwargs)}
 
 
 class StepHost:
@@ -99,41 +110,6 @@ def plain(value):
     return value
 
 
-def typed(inner, kwargs: dict) -> dict:
-    """The operation's arguments with mappings turned into the dataclasses it annotates."""
-    try:
-        hints = typing.get_type_hints(inner)
-    except Exception:
-        return dict(kwargs)
-    result = {}
-    for key, value in kwargs.items():
-        hint = hints.get(key)
-        union = typing.get_origin(hint) in (typing.Union, types.UnionType)
-        for candidate in typing.get_args(hint) if union else (hint,):
-            if isinstance(value, dict) and isinstance(candidate, type) and dataclasses.is_dataclass(candidate):
-                value = candidate(**value)
-                break
-        result[key] = value
-    return result
-
-
-def resolved(path) -> typing.Callable:
-    if not isinstance(path, str) or not path.startswith(ALLOWED_PREFIXES):
-        raise OperationError(f"step operation {path!r} is not one of ours "
-                             f"(a dotted path under {', '.join(ALLOWED_PREFIXES)})")
-    module_name, name = path.rsplit(".", 1)
-    try:
-        found = getattr(import_module(module_name), name, None)
-    except ImportError as error:
-        raise OperationError(f"step operation {path!r}: {error}") from None
-    inner = getattr(found, "_inner", None)
-    if inner is None:
-        raise OperationError(f"step operation {path!r} is not a pyinfra operation")
-    if inner is concurrently._inner:
-        raise OperationError("concurrently cannot run itself as a step")
-    return inner
-
-
 def checked_groups(groups) -> list[list[Step]]:
     if isinstance(groups, (str, dict)) or not isinstance(groups, (list, tuple)) or not groups:
         raise OperationError(f"groups must be a non-empty list of lists of steps, got {groups!r}")
@@ -146,21 +122,23 @@ def checked_groups(groups) -> list[list[Step]]:
 
 
 def checked_step(step) -> Step:
-    if not isinstance(step, dict) or "operation" not in step or set(step) - STEP_KEYS:
-        raise OperationError(f"a step is {{operation, kwargs, label}}, got {step!r}")
-    path, kwargs = step["operation"], step.get("kwargs") or {}
-    inner = resolved(path)
-    label = step.get("label") or ".".join(path.split(".")[-2:])
-    if not isinstance(label, str) or "\n" in label:
-        raise OperationError(f"step label must be a string on one line, got {label!r}")
+    if not isinstance(step, Step):
+        raise OperationError(f"a step is a parallel.Step(operation, kwargs, label), got {step!r}")
+    if not callable(getattr(step.operation, "_inner", None)):
+        raise OperationError(f"step operation {step.operation!r} is not a pyinfra operation")
+    if step.operation is concurrently:
+        raise OperationError("concurrently cannot run itself as a step")
+    if not isinstance(step.label, str) or "\n" in step.label:
+        raise OperationError(f"step label must be a string on one line, got {step.label!r}")
+    kwargs = step.kwargs
     if not isinstance(kwargs, dict) or any(not isinstance(key, str) or key.startswith("_") for key in kwargs):
         # global arguments (_sudo, _env, ...) belong to the concurrently operation, for all steps
-        raise OperationError(f"{label}: kwargs must map argument names (no _global arguments), got {kwargs!r}")
+        raise OperationError(f"{step.title}: kwargs must map argument names (no _global arguments), got {kwargs!r}")
     try:
-        signature(inner).bind(**kwargs)
-        return Step(path, label, inner, typed(inner, kwargs), kwargs)
+        signature(step.inner).bind(**kwargs)
     except TypeError as error:
-        raise OperationError(f"{label}: {path} {error}") from None
+        raise OperationError(f"{step.title}: {step.path} {error}") from None
+    return step
 
 
 def advanced(generator, step_host: StepHost):
@@ -235,21 +213,22 @@ def connection_lost(host) -> bool:
 def described(error: Exception, host=None) -> str:
     """What a step's exception says to an operator; ``host``, where known, tells a dropped
     connection from other failures."""
-    if isinstance(error, OperationError):
+    if isinstance(error, (OperationError, UnreadableOutput)):
         return str(error)
     text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
     # a fact read or command on a connection that dropped: say so, not just "EOFError"
     if isinstance(error, (EOFError, ConnectionError, SSHException)):
         return f"SSH connection lost ({text})"
-    if isinstance(error, PyinfraError) and "No hosts remaining" in str(error):
-        # pyinfra failed the host on a fact it could not read
+    if type(error) is PyinfraError:
+        # pyinfra's own, bare: it failed the host on a fact it could not read ("No hosts
+        # remaining"); our facts' errors (UnreadableOutput) are subclasses with their words
         return ("SSH connection lost (a fact could not be read)" if host is not None and connection_lost(host)
                 else "a fact could not be read from the host (its error is above)")
     return text
 
 
 def group_name(group: list[Step]) -> str:
-    return ", ".join(dict.fromkeys(step.label for step in group))
+    return ", ".join(dict.fromkeys(step.title for step in group))
 
 
 def planned(group: list[Step]) -> tuple[int | None, list[str]]:
@@ -257,7 +236,7 @@ def planned(group: list[Step]) -> tuple[int | None, list[str]]:
     command, as pyinfra checks an operation. The first changing step and the noop reasons."""
     first, reasons = None, []
     for index, step in enumerate(group):
-        step_host = StepHost(ctx_host.get(), step.label, echo=False)
+        step_host = StepHost(ctx_host.get(), step.title, echo=False)
         generator = step.commands()
         try:
             command = advanced(generator, step_host)
@@ -268,7 +247,7 @@ def planned(group: list[Step]) -> tuple[int | None, list[str]]:
         if command is not None:
             first = index if first is None else first
         else:
-            reasons += step_host.noops or [f"{step.label} at the target"]
+            reasons += step_host.noops or [f"{step.title} at the target"]
     return first, reasons
 
 
@@ -277,7 +256,7 @@ def rechecked(group: list[Step]):
     A Pending, the noop reasons of a group at its target, or the failure of a step."""
     reasons = []
     for index, step in enumerate(group):
-        step_host = StepHost(ctx_host.get(), step.label, echo=True)
+        step_host = StepHost(ctx_host.get(), step.title, echo=True)
         generator = step.commands()
         try:
             command = advanced(generator, step_host)
@@ -285,7 +264,7 @@ def rechecked(group: list[Step]):
             return (step.name, described(error, step_host._host))
         if command is not None:
             return Pending(group, index, generator, command, step_host)
-        reasons += step_host.noops or [f"{step.label} at the target"]
+        reasons += step_host.noops or [f"{step.title} at the target"]
     return reasons
 
 
@@ -328,7 +307,7 @@ def run_pending(pending: Pending, connector_arguments: dict) -> tuple[str, str] 
             step_host, generator = pending.step_host, pending.generator
             commands = chain([pending.command], generator)
         else:
-            step_host = StepHost(pending.step_host._host, step.label, echo=True)
+            step_host = StepHost(pending.step_host._host, step.title, echo=True)
             generator = commands = step.commands()
         try:
             while (command := advanced(commands, step_host)) is not None:
@@ -376,8 +355,8 @@ def concurrently(groups: list[list[dict]]):
     """
     Run groups of steps at the same time on a host, the steps of each group in order.
 
-    + groups: lists of steps (see the module docstring); the groups run at the same time,
-      the steps of a group one after another
+    + groups: lists of ``Step`` objects (see the module docstring); the groups run at the same
+      time, the steps of a group one after another
 
     Each group behaves as its steps would as operations of their own, one after
     another: while planning, every step is checked against the facts as they are (and
@@ -404,18 +383,16 @@ def concurrently(groups: list[list[dict]]):
             name="Restore the components",
             groups=[
                 [
-                    {"operation": "operations.mysql.shadow_loaded", "label": "mysql/layra",
-                     "kwargs": {"stack": {"dir": "/srv/layra"}, "database": "layra",
-                                "dump_file": "/var/backups/layra/2026/mysql.layra.sql.gz",
-                                "sha256": "9f86d08...", "fingerprint": {...}}},
-                    {"operation": "operations.mysql.swapped_in", "label": "mysql/layra",
-                     "kwargs": {"stack": {"dir": "/srv/layra"}, "database": "layra",
-                                "fingerprint": {...}}},
+                    Step(mysql.shadow_loaded, {"stack": Stack("/srv/layra"), "database": "layra",
+                                               "dump_file": "/var/backups/layra/2026/mysql.layra.sql.gz",
+                                               "sha256": "9f86d08...", "fingerprint": {...}}, "mysql/layra"),
+                    Step(mysql.swapped_in, {"stack": Stack("/srv/layra"), "database": "layra",
+                                            "fingerprint": {...}}, "mysql/layra"),
                 ],
                 [
-                    {"operation": "operations.redis.restored", "label": "redis",
-                     "kwargs": {"stack": {"dir": "/srv/layra"}, "rdb_file": "/var/backups/layra/2026/redis.rdb.gz",
-                                "sha256": "5f1c...", "fingerprint": {...}}},
+                    Step(redis.restored, {"stack": Stack("/srv/layra"),
+                                          "rdb_file": "/var/backups/layra/2026/redis.rdb.gz",
+                                          "sha256": "5f1c...", "fingerprint": {...}}, "redis"),
                 ],
             ],
         )

@@ -37,6 +37,7 @@ from facts.qdrant import (
     QdrantSnapshots,
     qdrant_call,
     qdrant_client,
+    same_data,
     valid_name,
     valid_url,
 )
@@ -245,8 +246,7 @@ def restored(stack: Stack, collection: str, snapshot_file: str, sha256: str, fin
                              f"({', '.join(FINGERPRINT_FIELDS)}), got {fingerprint!r}")
 
     current = live_fingerprint(stack, url, password_key)["collections"].get(collection)
-    wanted = {field: fingerprint[field] for field in FINGERPRINT_FIELDS}
-    if current == wanted:
+    if same_data(current, fingerprint):
         host.noop(f"qdrant collection {collection} already matches the snapshot ({current['points']} points)")
         return
 

@@ -25,19 +25,20 @@ from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 from facts.compose import Stack, compose_command
 from facts.lock import holding_work
 from facts.redis import (
+    FINGERPRINT_FIELDS,
     PASSWORD_KEY,
     RedisFingerprint,
     RedisKeyCounts,
     RedisPersistence,
     redis_auth,
     redis_exec,
+    same_data,
     valid_pattern,
     valid_volatile,
 )
 from facts.secrets import KEY_PATTERN
 from facts.snapshots import checksum_checked, descriptor_written, valid_part_name
 
-FINGERPRINT_FIELDS = ("dbsize", "keys_sha256", "sample", "sample_sha256")
 STOP_TIMEOUT = 120  # seconds `docker compose stop` lets Redis save before it is killed
 
 # Groups the quoted key names SCAN prints into `UNLINK k1 k2 ...` lines of n keys each.
@@ -337,7 +338,7 @@ def restored(stack: Stack, rdb_file: str, sha256: str, fingerprint: dict, servic
 
     live = host.get_fact(RedisFingerprint, stack=stack, service=service, password_key=password_key,
                          **volatile_args(volatile))
-    if dict(live) == dict(fingerprint):
+    if same_data(live, fingerprint):
         host.noop(f"redis already matches the snapshot (dbsize {live['dbsize']})")
         return
 

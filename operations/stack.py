@@ -27,6 +27,7 @@ from facts.compose import (
     compose_command,
     project_containers_command,
     replaced_command,
+    valid_service,
 )
 from facts.shell import assign
 from facts.stack import (
@@ -39,7 +40,6 @@ from facts.stack import (
     valid_image_id,
     valid_ref,
 )
-from facts.volumes import valid_service
 
 
 def unknown_commit(ref: str, stack_dir: str, remotes: list[str], head: str | None = None) -> str:

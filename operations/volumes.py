@@ -26,7 +26,7 @@ import posixpath
 from pyinfra import host, logger
 from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 
-from facts.compose import Stack, compose_command
+from facts.compose import Stack, compose_command, valid_service
 from facts.lock import holding_work
 from facts.shell import COMPRESSORS, assign, decompressor
 from facts.snapshots import checksum_checked, valid_part_name
@@ -37,7 +37,6 @@ from facts.volumes import (
     fingerprint_text,
     library,
     services_args,
-    valid_service,
     volume_problems,
 )
 

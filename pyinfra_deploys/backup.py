@@ -30,7 +30,7 @@ from .config import (
     snapshot_root,
     stack_from,
 )
-from .engines import ENGINES
+from .engines import Component, engine_of
 
 # Every host of one run shares one snapshot id.
 _RUN: dict[str, str] = {}
@@ -52,11 +52,11 @@ def snapshot_id_for_run(data) -> str:
     return _RUN["id"]
 
 
-def backup_parts(stack, components: list[dict]) -> list[tuple]:
+def backup_parts(stack, components: list[Component]) -> list[tuple]:
     """(engine, component, part name, part) for every part this host's components dump."""
-    return [(ENGINES[component["engine"]], component, name, part)
+    return [(engine_of(component), component, name, part)
             for component in components
-            for name, part in ENGINES[component["engine"]].parts(stack, component).items()]
+            for name, part in engine_of(component).parts(stack, component).items()]
 
 
 def estimated_bytes(stack, parts) -> int:
@@ -76,7 +76,7 @@ def stack_metadata(stack) -> dict:
     }
 
 
-def snapshot_taken(stack, components: list[dict], root: str, snapshot_id: str, label: str):
+def snapshot_taken(stack, components: list[Component], root: str, snapshot_id: str, label: str):
     """Register the operations that write snapshot ``snapshot_id`` of this host, checked
     against its manifest once complete; nothing when it already exists. Refuses (DeployError)
     when the snapshot root lacks room, before anything runs."""

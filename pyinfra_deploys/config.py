@@ -9,35 +9,27 @@ import re
 
 from pyinfra.api import DeployError
 
-from facts.compose import Stack
+from facts.compose import Stack, valid_service
 from facts.http import FUNCTIONAL_KEYS, BadSetting, functional_spec
 from facts.maintenance import settings_problem
 from facts.metrics import kafka_spec
-from facts import mongo, mysql, qdrant, redis
-from facts.mysql import valid_database
-from facts.qdrant import valid_name, valid_url
-from facts.redis import valid_volatile
-from facts.secrets import KEY_PATTERN
 from facts.snapshots import ROOT_RULE, valid_root
-from facts.volumes import valid_service
 
-ENGINES = ("mysql", "mongo", "redis", "qdrant", "volumes")
-# The env file key of a component's password where it names none (Layra's own keys);
-# ``password_key: null`` in the host data means the component has no credentials.
-PASSWORD_KEYS = {"mysql": mysql.PASSWORD_KEY, "mongo": mongo.PASSWORD_KEY, "redis": redis.PASSWORD_KEY,
-                 "qdrant": qdrant.DEFAULT_KEY}
+from .engines import ENGINES, Component, SettingError
+from .engines.base import NAME_RULE, one_line
+from .engines.redis import LAYRA_CACHES
 
-# The stateful services of Layra's own docker-compose.yml.
+# The stateful services of Layra's own docker-compose.yml (each engine's own defaults fill
+# in the rest: service names, users, password keys).
 LAYRA_COMPONENTS = {
-    "mysql": {"engine": "mysql", "service": "mysql", "user": "root", "databases": ["layra"]},
-    "mongodb": {"engine": "mongo", "service": "mongodb", "user": "root", "auth_db": "admin", "databases": ["layra"]},
-    "redis": {"engine": "redis", "service": "redis",
-              "flush_patterns": ["user:session:*", "kb:cache:*", "embedding:*"], "rdb": False},
+    "mysql": {"engine": "mysql", "databases": ["layra"]},
+    "mongodb": {"engine": "mongo", "databases": ["layra"]},
+    "redis": {"engine": "redis", "flush_patterns": list(LAYRA_CACHES)},
     "minio": {"engine": "volumes", "services": ["minio"]},
     "milvus": {"engine": "volumes", "services": ["milvus-standalone", "milvus-etcd", "milvus-minio"],
                "milvus": {"client_service": "backend", "uri": "http://milvus-standalone:19530"}},
     "kafka": {"engine": "volumes", "services": ["kafka"]},
-    "qdrant": {"engine": "qdrant", "service": "qdrant", "url": "http://127.0.0.1:6333"},
+    "qdrant": {"engine": "qdrant"},
 }
 
 DEFAULTS = {
@@ -64,17 +56,10 @@ DEFAULTS = {
     "layra_kafka": None,
 }
 
-# What a compose service (or component) name must be (`facts.volumes.valid_service`).
-NAME_RULE = "1-64 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit"
 # A compose project name, as docker compose takes it.
 PROJECT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")
 # A URL fetched on the host: http(s), nothing a shell or a log line would split on.
 HEALTH_URL = re.compile(r"^https?://[^\s'\"`\\]+\Z")
-
-
-def one_line(value) -> bool:
-    """A non-empty string on one line (no newline, carriage return or NUL)."""
-    return isinstance(value, str) and value != "" and not set(value) & set("\n\r\0")
 
 
 def every_host_reached(state):
@@ -210,65 +195,25 @@ def rolling_from(data, quiesce: dict | None) -> dict | None:
             "timeout": ready_timeout(data)}
 
 
-def components_from(data) -> list[dict]:
-    """The host's components as a list of ``{"name", "engine", ...}``, validated."""
+def components_from(data) -> list[Component]:
+    """The host's components, each its engine's settings (defaults filled in), validated:
+    a malformed one is refused naming its key."""
     raw = expect(data, "layra_components", dict, "a mapping of component name to settings")
     components = []
     for name, settings in raw.items():
         if not valid_service(name):
             raise DeployError(f"host data 'layra_components' names a component {name!r}: a component name must be "
                               f"{NAME_RULE} (it names the snapshot's files)")
-
-        def bad(key: str | None, what: str):
-            raise DeployError(f"host data 'layra_components.{name}{'.' + key if key else ''}' {what}")
-
+        where = f"host data 'layra_components.{name}"
         if not isinstance(settings, dict):
-            bad(None, f"must be a mapping, got {settings!r}")
-        engine = settings.get("engine")
-        if engine not in ENGINES:
-            bad("engine", f"must be one of {', '.join(ENGINES)}, got {engine!r}")
-        if engine == "volumes":
-            services = settings.get("services")
-            if not isinstance(services, list) or not services or not all(valid_service(s) for s in services):
-                bad("services", f"must be a non-empty list of compose service names ({NAME_RULE}), got {services!r}")
-            milvus = settings.get("milvus")
-            if milvus is not None and not (isinstance(milvus, dict) and set(milvus) <= {"client_service", "uri"}
-                                           and valid_service(milvus.get("client_service", "backend"))
-                                           and one_line(milvus.get("uri", "-"))):
-                bad("milvus", f"must be a mapping with client_service (a service with pymilvus) and/or uri "
-                              f"(strings on one line), got {milvus!r}")
-        elif not valid_service(settings.get("service")):
-            bad("service", f"must be a compose service name ({NAME_RULE}), got {settings.get('service')!r}")
-        if engine in ("mysql", "mongo"):
-            databases = settings.get("databases", [])
-            if not isinstance(databases, list) or not all(valid_database(d) for d in databases):
-                bad("databases", f"must be a list of plain database names (letters, digits, _; at most 48), "
-                                 f"got {databases!r}")
-        if engine == "redis":
-            patterns = settings.get("flush_patterns", [])
-            if not isinstance(patterns, list) or not all(one_line(p) for p in patterns):
-                bad("flush_patterns", f"must be a list of key patterns (each on one line), got {patterns!r}")
-            if not isinstance(settings.get("rdb", False), bool):
-                bad("rdb", f"must be true (Redis holds state: back it up) or false (cache only), "
-                           f"got {settings.get('rdb')!r}")
-            if settings.get("rdb") and not all(valid_volatile(p) for p in patterns):
-                bad("flush_patterns", f"with rdb true are also left out of the fingerprint, so only * and ? "
-                                      f"wildcards, got {patterns!r}")
-        if engine == "qdrant":
-            if "url" in settings and not valid_url(settings["url"]):
-                bad("url", f"must be http(s)://host[:port], got {settings['url']!r}")
-            collections = settings.get("collections", [])
-            if not isinstance(collections, list) or not all(valid_name(c) for c in collections):
-                bad("collections", f"must be a list of collection names (letters, digits, _.-), got {collections!r}")
-        for text_key in ("user", "auth_db"):
-            if text_key in settings and not one_line(settings[text_key]):
-                bad(text_key, f"must be a name on one line, got {settings[text_key]!r}")
-        key = settings.get("password_key")
-        if key is not None and not (isinstance(key, str) and KEY_PATTERN.match(key)):
-            bad("password_key", f"must name a variable of the env file (A-Z a-z 0-9 _, not starting with a "
-                                f"digit), got {key!r}")
-        defaults = {"password_key": PASSWORD_KEYS[engine]} if engine in PASSWORD_KEYS else {}
-        components.append({"name": name, **defaults, **settings})
+            raise DeployError(f"{where}' must be a mapping, got {settings!r}")
+        engine = ENGINES.get(settings.get("engine"))
+        if engine is None:
+            raise DeployError(f"{where}.engine' must be one of {', '.join(ENGINES)}, got {settings.get('engine')!r}")
+        try:
+            components.append(engine.component.from_data(name, settings))
+        except SettingError as error:
+            raise DeployError(f"{where}.{error.key}' {error.what}") from None
     return components
 
 

@@ -23,7 +23,7 @@ from pyinfra.api.state import BaseStateCallback
 from facts.lock import WorkInProgress, lock_path, release_command, valid_run_id
 from facts.maintenance import MaintenanceState
 
-from .record import command_line
+from .runs import command_line
 
 
 def process_alive(pid) -> bool:
@@ -35,14 +35,20 @@ def process_alive(pid) -> bool:
     return b"pyinfra" in cmdline or b"layra-rollback" in cmdline
 
 
-def holder_status(holder: dict, here: str | None = None) -> str:
-    """Whether the holding run can still be alive, as far as this machine can tell."""
+def holder_state(holder: dict, here: str | None = None) -> str:
+    """Whether the holding run can still be alive, as far as this machine can tell:
+    ``elsewhere`` (another controller), ``running`` (here) or ``gone`` (here: stale)."""
     if holder.get("controller") != (here or socket.gethostname()):
-        return (f"It runs from {holder.get('controller')}: check there that it has ended "
-                "before breaking its lock.")
-    if process_alive(holder.get("pid")):
-        return "Its process is still running here."
-    return "Its process is gone: the lock is stale."
+        return "elsewhere"
+    return "running" if process_alive(holder.get("pid")) else "gone"
+
+
+def holder_status(holder: dict, here: str | None = None) -> str:
+    """``holder_state`` in the words of a refusal."""
+    return {"elsewhere": f"It runs from {holder.get('controller')}: check there that it has ended "
+                         "before breaking its lock.",
+            "running": "Its process is still running here.",
+            "gone": "Its process is gone: the lock is stale."}[holder_state(holder, here)]
 
 
 def lock_refusal(stack_dir: str, holder: dict | None, breaking: str | None, here: str | None = None) -> str | None:
@@ -56,7 +62,7 @@ def lock_refusal(stack_dir: str, holder: dict | None, breaking: str | None, here
     run_id = holder["run_id"]
     status = holder_status(holder, here)
     if breaking == run_id:
-        if status.startswith("Its process is still running"):
+        if holder_state(holder, here) == "running":
             return f"run {run_id} still runs here (pid {holder.get('pid')}): its lock is not stale, refusing to break it"
         return None
     return (f"another rollback holds the lock {path}: run {run_id} by {holder.get('who')} "

@@ -34,7 +34,8 @@ from .config import (
     snapshot_root,
     stack_from,
 )
-from .record import RUN, VALUE_OPTIONS
+from .record import RUN
+from .runs import VALUE_OPTIONS
 from .triggers import Decision, RuleError, load_rules, seconds
 from .watch import Alerts, Outcome, RollbackCommand, Sampler, Watcher, iso
 

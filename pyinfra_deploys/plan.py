@@ -8,9 +8,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from facts import mongo
-from facts.mysql import same_data, schema_changes
-from facts.text import counted, moved
 from operations.stack import (
     image_returns,
     off_image,
@@ -19,7 +16,8 @@ from operations.stack import (
     unknown_commit,
 )
 
-from .record import write_private
+from .engines import ENGINES
+from .runs import write_private
 
 OFF_IMAGE = "it runs another image than the one the snapshot recorded"
 
@@ -91,110 +89,6 @@ def stack_plan(ref: str, stack_dir: str, repo: dict | None, target: dict | None,
     }
 
 
-def mysql_plan(name: str, database: str, live: dict, snapshot: dict) -> dict:
-    """Restoring one database: per-table rows current -> snapshot, tables added/dropped."""
-    live_tables = live.get("tables", {}) if live.get("exists") else {}
-    snap_tables = snapshot.get("tables", {})
-    tables = {
-        table: [live_tables.get(table, {}).get("rows"), snap_tables.get(table, {}).get("rows")]
-        for table in sorted(set(live_tables) | set(snap_tables))
-    }
-    changed_rows = {
-        table: counts for table, counts in tables.items()
-        if table in live_tables and table in snap_tables
-        and (counts[0] != counts[1] or live_tables[table].get("checksum") != snap_tables[table].get("checksum"))
-    }
-    added, dropped = sorted(set(snap_tables) - set(live_tables)), sorted(set(live_tables) - set(snap_tables))
-    return {
-        "component": f"{name}/{database}",
-        "engine": "mysql",
-        "exists": bool(live.get("exists")),
-        "tables_changed": changed_rows,
-        "tables_added": added,      # the restore brings them back
-        "tables_dropped": dropped,  # the restore moves them aside
-        "schema_changed": live.get("schema_sha256") != snapshot.get("schema_sha256"),
-        "schema": schema_objects_changed(live, snapshot, set(added) | set(dropped)),
-        "changes": not same_data(live, snapshot),
-    }
-
-
-def schema_objects_changed(live: dict, snapshot: dict, whole_tables: set[str]) -> dict | None:
-    """The columns, indexes, views, routines, triggers and events a restore adds, drops or
-    alters; a table added or dropped whole is named once, as a table, not by its columns."""
-    changes = schema_changes(live, snapshot) if live.get("exists") else None
-    if changes is None:
-        return None
-
-    def own(name: str) -> bool:
-        kind, _, rest = name.partition(" ")
-        return not (kind in ("column", "index") and rest.rsplit(".", 1)[0] in whole_tables)
-
-    return {what: [name for name in names if own(name)] for what, names in changes.items()}
-
-
-def mongo_plan(name: str, database: str, live: dict, snapshot: dict) -> dict:
-    """Restoring one MongoDB database: per-collection documents current -> snapshot."""
-    live_collections = live.get("collections", {}) if live.get("exists") else {}
-    snap_collections = snapshot.get("collections", {})
-    changed = {
-        collection: [live_collections[collection].get("count"), snap_collections[collection].get("count")]
-        for collection in sorted(set(live_collections) & set(snap_collections))
-        if live_collections[collection] != snap_collections[collection]
-    }
-    return {
-        "component": f"{name}/{database}",
-        "engine": "mongo",
-        "exists": bool(live.get("exists")),
-        "collections_changed": changed,
-        "collections_added": sorted(set(snap_collections) - set(live_collections)),
-        "collections_dropped": sorted(set(live_collections) - set(snap_collections)),
-        "changes": not mongo.same_data(live, snapshot),
-    }
-
-
-def qdrant_plan(name: str, collection: str, live: dict | None, snapshot: dict) -> dict:
-    """Recovering one Qdrant collection: points current -> snapshot, configuration changed or not."""
-    return {
-        "component": f"{name}/{collection}",
-        "engine": "qdrant",
-        "exists": live is not None,
-        "points": [(live or {}).get("points"), snapshot.get("points")],
-        "config_changed": live is not None and live.get("config_sha256") != snapshot.get("config_sha256"),
-        "changes": live != snapshot,
-    }
-
-
-def redis_plan(name: str, flush_counts: dict[str, int], live: dict | None = None,
-               snapshot: dict | None = None) -> dict:
-    """Flushing caches by pattern (how many keys match each), and an RDB restore if any."""
-    plan = {"component": name, "engine": "redis", "flush": flush_counts,
-            "changes": any(flush_counts.values())}
-    if snapshot is not None:
-        plan["restore"] = {"dbsize": [(live or {}).get("dbsize"), snapshot.get("dbsize")],
-                           "changes": live != snapshot}
-        plan["changes"] = plan["changes"] or live != snapshot
-    return plan
-
-
-def volumes_plan(name: str, live: dict, descriptor: dict, matches: dict[str, bool], row_counts: dict) -> dict:
-    """Restoring a volume set: per volume changed or not (files, bytes current -> snapshot),
-    and Milvus row counts where both sides have them (read only for a set that changes)."""
-    volumes = {}
-    for volume, want in sorted(descriptor["volumes"].items()):
-        current = (live.get(volume) or {}).get("fingerprint") or {}
-        volumes[volume] = {"changed": not matches[volume],
-                           "files": [current.get("files"), want["fingerprint"].get("files")],
-                           "bytes": [current.get("bytes"), want["fingerprint"].get("bytes")]}
-    plan = {"component": name, "engine": "volumes", "services": descriptor["services"], "volumes": volumes,
-            "changes": not all(matches.values())}
-    snapshot_counts = descriptor.get("milvus_collections")
-    if snapshot_counts is not None and row_counts:
-        live_counts = row_counts["milvus_collections"]
-        plan["milvus_collections"] = {c: [live_counts.get(c), snapshot_counts.get(c)]
-                                      for c in sorted(set(live_counts) | set(snapshot_counts))}
-    return plan
-
-
 def describe(plan: dict) -> list[str]:
     """Readable lines for one component's plan."""
     lines = describe_engine(plan)
@@ -205,17 +99,8 @@ def describe(plan: dict) -> list[str]:
 
 
 def describe_engine(plan: dict) -> list[str]:
-    engine = plan.get("engine")
-    if engine == "mysql":
-        return describe_mysql(plan)
-    if engine == "redis":
-        return describe_redis(plan)
-    if engine == "volumes":
-        return describe_volumes(plan)
-    if engine == "mongo":
-        return describe_mongo(plan)
-    if engine == "qdrant":
-        return describe_qdrant(plan)
+    if plan.get("engine") in ENGINES:
+        return ENGINES[plan["engine"]].describe(plan)
     if plan["component"] != "stack":
         return [f"{plan['component']}: {plan.get('summary', '')}"]
     current, target = (plan["current"] or "?")[:7], (plan["target"] or "?")[:7]
@@ -263,85 +148,6 @@ def image_line(back: dict) -> str:
     if back["action"] == "rebuild":
         return f"rebuilt from the commit ({why})"
     return f"image {back['image']} as the commit names it ({why})"
-
-
-def describe_mysql(plan: dict) -> list[str]:
-    head = f"{plan['component']}: "
-    if not plan["changes"]:
-        return [head + "no change: already matches the snapshot"]
-    lines = [head + ("restore from the snapshot" if plan["exists"] else "create from the snapshot (no live database)")]
-    lines += [f"  {table}: {moved(*counts, 'row')}" + (" (same count, other content)" if counts[0] == counts[1] else "")
-              for table, counts in plan["tables_changed"].items()]
-    lines += [f"  table {table} added" for table in plan["tables_added"]]
-    lines += [f"  table {table} dropped (kept in the __pre_restore database)" for table in plan["tables_dropped"]]
-    schema = plan.get("schema")
-    if schema:
-        lines += [f"  {name} added" for name in schema["added"]]
-        lines += [f"  {name} dropped" for name in schema["dropped"]]
-        lines += [f"  {name} altered (back to the snapshot's definition)" for name in schema["altered"]]
-    if not plan["schema_changed"]:
-        lines.append("  schema unchanged")
-    elif schema is None:
-        lines.append("  schema changed (the snapshot predates per-object fingerprints: which objects, not known)")
-    return lines
-
-
-def describe_redis(plan: dict) -> list[str]:
-    lines = []
-    restore = plan.get("restore")
-    if restore:
-        lines.append(f"{plan['component']}: " + (f"restore RDB, {moved(*restore['dbsize'], 'key')}" if restore["changes"]
-                                                 else "RDB already matches the snapshot"))
-    # caches are flushed after a change, not for their own sake: only when the run changes something
-    flushes = plan.get("flushes", True)
-    for pattern, count in plan["flush"].items():
-        lines.append(f"{plan['component']}: {counted(count, 'key')} match{'es' * (count == 1)} {pattern}"
-                     + ((" (flush)" if flushes else " (left alone: the run changes nothing here)") if count else ""))
-    return lines or [f"{plan['component']}: nothing to do"]
-
-
-def describe_mongo(plan: dict) -> list[str]:
-    head = f"{plan['component']}: "
-    if not plan["changes"]:
-        return [head + "no change: already matches the snapshot"]
-    lines = [head + ("restore from the snapshot" if plan["exists"] else "create from the snapshot (no live database)")]
-    lines += [f"  {collection}: {moved(*counts, 'document')}" + (" (same count, other content)" if counts[0] == counts[1] else "")
-              for collection, counts in plan["collections_changed"].items()]
-    lines += [f"  collection {c} added" for c in plan["collections_added"]]
-    lines += [f"  collection {c} dropped (kept in the __pre_restore database)" for c in plan["collections_dropped"]]
-    return lines
-
-
-def describe_qdrant(plan: dict) -> list[str]:
-    head = f"{plan['component']}: "
-    if not plan["changes"]:
-        return [head + "no change: already matches the snapshot"]
-    current, target = plan["points"]
-    if not plan["exists"]:
-        return [head + f"create from the snapshot (no live collection), {counted(target, 'point')}"]
-    return [head + f"recover from the snapshot, {moved(current, target, 'point')}"
-            + (" (same count, other content)" if current == target and not plan["config_changed"] else "")
-            + (", configuration changed" if plan["config_changed"] else "")]
-
-
-def describe_volumes(plan: dict) -> list[str]:
-    head = f"{plan['component']} ({', '.join(plan['services'])}): "
-    if not plan["changes"]:
-        return [head + "no change: every volume matches the snapshot"]
-    lines = [head + "stop together, restore, start"]
-    for volume, change in plan["volumes"].items():
-        (files, want_files), (size, want_size) = change["files"], change["bytes"]
-        lines.append(f"  volume {volume}: " + (f"{moved(files, want_files, 'file')}, {size_text(size)} -> {size_text(want_size)}"
-                                               if change["changed"] else "unchanged"))
-    for collection, (current, want) in plan.get("milvus_collections", {}).items():
-        lines.append(f"  milvus {collection}: {moved(current, want, 'row')}")
-    return lines
-
-
-def size_text(size) -> str:
-    if size is None:
-        return "?"
-    return f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size / 1024:.1f} KiB"
 
 
 class PlanFile:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import jinja2
 
-from .record import PHASES, write_private
+from .runs import PHASES, write_private
 
 # The runbook's recovery-time targets, in seconds.
 TARGETS = {"detection": 60, "decision": 120, "execution": 300, "verification": 180, "total": 600}

@@ -26,19 +26,10 @@ from pyinfra.api import DeployError, deploy
 from facts.compose import ComposeServices, ComposeTargetConfig
 from facts.gather import side_by_side
 from facts.lock import RollbackLock
-from facts.redis import RedisKeyCounts
-from facts.snapshots import (
-    SNAPSHOT_ID_RULE,
-    SnapshotCatalog,
-    SnapshotFiles,
-    SnapshotManifest,
-    snapshot_dir,
-    valid_snapshot_id,
-)
+from facts.snapshots import SNAPSHOT_ID_RULE, snapshot_dir, valid_snapshot_id
 from facts.stack import ImagesPresent, StackRepo, StackTarget, valid_ref
-from operations import lock, maintenance, parallel, redis
+from operations import lock, maintenance, parallel
 from operations import stack as stack_ops
-from operations.snapshots import by_age, snapshot_problems
 
 from .backup import snapshot_taken
 from .config import (
@@ -53,7 +44,8 @@ from .config import (
     stack_from,
     work_wait,
 )
-from .engines import ENGINES, redis_args, without_credentials
+from .engines import engine_of
+from .engines.base import without_credentials
 from .lock import (
     LOCKS,
     lock_refusal,
@@ -61,66 +53,10 @@ from .lock import (
     maintenance_left_on,
     orphaned_work_waited,
 )
-from .plan import PLANS, describe, redis_plan, stack_plan
+from .plan import PLANS, describe, stack_plan
 from .record import RUN
+from .snapshot import SAFETY_LABEL, chosen_snapshot, load_manifest, restorable_parts
 from .verify import integrity_verified, service_verified
-
-SAFETY_LABEL = "safety"
-
-
-def latest_snapshot(catalog: dict) -> str | None:
-    """The newest verified snapshot that is not a safety snapshot (those hold a bad state)."""
-    snapshots = catalog.get("snapshots", {})
-    for snapshot_id in reversed(by_age(snapshots)):
-        entry = snapshots[snapshot_id]
-        if entry.get("verified_at") and not (entry.get("label") or "").startswith(SAFETY_LABEL):
-            return snapshot_id
-    return None
-
-
-def chosen_snapshot(root: str, wanted: str) -> str:
-    if wanted != "latest":
-        if not valid_snapshot_id(wanted):
-            raise DeployError(f"snapshot id {wanted!r} must be {SNAPSHOT_ID_RULE} (or 'latest')")
-        return wanted
-    catalog = host.get_fact(SnapshotCatalog, root=root)
-    chosen = latest_snapshot(catalog)
-    if chosen is None:
-        raise DeployError(f"{host.name}: snapshot=latest, but no verified snapshot under {root} "
-                          f"({len(catalog.get('snapshots', {}))} complete, none verified outside safety snapshots): "
-                          "verify one with `layra-rollback snapshots verify`")
-    logger.info(f"{host.print_prefix}snapshot=latest: {chosen}")
-    return chosen
-
-
-def load_manifest(root: str, snapshot_id: str) -> dict:
-    """The snapshot's manifest, once every file is checked against it; refused otherwise."""
-    manifest = host.get_fact(SnapshotManifest, root=root, snapshot_id=snapshot_id)
-    if not manifest:
-        known = sorted(host.get_fact(SnapshotCatalog, root=root).get("snapshots", {}))
-        raise DeployError(
-            f"{host.name}: no snapshot {snapshot_id!r} under {root}"
-            + (f" (this host has: {', '.join(known[-5:])})" if known else " (this host has none)")
-        )
-    files = host.get_fact(SnapshotFiles, directory=snapshot_dir(root, snapshot_id))
-    problems = snapshot_problems(snapshot_id, manifest, files) if files else ["its directory is unreadable"]
-    if problems:
-        raise DeployError(f"{host.name}: snapshot {snapshot_id} fails its checksums, nothing was restored: "
-                          + "; ".join(problems))
-    return manifest
-
-
-def restorable_parts(manifest: dict, components: list[dict]) -> list[tuple[dict, dict]]:
-    """(component settings, part descriptor) for each part of the snapshot this host holds."""
-    by_name = {component["name"]: component for component in components}
-    parts = []
-    for name, part in sorted(manifest.get("parts", {}).items()):
-        component = by_name.get(part.get("component"))
-        if component is None or component["engine"] != part.get("engine"):
-            logger.info(f"{host.print_prefix}snapshot part {name} is not a component of this host: skipped")
-            continue
-        parts.append((component, part))
-    return parts
 
 
 def plan_stack(stack, ref: str, images: dict) -> dict:
@@ -130,12 +66,6 @@ def plan_stack(stack, ref: str, images: dict) -> dict:
     target_config = host.get_fact(ComposeTargetConfig, stack=stack, ref=ref) if target else None
     present = host.get_fact(ImagesPresent, ids=sorted(set(images.values()))) if images else []
     return stack_plan(ref, stack.dir, repo, target, services, target_config, images=images, present=present)
-
-
-def cache_plan(stack, component: dict) -> dict:
-    args = redis_args(component)
-    counts = host.get_fact(RedisKeyCounts, stack=stack, patterns=component["flush_patterns"], **args)
-    return without_credentials(redis_plan(component["name"], counts), args)
 
 
 def incident_from(data) -> dict:
@@ -202,20 +132,26 @@ def rollback():
     if not isinstance(ref, str) or not valid_ref(ref):
         raise DeployError(f"commit {ref!r} is not a valid git ref (sha, tag or branch)")
 
-    # Cache patterns are flushed after the restores: also where Redis was restored from its
-    # RDB (its sessions and caches then date from the snapshot).
-    caches = [c for c in components if c["engine"] == "redis" and c.get("flush_patterns")]
-    # the stack, each part and each cache: independent reads, side by side
-    plans = side_by_side(
+    # the stack, each part and each component's caches: independent reads, side by side.
+    # Caches are flushed after the restores: also where Redis was restored from its RDB
+    # (its sessions and caches then date from the snapshot).
+    stack_change, *found = side_by_side(
         [lambda: plan_stack(stack, ref, images)]
-        + [partial(ENGINES[part["engine"]].plan, stack, component, part, sha256s) for component, part in parts]
-        + [partial(cache_plan, stack, component) for component in caches]
+        + [partial(engine_of(component).plan, stack, component, name, part, sha256s) for component, name, part in parts]
+        + [partial(engine_of(component).cache_plan, stack, component) for component in components]
     )
+    part_plans = {plan["part"]: plan for plan in found if plan and plan["part"]}
+    cache_plans = [plan for plan in found if plan and not plan["part"]]
+    for component, name, _ in parts:
+        without_credentials(part_plans[name], component)
+    for plan in cache_plans:
+        without_credentials(plan, next(c for c in components if c.name == plan["component"]))
     # Cache flushes alone do not make a rollback: they follow a change, they do not cause one.
-    restores = any(plan["changes"] for plan in plans[1:1 + len(parts)])
-    changes = plans[0]["changes"] or restores
-    for plan in plans[1 + len(parts):]:
+    restores = any(plan["changes"] for plan in part_plans.values())
+    changes = stack_change["changes"] or restores
+    for plan in cache_plans:
         plan["flushes"] = changes
+    plans = [stack_change, *(plan for plan in found if plan)]
     for plan in plans:
         for line in describe(plan):
             logger.info(f"{host.print_prefix}plan: {line}")
@@ -227,7 +163,7 @@ def rollback():
         raise DeployError(f"{host.name}: " + "; ".join(refused))
     RUN.changes[host.name] = changes
     RUN.lift[host.name] = lift_command()
-    RUN.note(host, snapshot=snapshot_id, commit=plans[0].get("target"),
+    RUN.note(host, snapshot=snapshot_id, commit=stack_change.get("target"),
              plan=[line for plan in plans for line in describe(plan)])
 
     # Taken before the first change, by the runs that change something; a run that
@@ -258,22 +194,23 @@ def rollback():
         if changes:
             tag = f"rollback-{RUN.run_id.split('-')[0]}"
             RUN.record["tag"] = tag
-            stack_ops.tagged(name=f"Tag {tag}", stack=stack, tag=tag, commit=plans[0]["target"],
+            stack_ops.tagged(name=f"Tag {tag}", stack=stack, tag=tag, commit=stack_change["target"],
                              message=f"layra-rollback run {RUN.run_id} by {RUN.record['who']}: "
                                      f"stack at {ref}" + (f", data from snapshot {snapshot_id}" if snapshot_id else ""))
 
-    expected = []
+    probes = []
     with RUN.phase("restore"):
         if changes:
             # every part, also those that matched when planned: writes may have landed
             # since, until maintenance went on, so those restores check again first. A part
             # the plan found different stays different (only a restore brings it back, and
             # the lock keeps others out): its live fingerprint, a full scan, is not re-read.
-            groups = [ENGINES[part["engine"]].restore(stack, component, part, files, sha256s, differs=plan["changes"])
-                      for (component, part), plan in zip(parts, plans[1:1 + len(parts)])]
+            groups = [engine_of(component).restore(stack, component, part, files, sha256s,
+                                                   differs=part_plans[name]["changes"])
+                      for component, name, part in parts]
             if groups:
                 parallel.concurrently(name=f"Restore the components from {snapshot_id}", groups=groups)
-            expected = [ENGINES[part["engine"]].expected(component, part, sha256s) for component, part in parts]
+            probes = [engine_of(component).integrity(stack, component, part, sha256s) for component, name, part in parts]
         elif parts:
             # nothing to do here: reading every fingerprint again (restores, phase 4) would
             # only repeat what the plan read seconds ago, on a host the run leaves alone
@@ -281,14 +218,14 @@ def rollback():
                         "nothing to restore, phase 4 not repeated")
 
     with RUN.phase("caches"):
-        for component in caches:
-            redis.caches_flushed(name=f"Flush {component['name']} caches", stack=stack,
-                                 patterns=component["flush_patterns"], **redis_args(component),
-                                 _if=RUN.any_changes)
+        flushed = {plan["component"] for plan in cache_plans}
+        for component in components:
+            if component.name in flushed:
+                engine_of(component).caches_flushed(stack, component, _if=RUN.any_changes)
 
     # Phase 4 while writes are still blocked: no write lands between the restore and its
     # check, and data that fails it is never reopened to writes (maintenance stays on).
-    integrity_verified(stack, expected)
+    integrity_verified(stack, probes)
 
     with RUN.phase("maintenance_off"):
         if quiesce:

@@ -30,11 +30,12 @@ from .config import (
     stack_from,
     verify_settings,
 )
-from .engines import ENGINES
+from .engines import Component, engine_of
 from .record import RUN
+from .snapshot import chosen_snapshot, load_manifest, restorable_parts
 
 
-def service_verified(stack, components: list[dict], functional: dict | None):
+def service_verified(stack, components: list[Component], functional: dict | None):
     """Register phases 1-3 (3 where functional checks are configured)."""
     settings = verify_settings(host.data)
     with RUN.phase("verify_infrastructure"):
@@ -50,31 +51,29 @@ def service_verified(stack, components: list[dict], functional: dict | None):
             name="Verify phase 2: connectivity",
             stack=stack,
             health_url=settings["health_url"],
-            components=components,
+            probes=[engine_of(component).ping(stack, component) for component in components],
         )
     with RUN.phase("verify_functionality"):
         if functional:
             checks.functionality(name="Verify phase 3: functionality", stack=stack, **functional)
 
 
-def integrity_verified(stack, expected: list[dict]):
-    """Register phase 4 where there is something to compare with."""
+def integrity_verified(stack, probes: list):
+    """Register phase 4 where there is something to compare with (one probe per part)."""
     with RUN.phase("verify_integrity"):
-        if expected:
-            checks.integrity(name="Verify phase 4: integrity", stack=stack, expected=expected)
+        if probes:
+            checks.integrity(name="Verify phase 4: integrity", stack=stack, probes=probes)
 
 
-def expected_from_snapshot(components: list[dict], wanted: str) -> list[dict]:
-    # imported here: rollback imports this module
-    from .rollback import chosen_snapshot, load_manifest, restorable_parts
-
+def integrity_probes(stack, components: list[Component], wanted: str) -> list:
+    """Phase 4's probes against the snapshot ``wanted`` (an id or ``latest``)."""
     root = snapshot_root(host.data)
     snapshot_id = chosen_snapshot(root, str(wanted))
     manifest = load_manifest(root, snapshot_id)
     sha256s = {name: entry["sha256"] for name, entry in manifest["files"].items()}
     RUN.note(host, snapshot=snapshot_id)
-    return [ENGINES[part["engine"]].expected(component, part, sha256s)
-            for component, part in restorable_parts(manifest, components)]
+    return [engine_of(component).integrity(stack, component, part, sha256s)
+            for component, _, part in restorable_parts(manifest, components)]
 
 
 def table(results: dict) -> list[str]:
@@ -112,4 +111,4 @@ def verify():
         _REGISTERED.add(RUN.run_id)
         atexit.register(print_results, host.data.get("verify_out"))
     service_verified(stack, components, functional)
-    integrity_verified(stack, expected_from_snapshot(components, wanted) if wanted else [])
+    integrity_verified(stack, integrity_probes(stack, components, wanted) if wanted else [])

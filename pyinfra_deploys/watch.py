@@ -28,9 +28,9 @@ from pyinfra.api.facts import get_fact
 
 from facts.metrics import HostMetrics
 
-from .catalog import PROJECT, pyinfra_env
 from .config import metrics_args
-from .record import RUN_LINE, stamp
+from .pyinfra_run import PROJECT, pyinfra_env
+from .runs import RUN_LINE, stamp
 from .sources import http_health, prometheus_value
 from .triggers import (
     FIRING,

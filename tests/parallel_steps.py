@@ -1,7 +1,6 @@
 """
 Throwaway operations for tests/test_parallel.py: real commands on ``@local``, so that
-``parallel.concurrently`` can be watched running steps without a stack. Never shipped:
-the tests add ``parallel_steps.`` to ``operations.parallel.ALLOWED_PREFIXES``.
+``parallel.concurrently`` can be watched running steps without a stack. Never shipped.
 """
 
 from pyinfra import host

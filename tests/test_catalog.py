@@ -17,7 +17,7 @@ from pyinfra_testing.util import FakeState, create_host
 from facts.snapshots import label_of, new_snapshot_id, valid_snapshot_id
 from operations import snapshots as ops
 from operations.snapshots import build_manifest, snapshot_problems, to_prune
-from pyinfra_deploys import catalog as cli
+from pyinfra_deploys.cli import snapshots as cli
 
 ROOT = "/var/backups/layra"
 SID = "20261121T130000Z-pre-migration"

@@ -79,7 +79,7 @@ def test_the_yaml_output_round_trips_into_components_from(fixture):
     result = run(fixture)
     proposed = yaml.safe_load(result.stdout)
     assert proposed == {"layra_components": proposal_for(fixture).components}
-    assert [c["name"] for c in components_from(proposed)] == list(proposed["layra_components"])
+    assert [c.name for c in components_from(proposed)] == list(proposed["layra_components"])
 
 
 def test_the_json_output_is_the_map_alone_with_the_comments_on_stderr():

@@ -37,7 +37,10 @@ def test_malformed_stack_data_is_rejected_naming_the_key(data, message):
 
 @pytest.mark.parametrize("components, message", [
     ({"mysql": {"engine": "postgres", "service": "db"}}, "'layra_components.mysql.engine' must be one of"),
-    ({"mysql": {"engine": "mysql"}}, "'layra_components.mysql.service' must be a compose service name"),
+    ({"mysql": {"engine": "mysql", "service": "my sql"}}, "'layra_components.mysql.service' must be a compose service name"),
+    ({"mysql": {"engine": "mysql", "databse": ["layra"]}},
+     "'layra_components.mysql.databse' is not a setting of the mysql engine (it takes service, user, password_key, "
+     "databases)"),
     ({"milvus": {"engine": "volumes", "services": "milvus"}}, "'layra_components.milvus.services' must be a non-empty list"),
     ({"mysql": {"engine": "mysql", "service": "mysql", "password_key": "PW; rm -rf /"}},
      "'layra_components.mysql.password_key' must name a variable"),

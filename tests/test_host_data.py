@@ -7,15 +7,15 @@ from __future__ import annotations
 import pytest
 from pyinfra.api import DeployError
 
+from facts.compose import valid_service
 from facts.http import PATH
 from facts.metrics import kafka_spec
-from facts.mongo import DATABASE_PATTERN as MONGO_DATABASE
-from facts.mysql import valid_database
 from facts.qdrant import valid_name, valid_url
 from facts.secrets import KEY_PATTERN
+from facts.shadow import DATABASE_PATTERN as MONGO_DATABASE
+from facts.shadow import valid_database
 from facts.snapshots import valid_label, valid_root, valid_snapshot_id
 from facts.stack import valid_ref
-from facts.volumes import valid_service
 from operations.stack import unknown_commit
 from pyinfra_deploys.config import (
     components_from,
@@ -162,12 +162,14 @@ def test_a_component_without_a_password_key_gets_its_engines_one_default_and_nul
         "mysql": {"engine": "mysql", "service": "mysql"},
         "cache": {"engine": "redis", "service": "redis", "password_key": None},
     }})
-    assert [component["password_key"] for component in found] == ["MONGODB_ROOT_PASSWORD", "MYSQL_ROOT_PASSWORD", None]
+    assert [component.password_key for component in found] == ["MONGODB_ROOT_PASSWORD", "MYSQL_ROOT_PASSWORD", None]
 
 
 def test_the_plan_says_when_a_component_logs_in_without_credentials():
-    from pyinfra_deploys.engines import redis_args, without_credentials
-    from pyinfra_deploys.plan import describe, redis_plan
-    component = {"name": "cache", "engine": "redis", "service": "redis", "password_key": None}
-    lines = describe(without_credentials(redis_plan("cache", {"user:session:*": 2}), redis_args(component)))
+    from pyinfra_deploys.engines.base import without_credentials
+    from pyinfra_deploys.engines.redis import RedisComponent
+    from pyinfra_deploys.plan import describe
+    component = RedisComponent.from_data("cache", {"password_key": None, "flush_patterns": ["user:session:*"]})
+    plan = {"part": None, "component": "cache", "engine": "redis", "flush": {"user:session:*": 2}, "changes": True}
+    lines = describe(without_credentials(plan, component))
     assert lines[-1] == "  cache: no credentials (password_key is null): its client logs in without a password"

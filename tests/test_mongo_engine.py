@@ -200,7 +200,7 @@ def test_a_different_md5_is_different_data_even_with_the_same_counts():
 
 
 def test_summaries_count_collections_and_documents():
-    assert summary(FINGERPRINT) == "1 collections, 2 documents"
+    assert summary(FINGERPRINT) == "1 collection, 2 documents"
     assert summary({"exists": False}) == "no database"
 
 

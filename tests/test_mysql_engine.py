@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from facts.mysql import PartialFingerprint, parse_fingerprint, schema_changes
-from pyinfra_deploys.plan import describe, mysql_plan
+from pyinfra_deploys.engines.mysql import database_plan as mysql_plan
+from pyinfra_deploys.plan import describe
 
 HEAD = ["database\thostile", "schema\t3da72a17ec0f8b1e8b76fa53d9481a60671563cae2fee897f2fb83017ea847c8"]
 OBJECTS = ["column\tkb_é\tid\t9b7462b4471cd06a", "column\tkb_é\tname\ta151db1e4ed071e0",

@@ -4,6 +4,7 @@ operations of tests/parallel_steps.py."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -12,26 +13,30 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import parallel_steps
 import pytest
-from pyinfra.api import Config, Inventory, State
+from pyinfra.api import Config, Inventory, OperationError, State
 from pyinfra.api.connect import connect_all
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.operation import OperationMeta, add_op
 from pyinfra.api.operations import run_ops
+from pyinfra.context import ctx_host, ctx_state
+from pyinfra_testing.util import FakeState, create_host
 
-from operations import parallel
+from facts.compose import Stack
+from facts.shell import UnreadableOutput
+from operations import mysql, parallel, redis
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
-def test_steps_allowed(monkeypatch, caplog):
-    monkeypatch.setattr(parallel, "ALLOWED_PREFIXES", parallel.ALLOWED_PREFIXES + ("parallel_steps.",))
+def logged(caplog):
     caplog.set_level(logging.INFO, logger="pyinfra")
 
 
-def step(operation: str, label: str, **kwargs) -> dict:
-    return {"operation": f"parallel_steps.{operation}", "label": label, "kwargs": kwargs}
+def step(operation: str, label: str, **kwargs) -> parallel.Step:
+    return parallel.Step(getattr(parallel_steps, operation), kwargs, label)
 
 
 @dataclass
@@ -113,11 +118,10 @@ def test_global_arguments_of_the_operation_reach_every_steps_commands(tmp_path):
 
 def test_the_cli_runs_the_groups_side_by_side(tmp_path):
     (tmp_path / "deploy.py").write_text(
-        "from operations import parallel\n"
-        "parallel.ALLOWED_PREFIXES += ('parallel_steps.',)\n"
-        "step = lambda op, label, **kwargs: {'operation': 'parallel_steps.' + op, 'label': label, 'kwargs': kwargs}\n"
-        "parallel.concurrently(name='Two sleeps', groups=[[step('slept', 'a', seconds=2)],\n"
-        "                                                 [step('slept', 'b', seconds=2)]])\n"
+        "import parallel_steps\n"
+        "from operations.parallel import Step, concurrently\n"
+        "concurrently(name='Two sleeps', groups=[[Step(parallel_steps.slept, {'seconds': 2}, 'a')],\n"
+        "                                        [Step(parallel_steps.slept, {'seconds': 2}, 'b')]])\n"
     )
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
     done = subprocess.run([sys.executable, "-m", "pyinfra", "-y", "@local", "deploy.py"], cwd=tmp_path,
@@ -133,6 +137,8 @@ def test_the_cli_runs_the_groups_side_by_side(tmp_path):
     (ConnectionResetError(104, "Connection reset by peer"),
      "SSH connection lost (ConnectionResetError: [Errno 104] Connection reset by peer)"),
     (PyinfraError("No hosts remaining!"), "a fact could not be read from the host (its error is above)"),
+    (UnreadableOutput("sandbox-1: fact MysqlFingerprint could not read its command's output whole"),
+     "sandbox-1: fact MysqlFingerprint could not read its command's output whole"),
     (ValueError("bad value"), "ValueError: bad value"),
 ])
 def test_a_step_that_raises_is_described_by_its_cause(error, said):
@@ -157,3 +163,54 @@ def test_a_fact_that_failed_on_a_dropped_connection_is_called_a_lost_connection(
         "SSH connection lost (a fact could not be read)"
     assert parallel.described(PyinfraError("No hosts remaining!"), ssh_host(active=True)) == \
         "a fact could not be read from the host (its error is above)"
+
+
+# Planning with the engines' own operations, their facts given (as case files give them).
+
+def planned(scenario: str, **changes):
+    """``concurrently``'s planning of MySQL's two steps and Redis's one, with the facts of
+    ``tests/fixtures/parallel/<scenario>.json``: the commands it yields, and the host."""
+    data = json.loads((ROOT / "tests" / "fixtures" / "parallel" / f"{scenario}.json").read_text())
+    (load, swap), (restore,) = [[{**step["kwargs"], "stack": Stack(**step["kwargs"]["stack"])} for step in group]
+                                for group in data["groups"]]
+    groups = [[parallel.Step(mysql.shadow_loaded, {**load, **changes}, "mysql/layra"),
+               parallel.Step(mysql.swapped_in, swap, "mysql/layra")],
+              [parallel.Step(redis.restored, restore, "redis")]]
+    host = create_host(FakeState(), facts=data["facts"])
+    with ctx_state.use(host.state), ctx_host.use(host):
+        return list(parallel.concurrently._inner(groups=groups)), host
+
+
+def test_planning_is_a_noop_naming_each_steps_reason_when_every_step_is_at_the_target():
+    commands, host = planned("is_a_noop_when_every_step_is_at_the_target")
+    assert commands == []
+    assert host.noop_description == ("all 3 steps at the target: mysql/layra already matches the snapshot "
+                                     "(2 tables, 5 rows); redis already matches the snapshot (dbsize 107011)")
+
+
+def test_planning_yields_one_command_describing_the_groups_that_would_change():
+    (command,), _ = planned("runs_the_groups_that_would_change_in_one_command")
+    described = command.args[0]
+    # Redis is at the snapshot there: only MySQL's group runs
+    assert [[step["operation"] for step in group] for group in described] == [
+        ["operations.mysql.shadow_loaded", "operations.mysql.swapped_in"]]
+    assert described[0][0]["label"] == "mysql/layra" and described[0][0]["kwargs"]["stack"]["dir"] == "/srv/layra"
+
+
+def test_a_step_its_own_operation_would_refuse_is_refused_while_planning_naming_it():
+    with pytest.raises(OperationError, match=r"mysql/layra \(mysql.shadow_loaded\): database 'layra; DROP' is not "
+                                             r"a plain name"):
+        planned("runs_the_groups_that_would_change_in_one_command", database="layra; DROP")
+
+
+@pytest.mark.parametrize("step, said", [
+    ({"operation": "operations.mysql.shadow_loaded"}, "a step is a parallel.Step(operation, kwargs, label)"),
+    (parallel.Step(print, {}), "step operation <built-in function print> is not a pyinfra operation"),
+    (parallel.Step(parallel.concurrently, {"groups": []}), "concurrently cannot run itself as a step"),
+    (parallel.Step(parallel_steps.slept, {"seconds": 1, "_sudo": True}, "a"), "a: kwargs must map argument names"),
+    (parallel.Step(parallel_steps.slept, {"minutes": 1}, "a"), "a: parallel_steps.slept missing a required argument"),
+])
+def test_what_is_not_a_step_of_ours_is_refused_before_anything_runs(step, said):
+    with pytest.raises(OperationError) as refused:
+        parallel.checked_groups([[step]])
+    assert said in str(refused.value)

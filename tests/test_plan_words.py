@@ -1,7 +1,13 @@
 """The dry run's words: counts in the singular where there is one, thousands separated,
 and caches named as flushed only by a run that changes something."""
 
-from pyinfra_deploys.plan import describe, mysql_plan, redis_plan
+from pyinfra_deploys.engines.mysql import database_plan as mysql_plan
+from pyinfra_deploys.plan import describe
+
+
+def redis_plan(name: str, counts: dict) -> dict:
+    """A cache plan as the Redis engine makes it."""
+    return {"part": None, "component": name, "engine": "redis", "flush": counts, "changes": any(counts.values())}
 
 
 def fingerprint(rows: int, checksum: int = 1) -> dict:

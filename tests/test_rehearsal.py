@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner
 from pyinfra.api import DeployError
 
-from pyinfra_deploys import rehearsal as rehearsal_module
-from pyinfra_deploys.rehearsal import (
+from pyinfra_deploys.cli import rehearsal as rehearsal_module
+from pyinfra_deploys.cli.rehearsal import (
     Finished,
     Plan,
     Rehearsal,
@@ -31,7 +31,7 @@ from pyinfra_deploys.rehearsal import (
     verdict,
     write_rehearsal,
 )
-from pyinfra_deploys.rehearse import (
+from pyinfra_deploys.snapshot_copy import (
     copied_manifest,
     copy_plan,
     differences,

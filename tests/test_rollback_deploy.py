@@ -12,7 +12,8 @@ from pyinfra.api import DeployError
 from facts.redis import glob_regex, valid_volatile
 from pyinfra_deploys.config import maintenance_from
 from pyinfra_deploys.record import PHASES, Run
-from pyinfra_deploys.rollback import incident_from, latest_snapshot
+from pyinfra_deploys.rollback import incident_from
+from pyinfra_deploys.snapshot import latest_snapshot
 
 
 def catalog(**snapshots):

@@ -5,11 +5,12 @@ from pyinfra.context import ctx_host
 from facts.compose import Stack
 from facts.volumes import MilvusCollections, VolumeSet
 from pyinfra_deploys.engines import ENGINES
+from pyinfra_deploys.engines.volumes import VolumesComponent
 
 AT_SNAPSHOT = {"bytes": 4096, "files": 3, "sha256": "a" * 64}
 CHANGED = {"bytes": 8192, "files": 4, "sha256": "b" * 64}
-COMPONENT = {"name": "milvus", "engine": "volumes", "services": ["milvus-standalone"],
-             "milvus": {"client_service": "backend"}}
+COMPONENT = VolumesComponent.from_data("milvus", {"services": ["milvus-standalone"],
+                                                 "milvus": {"client_service": "backend"}})
 DESCRIPTOR = {"services": ["milvus-standalone"], "milvus_collections": {"kb_chunks": 200},
               "volumes": {"layra_milvus_data": {"file": "milvus.layra_milvus_data.tar.zst",
                                                 "fingerprint": AT_SNAPSHOT}}}
@@ -37,7 +38,7 @@ class FakeHost:
 def planned(live: dict, marker: dict | None = None) -> tuple[dict, list]:
     fake = FakeHost(live, marker)
     with ctx_host.use(fake):
-        plan = ENGINES["volumes"].plan(Stack("/srv/layra"), COMPONENT, DESCRIPTOR, SHA256S)
+        plan = ENGINES["volumes"].plan(Stack("/srv/layra"), COMPONENT, "milvus", DESCRIPTOR, SHA256S)
     return plan, fake.asked
 
 
@@ -70,13 +71,11 @@ def test_a_set_changed_after_it_settled_is_restored_whatever_its_marker_says():
 
 
 def test_phase_4_says_a_set_matched_through_its_marker_instead_of_showing_two_counts_that_disagree():
-    from operations.checks import volumes_matches
-    part = {"services": ["milvus-standalone"],
-            "volumes": {"layra_milvus_data": {"fingerprint": AT_SNAPSHOT, "sha256": "c" * 64}}}
     fake = FakeHost(CHANGED, {"archive_sha256": "c" * 64, "archived": AT_SNAPSHOT, "settled": CHANGED})
+    probe = ENGINES["volumes"].integrity(Stack("/srv/layra"), COMPONENT, DESCRIPTOR, SHA256S)
     with ctx_host.use(fake):
-        observed, ok, expected = volumes_matches(Stack("/srv/layra"), part)
-    assert ok
-    assert observed == ("1 volume at the snapshot; layra_milvus_data restored from the snapshot's archive, "
-                        "unchanged since it settled: 4 files")
-    assert expected == "1 volume, 3 files, or its archive as restored"
+        check = probe.read({})
+    assert check.ok
+    assert check.observed == ("1 volume at the snapshot; layra_milvus_data restored from the snapshot's archive, "
+                              "unchanged since it settled: 4 files")
+    assert check.expected == "the snapshot's: 1 volume, 3 files, or its archive as restored"

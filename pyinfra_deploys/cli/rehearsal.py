@@ -45,10 +45,11 @@ import click
 from facts.snapshots import SNAPSHOT_ID_RULE, valid_snapshot_id
 from facts.stack import REF_RULE, valid_ref
 
-from . import report
-from .catalog import PROJECT, host_lines, inventory_hosts, pyinfra_env, pyinfra_error
-from .record import RUN_LINE, stamp, utc_now
-from .rehearse import address
+from .. import report
+from ..pyinfra_run import PROJECT, host_lines, pyinfra_env, pyinfra_error
+from ..runs import RUN_LINE, stamp, utc_now
+from ..snapshot_copy import address
+from .snapshots import inventory_hosts
 
 RUN_ID = re.compile(r"^(\d{8}T\d{6}Z)-[A-Za-z0-9._-]+$")
 ID_TIME = "%Y%m%dT%H%M%SZ"

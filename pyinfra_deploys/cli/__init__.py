@@ -17,18 +17,16 @@ from pathlib import Path
 
 import click
 
-from . import components as proposals
-from .catalog import snapshots
-from .plan import describe
-from .rehearsal import rehearse
-from .report import (
+from .. import components as proposals
+from ..plan import describe
+from ..report import (
     RecordError,
     load_record,
     render_html,
     render_markdown,
     write_reports,
 )
-from .triggers_cli import triggers, watch
+from . import rehearsal, snapshots, triggers
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -166,11 +164,8 @@ def show_report(run: str, runs_dir: Path, output_format: str, stdout: bool):
         click.echo(report_path)
 
 
-main.add_command(snapshots)
-main.add_command(watch)
-main.add_command(triggers)
-main.add_command(rehearse)
+main.add_command(snapshots.snapshots)
+main.add_command(triggers.watch)
+main.add_command(triggers.triggers)
+main.add_command(rehearsal.rehearse)
 
-
-if __name__ == "__main__":
-    main()

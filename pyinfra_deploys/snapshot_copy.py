@@ -50,11 +50,12 @@ from facts.snapshots import (
     valid_snapshot_id,
 )
 from facts.stack import StackTarget
+from facts.text import human_size
 from operations import snapshots
 from operations.snapshots import copy_completed, safe_relative
 
-from .catalog import human_size, loaded_inventory
 from .config import DEFAULTS, snapshot_root, stack_from
+from .pyinfra_run import loaded_inventory
 
 # Staging host data: the name of the source host this staging host copies from.
 SOURCE_KEY = "layra_rehearsal_source"
@@ -374,7 +375,7 @@ def commit_known(stack, plan: dict, snapshot_id: str):
 
 
 @deploy("Copy a production snapshot to staging", data_defaults=DEFAULTS)
-def rehearse():
+def snapshot_copied_to_staging():
     snapshot_id = wanted_snapshot(host.data)
     # staging's own host data is refused before production is read
     stack, root = stack_from(host.data), snapshot_root(host.data)

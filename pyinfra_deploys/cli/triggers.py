@@ -13,11 +13,13 @@ from pathlib import Path
 
 import click
 
-from facts.snapshots import SNAPSHOT_ID_RULE, valid_snapshot_id
+from facts.snapshots import SNAPSHOT_ID_RULE, SnapshotCatalog, valid_snapshot_id
 
-from .catalog import loaded_inventory
-from .record import runs_dir, utc_now
-from .triggers import (
+from ..config import metrics_args, snapshot_root
+from ..pyinfra_run import loaded_inventory
+from ..runs import runs_dir, utc_now
+from ..snapshot import latest_snapshot
+from ..triggers import (
     EXIT_CODES,
     NO_DATA_EXIT,
     RuleError,
@@ -27,7 +29,7 @@ from .triggers import (
     status_line,
     valid_webhook,
 )
-from .watch import Alerts, RollbackCommand, Sampler, Watcher
+from ..watch import Alerts, RollbackCommand, Sampler, Watcher
 
 RULES_HELP = "Rules file merged over the defaults by rule name (see `layra-rollback triggers defaults`)."
 
@@ -40,7 +42,6 @@ def connected_hosts(inventory: str, limit: tuple[str, ...]):
     from pyinfra.api.exceptions import DeployError, PyinfraError
     from pyinfra.context import ctx_config, ctx_inventory, ctx_state
 
-    from .config import metrics_args
 
     try:
         state, inventory_object = loaded_inventory(inventory)
@@ -91,11 +92,6 @@ def rollback_targets(hosts, wanted: str) -> dict[str, str | None]:
     """What `rollback.py --data snapshot=<wanted>` would restore on each host, read now
     (None: the host has no such snapshot, or could not be asked)."""
     from pyinfra.api.facts import get_fact
-
-    from facts.snapshots import SnapshotCatalog
-
-    from .config import snapshot_root
-    from .rollback import latest_snapshot
 
     targets = {}
     for host in hosts:

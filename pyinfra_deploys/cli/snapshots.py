@@ -18,12 +18,9 @@ grouped by root: one pyinfra run per distinct root.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import sys
 from fnmatch import fnmatch
-from pathlib import Path
 
 import click
 
@@ -34,26 +31,16 @@ from facts.snapshots import (
     valid_root,
     valid_snapshot_id,
 )
+from facts.text import human_size
 from operations.snapshots import by_age, to_prune
 
+from ..pyinfra_run import host_lines, pyinfra, pyinfra_error
+
 ROOT_KEY = "layra_snapshot_root"
-PROJECT = Path(__file__).resolve().parent.parent
 CATALOG_FACT = "facts.snapshots.SnapshotCatalog"
 
 
 # Plain helpers (tested in tests/test_catalog.py)
-
-
-def human_size(size: int | None) -> str:
-    """``1536 -> "1.5 KiB"``: binary units, one decimal from KiB up."""
-    if size is None:
-        return "?"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def select_hosts(hosts: list[dict], limit: tuple[str, ...]) -> list[dict]:
@@ -116,58 +103,7 @@ def table(catalog: dict) -> list[str]:
     return lines
 
 
-def host_lines(output: str, pattern: str) -> list[tuple[str, str]]:
-    """``(host, message)`` for pyinfra output lines ``[host] message`` matching ``pattern``."""
-    found = []
-    for line in output.splitlines():
-        match = re.match(r"^\s*\[(?P<host>[^\]]+)\]\s+(?P<message>.*)$", line)
-        if match and re.search(pattern, match.group("message")):
-            found.append((match.group("host"), match.group("message").strip()))
-    return found
-
-
 # Running pyinfra
-
-
-def pyinfra_env(**extra: str) -> dict:
-    """The environment of a pyinfra subprocess: ours, with this project importable."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT), env.get("PYTHONPATH")]))
-    return {**env, **extra}
-
-
-def pyinfra(inventory: str, *arguments: str, limit: tuple[str, ...] = (), verbose: bool = False):
-    """Run ``python -m pyinfra -y`` with this project importable; output captured, not checked."""
-    command = [sys.executable, "-m", "pyinfra", "-y", *(["-v"] if verbose else [])]
-    for pattern in limit:
-        command += ["--limit", pattern]
-    command += [inventory, *arguments]
-    return subprocess.run(command, capture_output=True, text=True, env=pyinfra_env())
-
-
-def loaded_inventory(path: str):
-    """``(state, inventory)``: an inventory file loaded through pyinfra's API into a State of
-    its own (not yet initialised or connected), beside any pyinfra run in this process."""
-    from pyinfra.api import State
-    from pyinfra.context import ctx_state
-    from pyinfra_cli.inventory import make_inventory
-
-    state = State(check_for_changes=False)
-    state.cwd = os.getcwd()
-    with ctx_state.use(state):   # pyinfra's inventory loader expects a state in context
-        inventory = make_inventory(path, cwd=state.cwd)
-    return state, inventory
-
-
-PYINFRA_ERROR = re.compile(r"^--> (?:pyinfra error: |Operation error in \S+ line \d+: )(?P<message>.*)$")
-
-
-def pyinfra_error(result) -> str:
-    """The reason pyinfra gives for a failed run (its ``-->`` error lines), else its last lines."""
-    output = (result.stdout or "") + (result.stderr or "")
-    errors = [match.group("message") for match in map(PYINFRA_ERROR.match, output.splitlines()) if match]
-    tail = "\n".join(output.strip().splitlines()[-15:])
-    return "; ".join(errors) or tail or f"pyinfra exited with status {result.returncode}"
 
 
 def inventory_hosts(inventory: str) -> list[dict]:

@@ -1,0 +1,141 @@
+"""
+MySQL and MariaDB: one part per database (``<component>.<database>``), a compressed
+``mysqldump --single-transaction`` each (``operations.mysql.dumped``). A restore loads the
+dump into the shadow database ``<database>__restore`` and swaps every table in with one
+``RENAME TABLE`` once the copy matches the snapshot's fingerprint
+(``operations.mysql.shadow_loaded``, ``swapped_in``). The fingerprint (``facts.mysql``) is a
+schema hash with one short hash per column, index, view, routine, trigger and event, and
+per table its row count and ``CHECKSUM TABLE``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyinfra import host
+
+from facts import mysql as facts
+from facts.shadow import valid_database
+from operations import mysql as operations
+
+from ..compose_file import env_of, password_from
+from .base import (
+    PASSWORD_KEY_RULE,
+    SERVICE_RULE,
+    Component,
+    one_line,
+    password_key,
+    service_name,
+    setting,
+)
+from .shadow import DATABASES, ShadowDatabases
+
+
+@dataclass(frozen=True)
+class MysqlComponent(Component):
+    """``{engine: mysql, service, user, password_key, databases}``"""
+
+    engine = "mysql"
+    service: str = setting(SERVICE_RULE, service_name, "mysql")
+    user: str = setting("be a name on one line", one_line, "root")
+    password_key: str | None = setting(PASSWORD_KEY_RULE, password_key, facts.PASSWORD_KEY)
+    databases: tuple[str, ...] = DATABASES
+
+    @property
+    def client(self) -> dict:
+        """The connection arguments its facts and operations take."""
+        return {"service": self.service, "user": self.user, "password_key": self.password_key}
+
+
+class Mysql(ShadowDatabases):
+    name, component, layra_name = "mysql", MysqlComponent, "mysql"
+    images = ("mysql", "mysql-server", "mariadb", "percona", "percona-server")
+    operations, fingerprint_fact, file_argument = operations, facts.MysqlFingerprint, "dump_file"
+    ping_fact, ping_answer = facts.MysqlPing, "mysqld is alive"
+
+    def matches(self, live, snapshot) -> bool:
+        return facts.same_data(live, snapshot)
+
+    def summary(self, fingerprint: dict) -> str:
+        return facts.summary(fingerprint)
+
+    def estimate(self, stack, component, part: dict) -> int:
+        return host.get_fact(facts.MysqlDatabaseSize, stack=stack, database=part["database"], **component.client)
+
+    def plan(self, stack, component, part: str, descriptor: dict, sha256s: dict) -> dict:
+        live = self.live(stack, component, descriptor["database"])
+        return {"part": part, **database_plan(component.name, descriptor["database"], live, descriptor["fingerprint"])}
+
+    def describe(self, plan: dict) -> list[str]:
+        lines = self.describe_changes(plan, "tables", "row")
+        if not plan["changes"]:
+            return lines
+        lines += [f"  table {table} added" for table in plan["tables_added"]]
+        lines += [f"  table {table} dropped (kept in the __pre_restore database)" for table in plan["tables_dropped"]]
+        schema = plan.get("schema")
+        if schema:
+            lines += [f"  {name} added" for name in schema["added"]]
+            lines += [f"  {name} dropped" for name in schema["dropped"]]
+            lines += [f"  {name} altered (back to the snapshot's definition)" for name in schema["altered"]]
+        if not plan["schema_changed"]:
+            lines.append("  schema unchanged")
+        elif schema is None:
+            lines.append("  schema changed (the snapshot predates per-object fingerprints: which objects, not known)")
+        return lines
+
+    def propose(self, service, settings: dict, why: list[str], todo: list[str]):
+        settings["user"] = "root"  # whose password MYSQL_ROOT_PASSWORD is
+        password_from(service, env_of(service, "MYSQL_ROOT_PASSWORD", "MARIADB_ROOT_PASSWORD"), settings, why, todo)
+        name = next((n for n in ("MYSQL_DATABASE", "MARIADB_DATABASE") if n in service.env), "MYSQL_DATABASE")
+        value = service.env.get(name)
+        settings["databases"] = [value] if valid_database(value) else []
+        if settings["databases"]:
+            why.append(f"databases from {name}")
+        else:
+            told = f"{name} is {value!r}, set outside this file" if value else f"no literal {name}"
+            todo.append(f"{service.name}: databases: {told}: name the databases to back up (none are until you do)")
+
+
+def database_plan(name: str, database: str, live: dict, snapshot: dict) -> dict:
+    """Restoring one database: per-table rows current -> snapshot, tables added/dropped, and
+    which schema objects the restore adds, drops or alters."""
+    live_tables = live.get("tables", {}) if live.get("exists") else {}
+    snap_tables = snapshot.get("tables", {})
+    tables = {
+        table: [live_tables.get(table, {}).get("rows"), snap_tables.get(table, {}).get("rows")]
+        for table in sorted(set(live_tables) | set(snap_tables))
+    }
+    changed_rows = {
+        table: counts for table, counts in tables.items()
+        if table in live_tables and table in snap_tables
+        and (counts[0] != counts[1] or live_tables[table].get("checksum") != snap_tables[table].get("checksum"))
+    }
+    added, dropped = sorted(set(snap_tables) - set(live_tables)), sorted(set(live_tables) - set(snap_tables))
+    return {
+        "component": f"{name}/{database}",
+        "engine": "mysql",
+        "exists": bool(live.get("exists")),
+        "tables_changed": changed_rows,
+        "tables_added": added,      # the restore brings them back
+        "tables_dropped": dropped,  # the restore moves them aside
+        "schema_changed": live.get("schema_sha256") != snapshot.get("schema_sha256"),
+        "schema": schema_objects_changed(live, snapshot, set(added) | set(dropped)),
+        "changes": not facts.same_data(live, snapshot),
+    }
+
+
+def schema_objects_changed(live: dict, snapshot: dict, whole_tables: set[str]) -> dict | None:
+    """The columns, indexes, views, routines, triggers and events a restore adds, drops or
+    alters; a table added or dropped whole is named once, as a table, not by its columns."""
+    changes = facts.schema_changes(live, snapshot) if live.get("exists") else None
+    if changes is None:
+        return None
+
+    def own(name: str) -> bool:
+        kind, _, rest = name.partition(" ")
+        return not (kind in ("column", "index") and rest.rsplit(".", 1)[0] in whole_tables)
+
+    return {what: [name for name in names if own(name)] for what, names in changes.items()}
+
+
+ENGINE = Mysql()

@@ -1,0 +1,157 @@
+"""
+Redis: a cache, flushed by pattern after a rollback's change (``SCAN`` + ``UNLINK``,
+``operations.redis.caches_flushed``); where it holds state (``rdb: true``) also one part,
+``<component>``, its RDB (``operations.redis.dumped``), restored by loading it beside the
+live data and swapping it in at a restart (``operations.redis.restored``). The
+fingerprint (``facts.redis``) hashes the sorted key names and a sample of values on the
+host, leaving the cache patterns out where Redis holds state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyinfra import host
+
+from facts import redis as facts
+from facts.text import counted, moved
+from operations import redis as operations
+from operations.checks import Check, Probe
+from operations.parallel import Step
+
+from ..compose_file import after, env_of, password_from
+from .base import (
+    PASSWORD_KEY_RULE,
+    SERVICE_RULE,
+    Component,
+    Engine,
+    SettingError,
+    each,
+    one_line,
+    password_key,
+    service_name,
+    setting,
+)
+
+# Layra's caches (a compose file cannot say which keys are caches).
+LAYRA_CACHES = ("user:session:*", "kb:cache:*", "embedding:*")
+
+
+@dataclass(frozen=True)
+class RedisComponent(Component):
+    """``{engine: redis, service, password_key, flush_patterns, rdb}``"""
+
+    engine = "redis"
+    service: str = setting(SERVICE_RULE, service_name, "redis")
+    password_key: str | None = setting(PASSWORD_KEY_RULE, password_key, facts.PASSWORD_KEY)
+    flush_patterns: tuple[str, ...] = setting("be a list of key patterns (each on one line)", each(one_line), (),
+                                              plural=True)
+    rdb: bool = setting("be true (Redis holds state: back it up) or false (cache only)",
+                        lambda value: isinstance(value, bool), False)
+
+    def check(self):
+        if self.rdb and not all(facts.valid_volatile(p) for p in self.flush_patterns):
+            raise SettingError("flush_patterns", f"with rdb true are also left out of the fingerprint, so only * "
+                                                 f"and ? wildcards, got {list(self.flush_patterns)!r}")
+
+    @property
+    def client(self) -> dict:
+        return {"service": self.service, "password_key": self.password_key}
+
+    @property
+    def state(self) -> dict:
+        """The fingerprint's arguments where Redis holds state: its cache patterns are not part of it."""
+        return {**self.client, **({"volatile": list(self.flush_patterns)} if self.flush_patterns else {})}
+
+
+class Redis(Engine):
+    name, component, layra_name = "redis", RedisComponent, "redis"
+    images = ("redis", "redis-stack-server", "valkey")
+
+    def parts(self, stack, component: RedisComponent) -> dict[str, dict]:
+        return {component.name: {}} if component.rdb else {}
+
+    def estimate(self, stack, component: RedisComponent, part: dict) -> int:
+        return host.get_fact(facts.RedisPersistence, stack=stack, **component.client).get("used_memory", 0)
+
+    def dump(self, stack, component: RedisComponent, name: str, part: dict, directory: str, **options) -> list:
+        return [operations.dumped(name=f"Dump {component.name} (RDB)", stack=stack, directory=directory,
+                                  part=name, **component.state, **options)]
+
+    def live(self, stack, component: RedisComponent) -> dict:
+        return host.get_fact(facts.RedisFingerprint, stack=stack, **component.state)
+
+    def plan(self, stack, component: RedisComponent, part: str, descriptor: dict, sha256s: dict) -> dict:
+        live, snapshot = self.live(stack, component), descriptor["fingerprint"]
+        changes = not facts.same_data(live, snapshot)
+        return {"part": part, "component": component.name, "engine": self.name, "flush": {},
+                "restore": {"dbsize": [(live or {}).get("dbsize"), snapshot.get("dbsize")], "changes": changes},
+                "changes": changes}
+
+    def cache_plan(self, stack, component: RedisComponent) -> dict | None:
+        if not component.flush_patterns:
+            return None
+        counts = host.get_fact(facts.RedisKeyCounts, stack=stack, patterns=list(component.flush_patterns),
+                               **component.client)
+        # caches follow a change, they do not make one: the deploy says whether this run flushes
+        return {"part": None, "component": component.name, "engine": self.name, "flush": counts,
+                "changes": any(counts.values())}
+
+    def caches_flushed(self, stack, component: RedisComponent, **options) -> None:
+        operations.caches_flushed(name=f"Flush {component.name} caches", stack=stack,
+                                  patterns=list(component.flush_patterns), **component.client, **options)
+
+    def describe(self, plan: dict) -> list[str]:
+        lines = []
+        restore = plan.get("restore")
+        if restore:
+            lines.append(f"{plan['component']}: " + (f"restore RDB, {moved(*restore['dbsize'], 'key')}"
+                                                     if restore["changes"] else "RDB already matches the snapshot"))
+        # caches are flushed after a change, not for their own sake: only when the run changes something
+        flushes = plan.get("flushes", True)
+        for pattern, count in plan["flush"].items():
+            lines.append(f"{plan['component']}: {counted(count, 'key')} match{'es' * (count == 1)} {pattern}"
+                         + ((" (flush)" if flushes else " (left alone: the run changes nothing here)") if count else ""))
+        return lines or [f"{plan['component']}: nothing to do"]
+
+    def restore(self, stack, component: RedisComponent, descriptor: dict, files: dict, sha256s: dict,
+                differs: bool = False) -> list[Step]:
+        return [Step(operations.restored, {"stack": stack, "rdb_file": files[descriptor["file"]],
+                                           "sha256": sha256s[descriptor["file"]],
+                                           "fingerprint": descriptor["fingerprint"], **component.state},
+                     component.name)]
+
+    def integrity(self, stack, component: RedisComponent, descriptor: dict, sha256s: dict) -> Probe:
+        def read(services: dict) -> Check:
+            live, want = self.live(stack, component), descriptor["fingerprint"]
+            return Check(4, f"{component.name} fingerprint", counted(live.get("dbsize"), "key"),
+                         counted(want.get("dbsize"), "key"), facts.same_data(live, want))
+        return Probe(read)
+
+    def ping(self, stack, component: RedisComponent) -> Probe:
+        def read(services: dict) -> Check:
+            answer = host.get_fact(facts.RedisPing, stack=stack, **component.client)
+            return Check(2, f"{component.name} ping", answer["output"] or "no answer", "PONG", answer["ok"])
+        return Probe(read)
+
+    def propose(self, service, settings: dict, why: list[str], todo: list[str]):
+        given = after(service.words, "--requirepass")
+        if given and given.startswith("$$"):  # the container's own variable: what feeds it?
+            given = service.env.get(given[2:].strip("{}"))
+        password_from(service, {"--requirepass": given, **env_of(service, "REDIS_PASSWORD", "VALKEY_PASSWORD")},
+                      settings, why, todo)
+        settings["flush_patterns"] = list(LAYRA_CACHES)
+        why.append("flush_patterns: Layra's caches (a compose file cannot say which keys are caches)")
+        given = {flag: after(service.words, flag) for flag in ("--appendonly", "--save")}
+        persists = [f"{flag} {value}" for flag, value in given.items() if value not in (None, "", "no")]
+        settings["rdb"] = bool(service.volumes and persists)
+        if settings["rdb"]:
+            why.append(f"rdb: true: {' '.join(persists)} keeps its data in volume {', '.join(service.volumes)}: state")
+        elif service.volumes:
+            why.append(f"rdb: false: volume {', '.join(service.volumes)} but no --appendonly/--save: treated as a "
+                       f"cache (set rdb: true if it holds state)")
+        else:
+            why.append("rdb: false: no named volume, so a cache")
+
+
+ENGINE = Redis()

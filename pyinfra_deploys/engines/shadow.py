@@ -1,0 +1,87 @@
+"""
+What MySQL and MongoDB share: one part per database, ``<component>.<database>``, restored
+into a shadow database that is checked against the snapshot's fingerprint and only then
+swapped in (``shadow_loaded``, then ``swapped_in``, of the engine's operations module).
+Each engine module fills in its facts, operations and words.
+"""
+
+from __future__ import annotations
+
+from pyinfra import host
+
+from facts.shadow import valid_database
+from facts.text import moved
+from operations.checks import Check, Probe
+from operations.parallel import Step
+
+from .base import Engine, each, setting
+
+DATABASES = setting("be a list of plain database names (letters, digits, _; at most 48)", each(valid_database), (),
+                    plural=True)
+
+
+class ShadowDatabases(Engine):
+    """An engine whose component lists ``databases``, each restored through a shadow copy."""
+
+    operations = None          # the engine's operations module (dumped, shadow_loaded, swapped_in)
+    fingerprint_fact = None    # its fingerprint fact
+    file_argument = ""         # what shadow_loaded calls the part's file
+    ping_fact = None           # its ping fact, and what a server that answers says
+    ping_answer = ""
+
+    def matches(self, live: dict | None, snapshot: dict) -> bool:
+        """The one "live equals the snapshot" decision (the facts module's, which the
+        operations' noop checks use too)."""
+        raise NotImplementedError
+
+    def summary(self, fingerprint: dict) -> str:
+        raise NotImplementedError
+
+    def parts(self, stack, component) -> dict[str, dict]:
+        return {f"{component.name}.{db}": {"database": db} for db in component.databases}
+
+    def dump(self, stack, component, name: str, part: dict, directory: str, **options) -> list:
+        return [self.operations.dumped(name=f"Dump {component.name}/{part['database']}", stack=stack,
+                                       database=part["database"], directory=directory, part=name,
+                                       **component.client, **options)]
+
+    def live(self, stack, component, database: str) -> dict:
+        return host.get_fact(self.fingerprint_fact, stack=stack, database=database, **component.client)
+
+    def restore(self, stack, component, descriptor: dict, files: dict, sha256s: dict,
+                differs: bool = False) -> list[Step]:
+        database, client = descriptor["database"], component.client
+        label = f"{component.name}/{database}"
+        common = {"stack": stack, "database": database, "fingerprint": descriptor["fingerprint"],
+                  "live_differs": differs, **client}
+        return [
+            Step(self.operations.shadow_loaded, {**common, "sha256": sha256s[descriptor["file"]],
+                                                 self.file_argument: files[descriptor["file"]]}, label),
+            Step(self.operations.swapped_in, common, label),
+        ]
+
+    def integrity(self, stack, component, descriptor: dict, sha256s: dict) -> Probe:
+        def read(services: dict) -> Check:
+            live = self.live(stack, component, descriptor["database"])
+            ok = self.matches(live, descriptor["fingerprint"])
+            return Check(4, f"{component.name}/{descriptor['database']} fingerprint",
+                         self.summary(live) + ("" if ok else ", differs from the snapshot"),
+                         f"the snapshot's: {self.summary(descriptor['fingerprint'])}", ok)
+        return Probe(read)
+
+    def ping(self, stack, component) -> Probe:
+        def read(services: dict) -> Check:
+            answer = host.get_fact(self.ping_fact, stack=stack, **component.client)
+            return Check(2, f"{component.name} ping", answer["output"] or "no answer", self.ping_answer, answer["ok"])
+        return Probe(read)
+
+    def describe_changes(self, plan: dict, items: str, noun: str) -> list[str]:
+        """The plan's head line and its per-item lines (tables, collections)."""
+        head = f"{plan['component']}: "
+        if not plan["changes"]:
+            return [head + "no change: already matches the snapshot"]
+        lines = [head + ("restore from the snapshot" if plan["exists"] else "create from the snapshot (no live database)")]
+        lines += [f"  {item}: {moved(*counts, noun)}" + (" (same count, other content)" if counts[0] == counts[1] else "")
+                  for item, counts in plan[f"{items}_changed"].items()]
+        return lines
+
