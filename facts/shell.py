@@ -87,12 +87,12 @@ def decompressor(path: str) -> str:
 
 
 @functools.cache
-def script(name: str) -> str:
-    """The shell script ``facts/scripts/<name>.sh``, its comment lines left out (they stay in
-    the file, for readers and shellcheck; the host gets the code). A comment line is one
-    whose first non-blank character is ``#``: no line of a quoted program in a script
-    may start so."""
-    text = resources.files("facts").joinpath("scripts", f"{name}.sh").read_text()
+def script(name: str, package: str = "facts") -> str:
+    """The shell script ``<package>/scripts/<name>.sh`` (``facts`` or ``operations``), its
+    comment lines left out (they stay in the file, for readers and shellcheck; the host
+    gets the code). A comment line is one whose first non-blank character is ``#``: no
+    line of a quoted program in a script may start so."""
+    text = resources.files(package).joinpath("scripts", f"{name}.sh").read_text()
     return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#")).strip()
 
 

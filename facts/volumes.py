@@ -19,105 +19,15 @@ import json
 from pyinfra.api import QuoteString, StringCommand
 
 from .compose import Stack, compose_command, valid_service
-from .shell import WholeOutputFact, assign
-
-# Shell functions (bash) shared by VolumeSet and the volume operations, so that the
-# fingerprint of a live volume, of an extracted archive and of the snapshot's descriptor
-# are computed by one and the same code.
-#
-# fingerprint DIR: one JSON object, keys sorted like Python's json.dumps(sort_keys=True):
-# the number and bytes of regular files and a sha256 over every entry's type, mode,
-# owner, size and modification time in whole seconds (files), link target (symlinks)
-# and name. No file is read: like rsync's quick check, a write shows in a file's size or
-# mtime, and an archive's content is vouched for by its sha256 before it is extracted
-# (tar restores mtimes, to the second). Hashing every byte cost 2-4x the archive itself
-# (bench/mysql.py), and the dry run reads this. Sockets are left out (tar cannot archive
-# them). A directory that does not exist prints {"exists": false}.
-#
-# containers SERVICE: the ids of the service's containers in the project ($project).
-# running SERVICE...: the services of those with a running container.
-# wait_ready TIMEOUT SERVICE...: until every container runs and is healthy (or has no
-# healthcheck); on timeout, names each one that is not and why.
-LIBRARY = r"""
-fingerprint() {
-  if [ ! -d "$1" ]; then printf '{"exists": false}'; return 0; fi
-  ( set -o pipefail; cd "$1" || exit 1
-    sum=$( { find . -maxdepth 0 -printf 'root %m %U:%G\0' &&
-             find . -mindepth 1 ! -type s \( -type f -printf 'f %m %U:%G %s %Ts %P\0' \) -o \
-               \( -type l -printf 'l %U:%G %P -> %l\0' \) -o \( ! -type s -printf '%y %m %U:%G %P\0' \) |
-               LC_ALL=C sort -z; } | sha256sum) || exit 1
-    find . -type f -printf '%s\n' | awk -v s="${sum%% *}" \
-      '{n++; b += $1} END {printf "{\"bytes\": %.0f, \"files\": %.0f, \"sha256\": \"%s\"}", b, n, s}' )
-}
-containers() {
-  docker ps -aq --filter "label=com.docker.compose.project=$project" \
-    --filter "label=com.docker.compose.service=$1" --filter label=com.docker.compose.oneoff=False
-}
-running() {
-  local s; for s in "$@"; do
-    [ -z "$(docker ps -q --filter "label=com.docker.compose.project=$project" \
-      --filter "label=com.docker.compose.service=$s" --filter status=running)" ] || printf '%s ' "$s"
-  done
-}
-wait_ready() {
-  local timeout=$1 i=0 s c state pending; shift
-  while :; do
-    pending=
-    for s in "$@"; do
-      for c in $(containers "$s"); do
-        state=$(docker inspect -f '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}healthy{{end}}' "$c")
-        [ "$state" = "running healthy" ] || pending="$pending $s ($state)"
-      done
-    done
-    [ -n "$pending" ] || return 0
-    i=$((i + 1))
-    if [ "$i" -gt "$timeout" ]; then echo "not ready after ${timeout}s:$pending" >&2; return 1; fi
-    sleep 1
-  done
-}
-"""
-
-# `zstd yes|no`: whether the host can compress with zstd. Per service: `service <name> <container states>`; per volume mount of its containers:
-# `mount <service> <volume> <path on the host> <path in the container>`; per volume:
-# `volume <name> <driver> <options json> <running containers using it>`, `size <name> <bytes>`
-# (du: no file is read); then `fingerprint <volume> <json>` and `restored <volume> <json>`
-# (RESTORED_MARKER) unless asked not to. Four docker calls in all, whatever the set's size
-# (each costs about 50 ms): the dry run reads this.
-INSPECT = r"""
-work=$(mktemp -d) && trap 'rm -rf "$work"' EXIT || exit 1
-printf 'zstd\t%s\n' "$(command -v zstd >/dev/null && echo yes || echo no)"
-ids=$(docker ps -aq --filter "label=com.docker.compose.project=$project" --filter label=com.docker.compose.oneoff=False) || exit 1
-# per container: service, state, then name, host path and container path of each volume mount
-[ -z "$ids" ] || docker inspect -f '{{index .Config.Labels "com.docker.compose.service"}}{{"\t"}}{{.State.Status}}{{range .Mounts}}{{if eq .Type "volume"}}{{"\t"}}{{.Name}}{{"\t"}}{{.Source}}{{"\t"}}{{.Destination}}{{end}}{{end}}' $ids >"$work/containers" || exit 1
-touch "$work/containers"
-for s in "$@"; do
-  printf 'service\t%s\t%s\n' "$s" "$(awk -F '\t' -v s="$s" '$1 == s {print $2}' "$work/containers" | sort -u | paste -sd, -)"
-  awk -F '\t' -v s="$s" '$1 == s {for (i = 3; i + 2 <= NF; i += 3) print "mount\t" s "\t" $i "\t" $(i + 1) "\t" $(i + 2)}' \
-    "$work/containers" >>"$work/mounts"
-done
-touch "$work/mounts"
-cat "$work/mounts"
-set -- $(cut -f3 "$work/mounts" | LC_ALL=C sort -u)
-# a volume gone since (removed in between) leaves its driver empty: volume_problems names it
-[ $# -eq 0 ] || docker volume inspect -f '{{.Name}}{{"\t"}}{{.Driver}}{{"\t"}}{{json .Options}}' "$@" >"$work/volumes"
-touch "$work/volumes"
-[ $# -eq 0 ] || docker ps --no-trunc --format '{{.ID}}{{"\t"}}{{.Mounts}}' >"$work/running" || exit 1
-for v in "$@"; do
-  printf 'volume\t%s\t%s\t%s\n' "$v" "$(awk -F '\t' -v v="$v" '$1 == v {print $2 "\t" $3; exit}' "$work/volumes")" \
-    "$(awk -F '\t' -v v="$v" '{n = split($2, m, ","); for (i = 1; i <= n; i++) if (m[i] == v) {print substr($1, 1, 12); break}}' "$work/running" | paste -sd, -)"
-  path=$(awk -F '\t' -v v="$v" '$3 == v {print $4; exit}' "$work/mounts")
-  printf 'size\t%s\t%s\n' "$v" "$(du -sb -- "$path" 2>/dev/null | cut -f1)"
-  if [ "$with_fingerprint" = yes ]; then
-    printf 'fingerprint\t%s\t%s\n' "$v" "$(fingerprint "$path")" || exit 1
-    printf 'restored\t%s\t%s\n' "$v" "$(head -c 4096 "$path.layra-restored" 2>/dev/null)"
-  fi
-done
-"""
+from .shell import WholeOutputFact, assign, script
 
 
 def library(stack: Stack) -> StringCommand:
-    """The shell functions above, bound to the stack's project."""
-    return StringCommand("set -o pipefail;", assign(project=stack.project), LIBRARY)
+    """The shell functions every volume fact and operation runs (``fingerprint``,
+    ``containers``, ``running``, ``wait_ready``: ``scripts/volume_library.sh``), bound to
+    the stack's project. One and the same code fingerprints a live volume, an extracted
+    archive and the snapshot's descriptor."""
+    return StringCommand("set -o pipefail;", assign(project=stack.project), script("volume_library"), ";")
 
 
 def services_args(services: list[str]) -> StringCommand:
@@ -126,9 +36,11 @@ def services_args(services: list[str]) -> StringCommand:
 
 
 def inspect_command(stack: Stack, services: list[str], with_fingerprint: bool = True) -> StringCommand:
+    """What ``VolumeSet`` reads of ``services`` (``scripts/volume_inspect.sh``; `parse_inspect`
+    reads its lines)."""
     return StringCommand(
         library(stack), services_args(services), assign(with_fingerprint="yes" if with_fingerprint else "no"),
-        INSPECT,
+        script("volume_inspect"),
     )
 
 

@@ -42,50 +42,11 @@ from facts.qdrant import (
     valid_url,
 )
 from facts.secrets import KEY_PATTERN
-from facts.shell import assign
+from facts.shell import assign, script
 from facts.snapshots import checksum_checked, descriptor_written, valid_part_name
 
 # Qdrant's official image keeps snapshots in /qdrant/snapshots/<collection>/.
 SNAPSHOTS_PATH = "/qdrant/snapshots"
-
-# Runs on the host after `qdrant_client`, with collection, tmp, file and timeout assigned.
-# Qdrant names a snapshot itself and, with wait=false, answers before writing it: the
-# new one is the first listed that was not before, once its checksum file is written.
-# Its sha256 is checked against that checksum before it takes its final name; the
-# server's copy is deleted whatever happens (one created after the timeout stays).
-DUMP_SCRIPT = r"""
-fail() { echo "qdrant dump of $collection: $*" >&2; exit 1; }
-snapshots() {
-  out=$(qdrant GET "/collections/$collection/snapshots" 2>&1) || fail "listing snapshots: $out"
-  printf '%s\n' "$out" | awk 'BEGIN { RS = "}" }
-    match($0, /"name": *"[A-Za-z0-9_.-]+"/) {
-      name = substr($0, RSTART, RLENGTH); sub(/^"name": *"/, "", name); sub(/"$/, "", name); sum = "-"
-      if (match($0, /"checksum": *"[0-9a-f]+"/)) {
-        sum = substr($0, RSTART, RLENGTH); sub(/^"checksum": *"/, "", sum); sub(/"$/, "", sum)
-      }
-      print name, sum
-    }'
-}
-name=
-trap 'rm -f "$tmp"; [ -z "$name" ] || qdrant DELETE "/collections/$collection/snapshots/$name" >/dev/null 2>&1 ||
-  echo "qdrant: could not delete snapshot $name of $collection on the server" >&2' EXIT
-before=$(snapshots) || exit 1
-out=$(qdrant POST "/collections/$collection/snapshots?wait=false" 2>&1) || fail "creating a snapshot: $out"
-for ((i = 0; ; i++)); do
-  new=$(snapshots | awk 'NR == FNR { seen[$1]; next } !($1 in seen) && $2 != "-" { print; exit }' \
-    <(printf '%s\n' "$before") -) || exit 1
-  [ -z "$new" ] || break
-  [ "$i" -lt "$timeout" ] ||
-    fail "no new snapshot was listed within ${timeout}s (Qdrant may still write it: delete it once listed)"
-  sleep 1
-done
-name=${new%% *} sum=${new#* }
-out=$(qdrant GET "/collections/$collection/snapshots/$name" -o "$tmp" --max-time "$timeout" 2>&1) ||
-  fail "downloading $name: $out $(head -c 300 "$tmp" 2>/dev/null)"
-echo "$sum  $tmp" | sha256sum -c --status || fail "$name does not match the checksum Qdrant reports ($sum)"
-mv -f "$tmp" "$file" || fail "could not write $file"
-echo "qdrant $collection: $name -> $file ($(stat -c %s "$file") bytes)"
-"""
 
 
 def check_common(stack, collection, url, password_key, timeout) -> Stack:
@@ -130,6 +91,18 @@ def bash(*parts) -> StringCommand:
 def or_fail(call: StringCommand, failure: str) -> StringCommand:
     """Run a request; if it fails, fail with ``failure`` and Qdrant's answer."""
     return StringCommand("out=$(", call, "2>&1) || { echo", QuoteString(failure), '"$out" >&2; exit 1; };')
+
+
+def dump_command(stack: Stack, collection: str, directory: str, part: str, *, url: str,
+                 password_key: str | None, timeout: int) -> StringCommand:
+    """Snapshot ``collection`` on the server and download it to ``<directory>/<part>.snapshot``,
+    checked against the server's checksum (``scripts/qdrant_dump.sh``)."""
+    return bash(
+        "umask 077;",
+        assign(collection=collection, tmp=posixpath.join(directory, f".{part}.snapshot.tmp"),
+               file=posixpath.join(directory, f"{part}.snapshot"), timeout=timeout),
+        qdrant_client(stack, url, password_key), script("qdrant_dump", "operations"),
+    )
 
 
 @operation(is_idempotent=False)
@@ -188,12 +161,7 @@ def dumped(stack: Stack, collection: str, directory: str, part: str, service: st
         "tool_versions": {"qdrant": live["version"]},
     }
 
-    yield bash(
-        "umask 077;",
-        assign(collection=collection, tmp=posixpath.join(directory, f".{part}.snapshot.tmp"),
-               file=snapshot_file, timeout=timeout),
-        qdrant_client(stack, url, password_key), DUMP_SCRIPT,
-    )
+    yield dump_command(stack, collection, directory, part, url=url, password_key=password_key, timeout=timeout)
     yield from descriptor_written(directory, part, descriptor, snapshot_file)
 
 

@@ -36,6 +36,8 @@ command -v zstd >/dev/null || need+=(zstd)
 command -v setsid >/dev/null || need+=(util-linux)
 command -v node >/dev/null || need+=(nodejs)   # the unit tier runs our mongosh scripts under node
 [ -x /usr/bin/prometheus ] || need+=(prometheus) # a real Prometheus for the watcher's source test (binary only)
+command -v shellcheck >/dev/null || need+=(shellcheck)  # the unit tier checks our packaged .sh scripts
+command -v redis-server >/dev/null || need+=(redis-server) # the unit tier runs the Redis swap with it
 if [ ${#need[@]} -gt 0 ]; then
   mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
   log "apt-get install ${need[*]}"

@@ -10,7 +10,15 @@ from pyinfra.api import QuoteString, StringCommand, operation
 
 from operations.checks import Check, Probe
 from operations.parallel import Step
-from pyinfra_deploys.engines.base import SERVICE_RULE, Component, Engine, healthcheck, one_line, service_name, setting
+from pyinfra_deploys.engines.base import (
+    SERVICE_RULE,
+    Component,
+    Engine,
+    healthcheck,
+    one_line,
+    service_name,
+    setting,
+)
 
 
 @operation()

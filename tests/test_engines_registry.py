@@ -6,15 +6,15 @@ all take it, with no other change."""
 from __future__ import annotations
 
 import pytest
+import sixth_engine
 from pyinfra.api import DeployError
 
-import sixth_engine
 from facts.compose import Stack
 from operations.parallel import Step
 from pyinfra_deploys import engines
 from pyinfra_deploys.backup import backup_parts
-from pyinfra_deploys.compose_file import service_of
 from pyinfra_deploys.components import propose
+from pyinfra_deploys.compose_file import service_of
 from pyinfra_deploys.config import components_from
 from pyinfra_deploys.engines import ENGINES, engine_of
 from pyinfra_deploys.plan import describe

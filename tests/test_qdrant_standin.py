@@ -2,7 +2,8 @@
 answers what layra-rollback asks of Qdrant as Qdrant does: status codes, bodies, the API
 key, wait=false, checksums and recovery. It is not Qdrant: these tests keep the stand-in
 honest, so that what passes against it would pass against the real server. At the end,
-the qdrant engine's own fact commands run against it under bash.
+the qdrant engine's own fact commands, and the dump (operations/scripts/qdrant_dump.sh),
+run against it under bash.
 
 The stand-in runs as a subprocess on 127.0.0.1, on a free port, with its storage in a
 temporary directory."""
@@ -22,7 +23,9 @@ from pathlib import Path
 
 import pytest
 
+from facts.compose import Stack
 from facts.qdrant import QdrantFingerprint, QdrantSnapshots
+from operations.qdrant import dump_command
 
 STANDIN = Path(__file__).resolve().parents[1] / "sandbox/stack/release-1.0.0/standins/qdrant_standin.py"
 KEY = "test-key-with-\"quote\\"
@@ -282,3 +285,52 @@ def test_the_snapshots_fact_lists_what_the_standin_keeps(server):
     made = snapshot(server, "kb_vectors")
     listed = run_fact(QdrantSnapshots(), server, collection="kb_vectors")
     assert [(s["name"], s["checksum"]) for s in listed] == [(made["name"], made["checksum"])]
+
+
+def dump(server, collection, timeout=30, password_key="QDRANT_API_KEY"):
+    """The dump operation's command run under bash against the stand-in; its run and file."""
+    directory = server["root"] / "dumps"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    command = dump_command(Stack(str(server["root"]), project="standin"), collection, str(directory),
+                           f"qdrant.{collection}", url=server["url"], password_key=password_key, timeout=timeout)
+    run = subprocess.run(["bash", "-c", command.get_raw_value()], capture_output=True, text=True, timeout=60)
+    return run, directory / f"qdrant.{collection}.snapshot"
+
+
+def test_the_dump_downloads_a_checked_snapshot_and_deletes_the_servers_copy(server):
+    collection(server, "kb_dump", range(1, 6))
+    run, file = dump(server, "kb_dump")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("qdrant kb_dump: kb_dump-") and run.stdout.endswith(
+        f".snapshot -> {file} ({file.stat().st_size} bytes)\n")
+    assert file.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in file.parent.iterdir()) == [file.name]  # no temporary file left
+    assert call(server, "GET", "/collections/kb_dump/snapshots")[1]["result"] == []
+    # what was downloaded restores the collection
+    call(server, "DELETE", "/collections/kb_dump")
+    assert upload(server, "kb_dump", file.read_bytes())[0] == 200
+    assert points_count(server, "kb_dump") == 5
+
+
+def test_the_dump_of_a_collection_that_does_not_exist_fails_with_qdrants_words_and_writes_nothing(server):
+    run, file = dump(server, "nowhere")
+    assert run.returncode == 1
+    assert "qdrant dump of nowhere: listing snapshots: " in run.stderr
+    assert "Not found: Collection `nowhere` doesn't exist!" in run.stderr
+    assert not file.exists()
+
+
+def test_the_dump_with_a_wrong_key_fails_with_qdrants_words(server):
+    collection(server, "refused_dump", [1])
+    run, file = dump(server, "refused_dump", password_key="WRONG_KEY")
+    assert run.returncode == 1 and "Invalid API key or JWT" in run.stderr
+    assert not file.exists()
+
+
+def test_the_dump_fails_when_no_snapshot_is_listed_in_time(server):
+    collection(server, "slow", [1])
+    run, file = dump(server, "slow", timeout=0)  # the stand-in writes it 0.4 s after it is asked
+    assert run.returncode == 1
+    assert run.stderr == ("qdrant dump of slow: no new snapshot was listed within 0s (Qdrant may still write it: "
+                          "delete it once listed)\n")
+    assert not file.exists()

@@ -1,16 +1,26 @@
 """The Redis engine's pieces that case files cannot show: parsing, refusals inside facts,
-and the shell and awk programs the operations ship (run here with the local sh and awk)."""
+and the shell and awk programs the operations ship, run here with the local sh and awk, and
+operations/scripts/redis_swap.sh with this machine's redis-server (sandbox/up.sh installs
+it) in a mount namespace made like the service's container: a private /tmp, and the data
+directory a mount of its own, as a volume is."""
 
+import contextlib
+import os
 import shutil
 import subprocess
+import tempfile
+import time
+from pathlib import Path
 
 import pytest
 
 from facts.redis import RedisFingerprint, RedisKeyCounts, RedisPersistence, unquote
-from operations.redis import BATCH_AWK, SUM_AWK, SWAP_SCRIPT
+from facts.shell import script
+from operations.redis import BATCH_AWK, SUM_AWK
 from tests.whole_output import read_whole
 
 STACK = {"dir": "/srv/layra"}
+SWAP = script("redis_swap", "operations")
 
 
 def awk(program: str, text: str, *args: str) -> subprocess.CompletedProcess:
@@ -82,7 +92,7 @@ def test_an_error_reply_among_unlink_replies_fails_and_is_shown():
 
 @pytest.mark.skipif(not shutil.which("sh"), reason="needs a POSIX sh")
 def test_the_swap_script_is_valid_posix_shell():
-    assert subprocess.run(["sh", "-n", "-c", SWAP_SCRIPT], capture_output=True).returncode == 0
+    assert subprocess.run(["sh", "-n", "-c", SWAP], capture_output=True).returncode == 0
 
 
 def test_the_swap_script_reverts_to_the_safety_copies(tmp_path):
@@ -91,7 +101,7 @@ def test_the_swap_script_reverts_to_the_safety_copies(tmp_path):
     (tmp_path / "appendonlydir").mkdir()
     (tmp_path / "appendonlydir.pre-restore").mkdir()
     (tmp_path / "appendonlydir.pre-restore" / "appendonly.aof.manifest").write_text("old aof")
-    run = subprocess.run(["sh", "-c", SWAP_SCRIPT, "sh", "revert", str(tmp_path), "dump.rdb", "yes",
+    run = subprocess.run(["sh", "-c", SWAP, "sh", "revert", str(tmp_path), "dump.rdb", "yes",
                           "appendonlydir", "appendonly.aof"], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "dump.rdb").read_text() == "old"
@@ -101,7 +111,125 @@ def test_the_swap_script_reverts_to_the_safety_copies(tmp_path):
 
 def test_reverting_when_there_was_no_data_before_leaves_none(tmp_path):
     (tmp_path / "dump.rdb").write_text("new")
-    run = subprocess.run(["sh", "-c", SWAP_SCRIPT, "sh", "revert", str(tmp_path), "dump.rdb", "no",
+    run = subprocess.run(["sh", "-c", SWAP, "sh", "revert", str(tmp_path), "dump.rdb", "no",
                           "appendonlydir", "appendonly.aof"], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def tool(name: str) -> str:
+    found = shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} is not installed: sandbox/up.sh installs it (apt-get install redis-server)")
+    return found
+
+
+@contextlib.contextmanager
+def redis_server(directory: Path, *options: str):
+    """A redis-server of this machine serving ``directory``, on a unix socket only; its
+    ``redis-cli`` as a function."""
+    private = tempfile.mkdtemp(prefix="layra-redis-")  # a socket path is at most 107 bytes
+    sock = f"{private}/redis.sock"
+    server = subprocess.Popen([tool("redis-server"), "--port", "0", "--unixsocket", sock, "--dir", str(directory),
+                               "--save", "", "--logfile", f"{private}/redis.log", *options])
+
+    def cli(*args: str) -> str:
+        return subprocess.run([tool("redis-cli"), "-s", sock, *args], capture_output=True, text=True).stdout.strip()
+
+    try:
+        for _ in range(200):
+            if cli("ping") == "PONG":
+                break
+            assert server.poll() is None, Path(f"{private}/redis.log").read_text()
+            time.sleep(0.05)
+        yield cli
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        shutil.rmtree(private)
+
+
+def data_of(directory: Path, *options: str) -> dict:
+    """The keys and values a redis-server started on ``directory`` loads."""
+    with redis_server(directory, "--dbfilename", "dump.rdb", *options) as cli:
+        return {key: cli("GET", key) for key in cli("--raw", "KEYS", "*").split()}
+
+
+def write_data(directory: Path, values: dict, *options: str):
+    directory.mkdir(parents=True, exist_ok=True)
+    with redis_server(directory, "--dbfilename", "dump.rdb", *options) as cli:
+        for key, value in values.items():
+            assert cli("SET", key, value) == "OK"
+        assert cli("SAVE") == "OK"
+
+
+AOF = ("--appendonly", "yes", "--appenddirname", "appendonlydir", "--appendfilename", "appendonly.aof")
+
+
+def files(directory: Path) -> dict:
+    """Every file under ``directory`` (any left behind included) and its bytes."""
+    return {str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob("*") if p.is_file()}
+
+
+def snapshot(tmp_path: Path, values: dict) -> bytes:
+    """An RDB file holding ``values``, as the dump writes it."""
+    write_data(tmp_path / "snapshot", values)
+    return (tmp_path / "snapshot" / "dump.rdb").read_bytes()
+
+
+# In a mount namespace of its own: /tmp private (the script's socket and log are there),
+# the data directory bound on itself (a mount point, as a volume in the container is).
+CONTAINER_LIKE = ('data=$1; shift; cd "$data" && mount -t tmpfs layra-tmp /tmp && mkdir -p "$data" && '
+                  'mount --no-canonicalize --bind . "$data" && exec sh -c "$SWAP" sh "$@"')
+
+
+def swap(data: Path, mode: str, rdb: bytes = b"", aof: str = "no") -> subprocess.CompletedProcess:
+    tool("redis-server")
+    unshare = ["unshare", "--mount", *([] if os.geteuid() == 0 else ["--map-root-user"])]
+    return subprocess.run([*unshare, "sh", "-c", CONTAINER_LIKE, "sh", str(data),
+                           mode, str(data), "dump.rdb", aof, "appendonlydir", "appendonly.aof"],
+                          input=rdb, capture_output=True, env={**os.environ, "SWAP": SWAP}, timeout=120)
+
+
+def test_the_swap_loads_the_snapshot_in_redis_server_and_keeps_the_previous_rdb_as_the_safety_copy(tmp_path):
+    data = tmp_path / "data"
+    write_data(data, {"old": "1"})
+    previous = (data / "dump.rdb").read_bytes()
+    run = swap(data, "swap", snapshot(tmp_path, {"a": "1", "b": "two"}))
+    assert run.returncode == 0, run.stderr.decode()
+    assert run.stdout.decode() == f"loaded 2 keys into {data}/dump.rdb\n"
+    assert sorted(p.name for p in data.iterdir()) == ["dump.rdb", "dump.rdb.pre-restore"]
+    assert (data / "dump.rdb.pre-restore").read_bytes() == previous
+    assert data_of(data) == {"a": "1", "b": "two"}
+
+
+def test_with_aof_the_swap_writes_the_aof_redis_7_loads_instead_of_the_rdb(tmp_path):
+    data = tmp_path / "data"
+    write_data(data, {"old": "1"}, *AOF)
+    previous = files(data / "appendonlydir")
+    run = swap(data, "swap", snapshot(tmp_path, {"a": "1"}), aof="yes")
+    assert run.returncode == 0, run.stderr.decode()
+    assert sorted(p.name for p in data.iterdir()) == ["appendonlydir", "appendonlydir.pre-restore", "dump.rdb",
+                                                      "dump.rdb.pre-restore"]
+    assert files(data / "appendonlydir.pre-restore") == previous
+    assert data_of(data, *AOF) == {"a": "1"}
+
+
+def test_a_snapshot_that_does_not_load_changes_nothing(tmp_path):
+    data = tmp_path / "data"
+    write_data(data, {"old": "1"}, *AOF)
+    before = files(data)
+    run = swap(data, "swap", b"REDIS0099 not an rdb", aof="yes")
+    assert run.returncode == 1
+    assert "the snapshot does not load in this service's redis-server" in run.stderr.decode()
+    assert files(data) == before
+
+
+def test_a_swap_then_a_revert_puts_the_previous_data_back(tmp_path):
+    data = tmp_path / "data"
+    write_data(data, {"old": "1"}, *AOF)
+    assert swap(data, "swap", snapshot(tmp_path, {"a": "1"}), aof="yes").returncode == 0
+    run = swap(data, "revert", aof="yes")
+    assert run.returncode == 0, run.stderr.decode()
+    assert sorted(p.name for p in data.iterdir()) == ["appendonlydir", "dump.rdb"]
+    assert data_of(data, *AOF) == {"old": "1"}

@@ -124,7 +124,9 @@ def layra_rollback(log: str, arguments: list[str]) -> None:
 
     import gevent.subprocess
 
-    from pyinfra_deploys.cli import main  # imports pyinfra_cli first: gevent's patches in place
+    from pyinfra_deploys.cli import (
+        main,  # imports pyinfra_cli first: gevent's patches in place
+    )
 
     count_ssh(log)  # the commands that connect in-process (watch, triggers check)
     popen = subprocess.Popen  # gevent's, once patched

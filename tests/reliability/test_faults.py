@@ -31,7 +31,8 @@ import pytest
 
 from tests.e2e.conftest import RUN_LINE, RUNS, STATE, Run, Sandbox, SandboxHost, sql
 
-from .conftest import ROOT as REPO, host_named, inventory_file
+from .conftest import ROOT as REPO
+from .conftest import host_named, inventory_file
 
 HOST = "sandbox-1"
 SNAPSHOTS = "/var/backups/layra-reliability"
@@ -287,8 +288,9 @@ def test_a_killed_run_mid_restore_leaves_a_stale_lock_that_is_broken_explicitly_
 def orphaned_step(target: Target, seconds: int) -> subprocess.Popen:
     """A data-changing step of a run that is gone, still running on the host: it holds the
     work lock as our steps do (hold_work.sh), for ``seconds``."""
-    from facts.lock import holding_work
     from pyinfra_testing.util import get_command_string
+
+    from facts.lock import holding_work
     hold = get_command_string(holding_work("/srv/layra", f"mysql/{DATABASE}: swap the shadow copy in"))
     step = subprocess.Popen(["docker", "exec", target.container, "bash", "-c", f"{hold} echo held; sleep {seconds}"],
                             stdout=subprocess.PIPE, text=True)

@@ -27,7 +27,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import RUN_LINE, STACK, STATE, Run, Sandbox, SandboxHost, redis_cli, sql
+from tests.e2e.conftest import (
+    RUN_LINE,
+    STACK,
+    STATE,
+    Run,
+    Sandbox,
+    SandboxHost,
+    redis_cli,
+    sql,
+)
 
 from .conftest import SANDBOX_INVENTORY, env_secrets, host_named, inventory_file
 

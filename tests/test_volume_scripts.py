@@ -1,0 +1,210 @@
+"""The volume engine's shell (facts/scripts/volume_library.sh, volume_inspect.sh) run for
+real under bash: fingerprints of directories on this machine, and VolumeSet's inspection
+of volumes whose data are real directories (du and find run on them), with `docker` on
+the PATH a stand-in that answers from a small world (tests/fake_docker.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+from pyinfra.api import QuoteString, StringCommand
+
+from facts.compose import Stack
+from facts.volumes import (
+    RESTORED_MARKER,
+    inspect_command,
+    library,
+    parse_inspect,
+    volume_problems,
+)
+from tests.fake_docker import FakeDocker
+
+STACK = Stack("/srv/layra", project="layra")
+MTIME = 1_760_000_000
+
+
+def bash(command: StringCommand, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", command.get_raw_value()], capture_output=True, text=True, env=env,
+                          timeout=60)
+
+
+def in_library(*words) -> StringCommand:
+    """A call of one of the library's functions, after the library."""
+    return StringCommand(library(STACK), *(QuoteString(str(w)) for w in words))
+
+
+def fingerprint(directory: Path) -> dict:
+    run = bash(in_library("fingerprint", directory))
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+def make_tree(root: Path) -> Path:
+    """A volume's data: files, a subdirectory, a symlink, every mtime fixed."""
+    (root / "sub").mkdir(parents=True)
+    (root / "a.bin").write_bytes(b"x" * 1000)
+    (root / "sub" / "b.txt").write_text("hello")
+    (root / "link").symlink_to("sub/b.txt")
+    for path in (root / "a.bin", root / "sub" / "b.txt", root / "sub", root):
+        os.utime(path, (MTIME, MTIME))
+    return root
+
+
+def test_the_fingerprint_counts_the_files_and_their_bytes_and_prints_sorted_json(tmp_path):
+    data = make_tree(tmp_path / "data")
+    run = bash(in_library("fingerprint", data))
+    found = json.loads(run.stdout)
+    assert (found["files"], found["bytes"], len(found["sha256"])) == (2, 1005, 64)
+    # the descriptor's fingerprint is compared as Python prints it (facts.volumes.fingerprint_text)
+    assert run.stdout == json.dumps(found, sort_keys=True)
+
+
+def test_the_same_tree_and_a_copy_keeping_modes_and_mtimes_have_the_same_fingerprint(tmp_path):
+    data = make_tree(tmp_path / "data")
+    subprocess.run(["cp", "-a", str(data), str(tmp_path / "copy")], check=True)
+    assert fingerprint(data) == fingerprint(data) == fingerprint(tmp_path / "copy")
+
+
+@pytest.mark.parametrize("change", [
+    pytest.param(lambda d: os.utime(d / "a.bin", (MTIME + 1, MTIME + 1)), id="mtime"),
+    pytest.param(lambda d: (d / "a.bin").write_bytes(b"x" * 1001) and os.utime(d / "a.bin", (MTIME, MTIME)),
+                 id="size"),
+    pytest.param(lambda d: (d / "a.bin").rename(d / "c.bin"), id="name"),
+    pytest.param(lambda d: (d / "a.bin").chmod(0o600), id="mode"),
+    pytest.param(lambda d: ((d / "link").unlink(), (d / "link").symlink_to("a.bin")), id="link-target"),
+    pytest.param(lambda d: (d / "empty").mkdir(), id="new-directory"),
+])
+def test_a_change_of_mtime_size_name_mode_or_link_changes_the_fingerprint(tmp_path, change):
+    data = make_tree(tmp_path / "data")
+    before = fingerprint(data)
+    change(data)
+    assert fingerprint(data)["sha256"] != before["sha256"]
+
+
+def test_a_rewrite_keeping_size_and_mtime_is_not_seen_the_quick_check_reads_no_file(tmp_path):
+    data = make_tree(tmp_path / "data")
+    before = fingerprint(data)
+    (data / "a.bin").write_bytes(b"y" * 1000)
+    os.utime(data / "a.bin", (MTIME, MTIME))
+    assert fingerprint(data) == before
+
+
+def test_sockets_are_left_out_of_the_fingerprint(tmp_path, monkeypatch):
+    data = make_tree(tmp_path / "data")
+    before = fingerprint(data)
+    monkeypatch.chdir(data)  # a short path for the socket
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind("etcd.sock")
+        os.utime(data, (MTIME, MTIME))
+        assert (data / "etcd.sock").is_socket()
+        assert fingerprint(data) == before
+
+
+def test_a_directory_that_does_not_exist_has_a_fingerprint_saying_so(tmp_path):
+    assert fingerprint(tmp_path / "nowhere") == {"exists": False}
+
+
+def test_containers_lists_the_services_containers_of_the_project_only(tmp_path):
+    docker = FakeDocker(tmp_path)
+    etcd = docker.container("milvus-etcd")
+    docker.container("milvus-etcd", project="other")
+    docker.container("milvus-etcd", oneoff=True)
+    docker.container("milvus-minio")
+    run = bash(in_library("containers", "milvus-etcd"), docker.env)
+    assert (run.returncode, run.stdout.split()) == (0, [etcd[:12]])
+
+
+def test_running_names_the_services_with_a_running_container(tmp_path):
+    docker = FakeDocker(tmp_path)
+    docker.container("milvus-etcd")
+    docker.container("milvus-minio", status="exited")
+    run = bash(in_library("running", "milvus-etcd", "milvus-minio", "milvus-standalone"), docker.env)
+    assert run.stdout == "milvus-etcd "
+
+
+def test_wait_ready_returns_once_every_container_runs_healthy_or_has_no_healthcheck(tmp_path):
+    docker = FakeDocker(tmp_path)
+    docker.container("milvus-etcd", health="healthy")
+    docker.container("milvus-minio")
+    run = bash(in_library("wait_ready", 5, "milvus-etcd", "milvus-minio"), docker.env)
+    assert (run.returncode, run.stderr) == (0, "")
+
+
+def test_wait_ready_names_each_container_not_ready_when_the_time_is_up(tmp_path):
+    docker = FakeDocker(tmp_path)
+    docker.container("milvus-etcd", health="healthy")
+    docker.container("milvus-minio", health="starting")
+    docker.container("milvus-standalone", status="exited")
+    run = bash(in_library("wait_ready", 0, "milvus-etcd", "milvus-minio", "milvus-standalone"), docker.env)
+    assert run.returncode == 1
+    assert run.stderr == "not ready after 0s: milvus-minio (running starting) milvus-standalone (exited healthy)\n"
+
+
+def du_bytes(root: Path) -> int:
+    """What `du -sb` counts: the apparent size of every entry, the directory's own included."""
+    return sum(os.lstat(p).st_size for p in [root, *root.rglob("*")])
+
+
+@pytest.fixture
+def milvus(tmp_path):
+    """A Milvus set whose volumes' data are directories here: standalone (running, its volume
+    marked as restored), etcd (exited), and a volume gone since its container mounted it."""
+    docker = FakeDocker(tmp_path)
+    volumes = tmp_path / "volumes"
+    milvus_data = make_tree(volumes / "layra_milvus" / "_data")
+    etcd_data = make_tree(volumes / "layra_etcd" / "_data")
+    (etcd_data / "member.wal").write_bytes(b"w" * 4096)
+    marker = {"archive_sha256": "5f1c" * 16, "settled": {"bytes": 1, "files": 1, "sha256": "ab"}}
+    (volumes / "layra_milvus" / f"_data{RESTORED_MARKER}").write_text(json.dumps(marker))
+    docker.volume("layra_milvus")
+    docker.volume("layra_etcd")
+    standalone = docker.container("milvus-standalone", mounts=[("layra_milvus", str(milvus_data), "/var/lib/milvus"),
+                                                               ("layra_gone", str(volumes / "gone"), "/gone")])
+    docker.container("milvus-etcd", status="exited", mounts=[("layra_etcd", str(etcd_data), "/etcd")])
+    docker.container("milvus-etcd", project="other", mounts=[("other_etcd", str(etcd_data), "/etcd")])
+    return {"docker": docker, "standalone": standalone, "marker": marker, "milvus": milvus_data, "etcd": etcd_data}
+
+
+def inspected(milvus, with_fingerprint: bool = True) -> tuple[dict, subprocess.CompletedProcess]:
+    command = inspect_command(STACK, ["milvus-standalone", "milvus-etcd", "milvus-minio"], with_fingerprint)
+    run = bash(command, milvus["docker"].env)
+    assert run.returncode == 0, run.stderr
+    return parse_inspect(run.stdout.splitlines()), run
+
+
+def test_inspect_reads_each_volume_where_it_is_on_the_host_with_four_docker_calls(milvus):
+    found, _ = inspected(milvus)
+    assert found["zstd"] == (shutil.which("zstd") is not None)
+    assert found["services"] == {"milvus-standalone": {"state": "running"}, "milvus-etcd": {"state": "exited"},
+                                 "milvus-minio": {"state": "missing"}}
+    assert found["volumes"]["layra_milvus"] == {
+        "services": ["milvus-standalone"], "path": str(milvus["milvus"]), "target": "/var/lib/milvus",
+        "driver": "local", "options": {}, "in_use_by": [milvus["standalone"][:12]],
+        "bytes": du_bytes(milvus["milvus"]), "fingerprint": fingerprint(milvus["milvus"]),
+        "restored": milvus["marker"]}
+    etcd = found["volumes"]["layra_etcd"]
+    assert (etcd["in_use_by"], etcd["bytes"], etcd["fingerprint"]) == ([], du_bytes(milvus["etcd"]),
+                                                                       fingerprint(milvus["etcd"]))
+    assert "restored" not in etcd
+    assert [call[:2] for call in milvus["docker"].calls] == [["ps", "-aq"], ["inspect", "-f"], ["volume", "inspect"],
+                                                             ["ps", "--no-trunc"]]
+
+
+def test_inspect_leaves_a_volume_removed_since_without_a_driver_for_volume_problems_to_name(milvus):
+    found = inspected(milvus)[0]
+    gone = found["volumes"]["layra_gone"]
+    assert ("driver" in gone, gone["fingerprint"]) == (False, {"exists": False})
+    assert "volume layra_gone uses driver None with options None: only plain local volumes are archived on the host" \
+        in volume_problems(found)
+
+
+def test_inspect_without_fingerprints_reads_sizes_only(milvus):
+    found, run = inspected(milvus, with_fingerprint=False)
+    assert found["volumes"]["layra_etcd"]["bytes"] == du_bytes(milvus["etcd"])
+    assert not any(line.startswith(("fingerprint\t", "restored\t")) for line in run.stdout.splitlines())
