@@ -158,6 +158,8 @@ def _whole_process(process):
                 f"{where}: fact {type(self).__name__} could not read its command's output whole: it stopped{last}, "
                 "at a byte that is not UTF-8 text or where the command was cut short; nothing was decided on it")
         lines.pop()
+        if lines and lines[-1] == "":
+            lines.pop()   # the line break whole.sh puts before the marker, after a last line's own
         return process(self, lines) if lines else self.default()
 
     return wrapped

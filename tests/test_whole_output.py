@@ -97,7 +97,7 @@ def run_whole(body: str) -> subprocess.CompletedProcess:
 
 def test_a_whole_utf8_output_ends_with_the_marker_and_keeps_the_commands_status():
     run = run_whole("printf 'caf\\303\\251\\n\\360\\235\\204\\236\\n'; echo oops >&2; exit 3")
-    assert run.stdout.decode().splitlines() == ["café", "𝄞", WHOLE_MARKER]
+    assert run.stdout.decode().splitlines() == ["café", "𝄞", "", WHOLE_MARKER]
     assert run.returncode == 3 and run.stderr == b"oops\n"
 
 
@@ -110,7 +110,14 @@ def test_output_stops_at_the_first_byte_that_is_not_utf8_and_never_reaches_the_m
 
 def test_a_command_that_exits_the_shell_still_reports_its_status():
     run = run_whole("echo partial; exit 7")
-    assert run.stdout.decode().splitlines() == ["partial", WHOLE_MARKER] and run.returncode == 7
+    assert run.stdout.decode().splitlines() == ["partial", "", WHOLE_MARKER] and run.returncode == 7
+
+
+def test_a_last_line_without_its_newline_is_read_whole_the_marker_on_a_line_of_its_own():
+    run = run_whole("printf '{\"a\": 1}'")
+    lines = run.stdout.decode().splitlines()
+    assert lines == ['{"a": 1}', WHOLE_MARKER]
+    assert facts.snapshots.SnapshotManifest().process(lines) == {"a": 1}
 
 
 def test_process_refuses_lines_without_the_marker_and_gives_the_default_for_an_empty_output():

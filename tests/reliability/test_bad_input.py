@@ -39,6 +39,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.whole_output import unwrapped
+
 from .conftest import ROOT, host_named, inventory_file
 
 RUNNER = Path(__file__).with_name("counted_pyinfra.py")
@@ -514,7 +516,8 @@ def assert_only_planned(result: Counted, reads_only=()):
     assert result.remote, "the host was never asked: this is not the host's answer"
     assert not [entry for entry in result.remote if entry["kind"] != "run"], "a file was transferred"
     if reads_only:
-        others = [entry["what"][:160] for entry in result.remote if not entry["what"].startswith(reads_only)]
+        others = [unwrapped(entry["what"])[:160] for entry in result.remote
+                  if not unwrapped(entry["what"]).startswith(reads_only)]
         assert not others, f"commands besides the reads {reads_only}: {others}"
     else:
         assert not result.executed, f"the run reached execution:\n{result.output[-4000:]}"

@@ -424,7 +424,7 @@ def test_the_sandbox_inventories_check_every_host_key_against_the_sandboxs_known
 # The clients each run starts through `docker compose exec` (what their command lines hold).
 CLIENTS = {
     "backup": {
-        "mysqldump": ("exec -T -e MYSQL_PWD mysql sh -c ", " -dump -u root --single-transaction "),
+        "mysqldump": ("exec -T -e MYSQL_PWD mysql sh -c ", " -dump -u root --default-character-set=utf8mb4 --single-transaction "),
         "redis-cli --rdb": ("exec -T -e REDISCLI_AUTH redis redis-cli ", " --rdb "),
         "mongodump": ("exec -T -e LAYRA_MONGO_PASSWORD ", " mongodump "),
     },
