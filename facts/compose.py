@@ -270,6 +270,6 @@ def replaced_command(stack: Stack, service: str, nginx_service: str | None = Non
         "set -o pipefail;",
         assign(project=stack.project, service=service, nginx=nginx_service or "", timeout=timeout),
         "compose() {", compose_command(stack, '"$@"'), "; };",
-        script("replace_service"),
+        script("wait_ready"), "\n", script("replace_service"),
         _shell_executable="bash",
     )

@@ -13,7 +13,7 @@ from pyinfra.api import QuoteString, StringCommand
 from .capacity import disk_free_command, parse_disk_free
 from .compose import Stack, compose_command, valid_service
 from .http import STATUS_MARKER, http_get_command, parse_http_response
-from .shell import WholeOutputFact, assign, section, split_sections
+from .shell import WholeOutputFact, absolute_path, assign, section, split_sections
 
 KAFKA_KEYS = ("service", "group", "bootstrap", "command")
 KAFKA_DEFAULTS = {"group": None, "bootstrap": "localhost:9092", "command": "kafka-consumer-groups.sh"}
@@ -80,7 +80,7 @@ def kafka_spec(kafka: dict) -> dict:
 
 def valid_path(path) -> bool:
     """An absolute path that prints on one line as it is (the output names it)."""
-    return isinstance(path, str) and path.startswith("/") and path.isprintable() and path == path.strip()
+    return absolute_path(path) and path.isprintable() and path == path.strip()
 
 
 def _probed(name: str, command: StringCommand) -> StringCommand:

@@ -50,6 +50,12 @@ def parse_probe(output: list[str]) -> dict:
     return {"ok": status == "0", "output": "\n".join(sections.get("output", [])).strip()[-300:]}
 
 
+def absolute_path(value) -> bool:
+    """An absolute path on one line (no newline, carriage return or NUL): what a command
+    takes as one word, and a log line shows whole."""
+    return isinstance(value, str) and value.startswith("/") and not set(value) & set("\n\r\0")
+
+
 def failing(message: str, *before) -> StringCommand:
     """A command that fails the host with ``message`` on stderr (after ``before``, if any).
 

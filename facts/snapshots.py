@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 
 from pyinfra.api import QuoteString, StringCommand
 
-from .shell import WholeOutputFact, section, split_sections, text_written
+from .shell import WholeOutputFact, absolute_path, section, split_sections, text_written
 
 FORMAT = 1
 DEFAULT_ROOT = "/var/backups/layra"
@@ -112,13 +112,7 @@ def valid_label(label) -> bool:
 def valid_root(root) -> bool:
     """True for a directory that may hold snapshots: absolute, one line, no ``..`` component
     (``prune`` removes directories under it), not ``/`` itself."""
-    return (
-        isinstance(root, str)
-        and root.startswith("/")
-        and root.rstrip("/") != ""
-        and not set(root) & set("\n\r\0")
-        and ".." not in root.split("/")
-    )
+    return absolute_path(root) and root.rstrip("/") != "" and ".." not in root.split("/")
 
 
 def new_snapshot_id(label: str | None, now: datetime) -> str:

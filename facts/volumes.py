@@ -27,7 +27,8 @@ def library(stack: Stack) -> StringCommand:
     ``containers``, ``running``, ``wait_ready``: ``scripts/volume_library.sh``), bound to
     the stack's project. One and the same code fingerprints a live volume, an extracted
     archive and the snapshot's descriptor."""
-    return StringCommand("set -o pipefail;", assign(project=stack.project), script("volume_library"), ";")
+    return StringCommand("set -o pipefail;", assign(project=stack.project), script("wait_ready"), "\n",
+                         script("volume_library"), ";")
 
 
 def services_args(services: list[str]) -> StringCommand:

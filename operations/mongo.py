@@ -39,9 +39,10 @@ from facts.mongo import (
     script,
     summary,
 )
-from facts.shadow import PREVIOUS_SUFFIX, SHADOW_SUFFIX, valid_database
+from facts.shadow import PREVIOUS_SUFFIX, SHADOW_SUFFIX
 from facts.shell import assign, failing
 from facts.snapshots import checksum_checked, descriptor_written, valid_part_name
+from operations.arguments import checked_database, checked_path
 
 # Moves the live collections to <db>__pre_restore and the shadow's into <db>, one
 # renameCollection each (across databases: a copy, then a drop, on the server). Any
@@ -86,11 +87,9 @@ print(EJSON.stringify({ok: 1, moved: moved.length, swapped: swapped.length}));
 
 
 def check_names(database: str, **paths: str):
-    if not valid_database(database):
-        raise OperationError(f"database {database!r} is not a plain name (letters, digits, _; at most 48)")
+    checked_database(database)
     for what, value in paths.items():
-        if not isinstance(value, str) or not value.startswith("/") or "\n" in value:
-            raise OperationError(f"{what} {value!r} must be an absolute path")
+        checked_path(value, what)
 
 
 @operation()

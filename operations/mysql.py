@@ -33,17 +33,16 @@ from facts.mysql import (
     same_data,
     summary,
 )
-from facts.shadow import PREVIOUS_SUFFIX, SHADOW_SUFFIX, valid_database
+from facts.shadow import PREVIOUS_SUFFIX, SHADOW_SUFFIX
 from facts.shell import COMPRESSORS, assign, decompressor, failing
 from facts.snapshots import checksum_checked, descriptor_written, valid_part_name
+from operations.arguments import checked_database, checked_path
 
 
 def check_names(database: str, **paths: str):
-    if not valid_database(database):
-        raise OperationError(f"database {database!r} is not a plain name (letters, digits, _; at most 48)")
+    checked_database(database)
     for what, value in paths.items():
-        if not isinstance(value, str) or not value.startswith("/") or "\n" in value:
-            raise OperationError(f"{what} {value!r} must be an absolute path")
+        checked_path(value, what)
 
 
 def bash(*parts) -> StringCommand:

@@ -44,6 +44,7 @@ from facts.qdrant import (
 from facts.secrets import KEY_PATTERN
 from facts.shell import assign, script
 from facts.snapshots import checksum_checked, descriptor_written, valid_part_name
+from operations.arguments import checked_path
 
 # Qdrant's official image keeps snapshots in /qdrant/snapshots/<collection>/.
 SNAPSHOTS_PATH = "/qdrant/snapshots"
@@ -63,8 +64,9 @@ def check_common(stack, collection, url, password_key, timeout) -> Stack:
 
 
 def absolute_path(value, what: str) -> str:
-    # Also no quote or backslash: the path is quoted once more inside curl's -F argument.
-    if not isinstance(value, str) or not value.startswith("/") or any(c in value for c in '\n\r"\\'):
+    checked_path(value, what)
+    # no quote or backslash either: the path is quoted once more inside curl's -F argument
+    if any(c in value for c in '"\\'):
         raise OperationError(f"{what} must be an absolute path on one line, without \" or \\, got {value!r}")
     return value
 

@@ -39,6 +39,8 @@ from facts.redis import (
 from facts.secrets import KEY_PATTERN
 from facts.shell import script
 from facts.snapshots import checksum_checked, descriptor_written, valid_part_name
+from facts.volumes import library
+from operations.arguments import checked_path
 
 STOP_TIMEOUT = 120  # seconds `docker compose stop` lets Redis save before it is killed
 
@@ -61,12 +63,6 @@ def check_common(stack, service, password_key) -> Stack:
     if password_key is not None and not (isinstance(password_key, str) and KEY_PATTERN.match(password_key)):
         raise OperationError(f"password_key must name a key of the env file or be None, got {password_key!r}")
     return Stack.of(stack)
-
-
-def one_line_path(value, what: str) -> str:
-    if not isinstance(value, str) or not value.startswith("/") or "\n" in value or "\r" in value:
-        raise OperationError(f"{what} must be an absolute path on one line, got {value!r}")
-    return value
 
 
 @operation()
@@ -172,7 +168,7 @@ def dumped(stack: Stack, directory: str, part: str, service: str = "redis",
         )
     """
     stack = check_common(stack, service, password_key)
-    one_line_path(directory, "directory")
+    checked_path(directory, "directory")
     if not valid_part_name(part):
         raise OperationError(f"part must match [A-Za-z0-9][A-Za-z0-9._-]{{0,127}}, got {part!r}")
 
@@ -247,7 +243,7 @@ def restored(stack: Stack, rdb_file: str, sha256: str, fingerprint: dict, servic
         )
     """
     stack = check_common(stack, service, password_key)
-    one_line_path(rdb_file, "rdb_file")
+    checked_path(rdb_file, "rdb_file")
     try:
         check_file = checksum_checked(rdb_file, sha256, "redis")
     except ValueError as error:
@@ -290,9 +286,11 @@ def restored(stack: Stack, rdb_file: str, sha256: str, fingerprint: dict, servic
     yield StringCommand(
         "set -o pipefail;", holding_work(stack.dir, f"redis {service}: restore the RDB"),
         *redis_auth(stack, password_key),
-        'fail() { echo "redis restore: $*" >&2; exit 1; };',
-        'ready() { i=0; until [ "$(', ping, '2>/dev/null)" = PONG ]; do i=$((i + 1));',
-        f'[ "$i" -lt {timeout} ] || return 1; sleep 1; done; }};',
+        'fail() { echo "redis restore: $*" >&2; exit 1; };', library(stack),
+        # ready as everywhere (wait_ready.sh: an exited or unhealthy container fails at
+        # once), and then answering PING with its data loaded
+        f"ready() {{ wait_ready {timeout}", QuoteString(service), '|| return 1; i=0; until [ "$(', ping,
+        '2>/dev/null)" = PONG ]; do i=$((i + 1));', f'[ "$i" -lt {timeout} ] || return 1; sleep 1; done; }};',
         stop, "|| fail", QuoteString(f"could not stop {service}; nothing was changed"), ";",
         "gzip -dc", QuoteString(rdb_file), "|", swap("swap"),
         "|| {", start, "; ready; fail",

@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pyinfra import host, logger
 from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 
-from facts.shell import failing, text_written
+from facts.shell import absolute_path, failing, text_written
 from facts.snapshots import (
     CREATED_TIME,
     FORMAT,
@@ -52,7 +52,7 @@ METADATA_KEYS = ("created", "host", "label", "stack")
 
 def checked_root(root) -> str:
     """The root, normalized; a relative path, ``/`` or a newline is refused."""
-    if not isinstance(root, str) or not root.startswith("/") or "\n" in root or "\0" in root:
+    if not absolute_path(root):
         raise OperationError(f"snapshot root {root!r} must be an absolute directory path")
     root = posixpath.normpath(root)
     if root == "/":

@@ -9,11 +9,8 @@ Every operation here takes the stack as ``stack``:
 
 from __future__ import annotations
 
-import time
-
-from pyinfra import host, logger
+from pyinfra import host
 from pyinfra.api import (
-    FunctionCommand,
     OperationError,
     QuoteString,
     StringCommand,
@@ -40,6 +37,8 @@ from facts.stack import (
     valid_image_id,
     valid_ref,
 )
+from facts.volumes import library
+from operations.arguments import checked_path
 
 
 def unknown_commit(ref: str, stack_dir: str, remotes: list[str], head: str | None = None) -> str:
@@ -231,34 +230,18 @@ def at_commit(stack: Stack, commit: str, images: dict[str, str] | None = None, r
     yield compose_command(stack, "up", "-d", "--remove-orphans", "--quiet-pull")
 
 
-def wait_until_ready(state, host, stack: dict, timeout: int, interval: float = 1.0) -> bool:
-    """Poll the services until all run and are healthy; False (and why) at the deadline."""
-    stack = Stack.of(stack)
-    deadline = time.monotonic() + timeout
-    while True:
-        services = host.get_fact(ComposeServices, stack=stack)
-        unready = unready_services(services)
-        if not unready:
-            return True
-        if time.monotonic() >= deadline:
-            for name, status in sorted(unready.items()):
-                last = services[name]["health_output"]
-                logger.error(
-                    f"{host.print_prefix}service {name} is {status} after {timeout}s"
-                    + (f" (last healthcheck: {last})" if last else "")
-                )
-            return False
-        time.sleep(interval)
-
-
 @operation()
 def services_ready(stack: Stack, timeout: int = 120):
     """
     Wait until every service of the stack runs and, where it has a healthcheck, is healthy.
 
     + stack: the stack (see the module docstring)
-    + timeout: seconds to wait before failing, naming each service that is not ready
-      and its last healthcheck output
+    + timeout: seconds to wait before failing, naming the service that is not ready and
+      its last healthcheck output
+
+    Ready means what it means everywhere here (``facts/scripts/wait_ready.sh``): running,
+    and healthy where a healthcheck is defined; an exited or unhealthy container fails
+    at once, one still starting is waited for. The waiting happens on the host.
 
     **Example:**
 
@@ -277,7 +260,10 @@ def services_ready(stack: Stack, timeout: int = 120):
     if not unready:
         host.noop(f"all {len(services)} services running and healthy")
         return
-    yield FunctionCommand(wait_until_ready, (stack.as_data(), timeout), {})
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
+        raise OperationError(f"timeout must be a whole number of seconds, got {timeout!r}")
+    yield StringCommand(library(stack), "wait_ready", str(timeout), *(QuoteString(name) for name in sorted(services)),
+                        _shell_executable="bash")
 
 
 @operation(is_idempotent=False)
@@ -303,8 +289,7 @@ def state_saved(stack: Stack, directory: str):
             directory="/var/backups/layra/20261121T130000Z-pre-migration.partial",
         )
     """
-    if not directory.startswith("/") or "\n" in directory:
-        raise OperationError(f"directory {directory!r} must be an absolute path")
+    checked_path(directory, "directory")
     copies = []
     for name in stack.files:
         source = name if name.startswith("/") else f"{stack.dir}/{name}"

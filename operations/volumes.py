@@ -39,6 +39,7 @@ from facts.volumes import (
     services_args,
     volume_problems,
 )
+from operations.arguments import checked_path
 
 STOP_TIMEOUT = 60  # seconds `docker compose stop` grants each service to shut down cleanly
 
@@ -145,8 +146,7 @@ def dumped(stack: Stack, services: list[str], directory: str, part: str, timeout
         )
     """
     stack = check_set(stack, services, timeout)
-    if not isinstance(directory, str) or not directory.startswith("/") or "\n" in directory:
-        raise OperationError(f"directory {directory!r} must be an absolute path")
+    checked_path(directory, "directory")
     if not valid_part_name(part):
         raise OperationError(f"part name {part!r} is not a plain file name")
     volume_set = usable_set(stack, services, fingerprint=False)

@@ -13,6 +13,7 @@ from facts.compose import Stack, valid_service
 from facts.http import FUNCTIONAL_KEYS, BadSetting, functional_spec
 from facts.maintenance import settings_problem
 from facts.metrics import kafka_spec
+from facts.shell import absolute_path
 from facts.snapshots import ROOT_RULE, valid_root
 
 from .engines import ENGINES, Component, SettingError
@@ -95,7 +96,7 @@ def stack_from(data) -> Stack:
     if not files or not all(one_line(name) for name in files):
         raise DeployError(f"host data 'layra_compose_files' must be a non-empty list of paths, got {files!r}")
     stack_dir = expect(data, "layra_stack_dir", str, "the stack's directory (a string)")
-    if not (stack_dir.startswith("/") and one_line(stack_dir)):
+    if not absolute_path(stack_dir):
         raise DeployError(f"host data 'layra_stack_dir' must be the stack's directory (an absolute path on one "
                           f"line), got {stack_dir!r}")
     project = expect(data, "layra_project", str, "the compose project name (a string)")
@@ -150,7 +151,7 @@ def verify_settings(data) -> dict:
     ``checks.connectivity``'s health URL)."""
     paths = setting(data, "layra_disk_paths")
     if paths is not None and not (isinstance(paths, (list, tuple)) and paths
-                                  and all(one_line(path) and path.startswith("/") for path in paths)):
+                                  and all(absolute_path(path) for path in paths)):
         raise DeployError(f"host data 'layra_disk_paths' must be a non-empty list of absolute paths (or unset: "
                           f"the stack's directory), got {paths!r}")
     url = setting(data, "layra_health_url")

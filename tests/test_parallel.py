@@ -199,7 +199,7 @@ def test_planning_yields_one_command_describing_the_groups_that_would_change():
 
 def test_a_step_its_own_operation_would_refuse_is_refused_while_planning_naming_it():
     with pytest.raises(OperationError, match=r"mysql/layra \(mysql.shadow_loaded\): database 'layra; DROP' is not "
-                                             r"a plain name"):
+                                             r"a plain database name"):
         planned("runs_the_groups_that_would_change_in_one_command", database="layra; DROP")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import shutil
 import socket
 import subprocess
@@ -136,14 +137,32 @@ def test_wait_ready_returns_once_every_container_runs_healthy_or_has_no_healthch
     assert (run.returncode, run.stderr) == (0, "")
 
 
-def test_wait_ready_names_each_container_not_ready_when_the_time_is_up(tmp_path):
+def test_wait_ready_names_the_container_still_starting_when_the_time_is_up(tmp_path):
     docker = FakeDocker(tmp_path)
     docker.container("milvus-etcd", health="healthy")
     docker.container("milvus-minio", health="starting")
-    docker.container("milvus-standalone", status="exited")
-    run = bash(in_library("wait_ready", 0, "milvus-etcd", "milvus-minio", "milvus-standalone"), docker.env)
+    run = bash(in_library("wait_ready", 0, "milvus-etcd", "milvus-minio"), docker.env)
     assert run.returncode == 1
-    assert run.stderr == "not ready after 0s: milvus-minio (running starting) milvus-standalone (exited healthy)\n"
+    minio, = docker.ids("milvus-minio")
+    assert run.stderr == f"not ready: milvus-minio: container {minio[:12]} is starting after up to 0s\n"
+
+
+def test_wait_ready_fails_at_once_for_an_exited_or_unhealthy_container_however_long_it_may_wait(tmp_path):
+    docker = FakeDocker(tmp_path)
+    docker.container("milvus-etcd", health="unhealthy", log=["connection refused"])
+    started = time.monotonic()
+    run = bash(in_library("wait_ready", 60, "milvus-etcd"), docker.env)
+    assert run.returncode == 1 and time.monotonic() - started < 30
+    etcd, = docker.ids("milvus-etcd")
+    assert run.stderr == (f"not ready: milvus-etcd: container {etcd[:12]} is unhealthy after up to 60s "
+                          '(last healthcheck: "connection refused")\n')
+
+
+def test_wait_ready_names_a_service_without_a_container(tmp_path):
+    docker = FakeDocker(tmp_path)
+    docker.container("milvus-etcd", health="healthy")
+    run = bash(in_library("wait_ready", 5, "milvus-etcd", "milvus-minio"), docker.env)
+    assert (run.returncode, run.stderr) == (1, "not ready: milvus-minio: it has no container\n")
 
 
 def du_bytes(root: Path) -> int:

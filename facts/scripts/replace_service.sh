@@ -5,8 +5,8 @@
 # what was done; fails naming the service and why, the old containers serving on.
 #
 # Set before it: project, service, nginx (the nginx service, "" when the service is not
-# behind nginx), timeout (seconds), and a `compose` function: docker compose bound to the
-# stack.
+# behind nginx), timeout (seconds), a `compose` function (docker compose bound to the
+# stack), and wait_ready.sh's functions (what "ready" means).
 #
 # shellcheck disable=SC2154 # project, service, nginx, timeout are assigned before the script
 # shellcheck disable=SC2086 # $old, $new, $ngx_ids: lists of container ids, split into arguments on purpose
@@ -14,33 +14,6 @@ fail() { echo "$service: $*" >&2; exit 1; }
 ids() {
   docker ps -q --no-trunc "$@" --filter "label=com.docker.compose.project=$project" \
     --filter "label=com.docker.compose.service=$service" --filter label=com.docker.compose.oneoff=False | sort
-}
-state() {
-  docker inspect -f '{{if and (eq .State.Status "running") .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$1" 2>/dev/null || echo gone
-}
-why() {
-  local last
-  last=$(docker inspect -f '{{if .State.Health}}{{range .State.Health.Log}}{{json .Output}}{{println}}{{end}}{{end}}' "$1" 2>/dev/null | grep . | tail -n 1)
-  [ "${#last}" -le 300 ] || last="...${last: -300}"
-  printf 'container %s is %s after up to %ss%s' "${1:0:12}" "$(state "$1")" "$timeout" "${last:+ (last healthcheck: $last)}"
-}
-checked() {  # its healthcheck has run at least once (it answers, or says why not)
-  [ "$(docker inspect -f '{{if .State.Health}}{{len .State.Health.Log}}{{else}}0{{end}}' "$1" 2>/dev/null)" -gt 0 ]
-}
-wait_ready() {
-  local end=$((SECONDS + timeout)) c
-  while :; do
-    bad=
-    for c in "$@"; do
-      # unhealthy: its healthcheck failed `retries` times after its start period; no waiting it out
-      case $(state "$c") in healthy|running) ;; unhealthy) [ -n "$as_sick" ] || { bad=$c; return 1; } ;;
-        starting) [ -n "$as_sick" ] && checked "$c" || bad=$c ;;
-        exited|dead|gone) bad=$c; return 1 ;; *) bad=$c ;; esac
-    done
-    [ -n "$bad" ] || return 0
-    [ "$SECONDS" -lt "$end" ] || return 1
-    sleep 1
-  done
 }
 reload() {
   local c out
@@ -66,7 +39,7 @@ if [ -z "$nginx" ] || [ -z "$old" ]; then
   compose up -d --no-deps --force-recreate "$service" || fail "docker compose up failed"
   new=$(ids)
   [ -n "$new" ] || fail "no container runs after docker compose up"
-  wait_ready $new || fail "$(why "$bad")"
+  layra_wait_ready "$timeout" $new || fail "$(layra_why "$layra_bad" "$timeout")"
   echo "$service: recreated ($(short $new))"
   exit 0
 fi
@@ -77,14 +50,14 @@ n=$(printf '%s\n' $old | wc -l)
 # Replacing a release that is already unhealthy (write quiesce on a bad release, before
 # rolling it back): the new containers need to be as ready as the old, not more.
 as_sick=yes
-for c in $old; do case $(state "$c") in healthy|running) as_sick= ;; esac; done
+for c in $old; do case $(layra_state "$c") in healthy|running) as_sick= ;; esac; done
 [ -z "$as_sick" ] || echo "$service: its container(s) are unhealthy already; the new ones need only to run and be checked once" >&2
 compose up -d --no-deps --no-recreate --scale "$service=$((2 * n))" "$service"; rc=$?
 new=$(ids -a | grep -vxF "$old")
 drop_new() { [ -z "$new" ] || docker rm -f $new >/dev/null; }
 # shellcheck disable=SC2015 # either failing fails
 [ "$rc" = 0 ] && [ -n "$new" ] || { drop_new; fail "docker compose up --scale $service=$((2 * n)) failed; the old container keeps serving"; }
-wait_ready $new || { msg=$(why "$bad"); drop_new; fail "the new $msg; it was removed, the old one keeps serving"; }
+layra_wait_ready "$timeout" $new || { msg=$(layra_why "$layra_bad" "$timeout"); drop_new; fail "the new $msg; it was removed, the old one keeps serving"; }
 reload || { drop_new; fail "nginx ($nginx) did not reload; the new container was removed, the old one keeps serving"; }
 drain
 docker stop $old >/dev/null || fail "could not stop its old container(s) $(short $old)"

@@ -15,8 +15,9 @@
 #
 # containers SERVICE: the ids of the service's containers in the project ($project).
 # running SERVICE...: the services of those with a running container.
-# wait_ready TIMEOUT SERVICE...: until every container runs and is healthy (or has no
-# healthcheck); on timeout, names each one that is not and why.
+# wait_ready TIMEOUT SERVICE...: until the services' containers are ready (wait_ready.sh:
+# layra_wait_ready, which this library is given before it); otherwise names the service,
+# its container and why (or that it has none).
 #
 # shellcheck disable=SC2154 # project is assigned before the script (facts.shell.assign)
 fingerprint() {
@@ -40,18 +41,15 @@ running() {
   done
 }
 wait_ready() {
-  local timeout=$1 i=0 s c state pending; shift
-  while :; do
-    pending=
-    for s in "$@"; do
-      for c in $(containers "$s"); do
-        state=$(docker inspect -f '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}healthy{{end}}' "$c")
-        [ "$state" = "running healthy" ] || pending="$pending $s ($state)"
-      done
-    done
-    [ -n "$pending" ] || return 0
-    i=$((i + 1))
-    if [ "$i" -gt "$timeout" ]; then echo "not ready after ${timeout}s:$pending" >&2; return 1; fi
-    sleep 1
+  local timeout=$1 s c found ids=
+  local -A service_of
+  shift
+  for s in "$@"; do
+    found=$(containers "$s")
+    [ -n "$found" ] || { echo "not ready: $s: it has no container" >&2; return 1; }
+    for c in $found; do ids="$ids $c"; service_of[$c]=$s; done
   done
+  # shellcheck disable=SC2086 # a list of container ids, split into arguments on purpose
+  layra_wait_ready "$timeout" $ids ||
+    { echo "not ready: ${service_of[$layra_bad]}: $(layra_why "$layra_bad" "$timeout")" >&2; return 1; }
 }

@@ -47,7 +47,7 @@ from facts.stack import REF_RULE, valid_ref
 
 from .. import report
 from ..pyinfra_run import PROJECT, host_lines, pyinfra_env, pyinfra_error
-from ..runs import RUN_LINE, stamp, utc_now
+from ..runs import RUN_LINE, stamp, utc_now, write_private
 from ..snapshot_copy import address
 from .snapshots import inventory_hosts
 
@@ -402,14 +402,6 @@ def context(rehearsal: dict) -> dict:
 
 def render_markdown(rehearsal: dict) -> str:
     return report.ENVIRONMENT.get_template("rehearsal.md.j2").render(**context(rehearsal))
-
-
-def write_private(path: Path, text: str):
-    """Write ``path`` atomically, private to its owner (0600), like the run records."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as out:
-        out.write(text)
-    temporary.replace(path)
 
 
 def write_rehearsal(rehearsal: dict, directory: Path) -> Path:

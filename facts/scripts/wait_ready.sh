@@ -1,0 +1,48 @@
+# shellcheck shell=bash
+# Waiting until containers are ready, one meaning everywhere (a service recreated, a
+# volume set started again, the stack brought up, Redis restarted on restored data):
+#
+# ready:      running, and healthy where it has a healthcheck;
+# failed now: exited, dead or gone, or unhealthy (its healthcheck failed `retries` times
+#             after its start period: no waiting that out);
+# else:       waited for, up to the timeout.
+#
+# With as_sick set (replacing containers that are unhealthy already), a new container
+# counts as ready once it runs and its healthcheck has run once, passed or not.
+#
+# layra_state CONTAINER: healthy, unhealthy, starting (health), or running, exited... (none).
+layra_state() {
+  docker inspect -f '{{if and (eq .State.Status "running") .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$1" 2>/dev/null || echo gone
+}
+# layra_why CONTAINER TIMEOUT: "container 4f2a9c1d0e3b is unhealthy after up to 120s (last healthcheck: ...)".
+layra_why() {
+  local last
+  last=$(docker inspect -f '{{if .State.Health}}{{range .State.Health.Log}}{{json .Output}}{{println}}{{end}}{{end}}' "$1" 2>/dev/null | grep . | tail -n 1)
+  [ "${#last}" -le 300 ] || last="...${last: -300}"
+  printf 'container %s is %s after up to %ss%s' "${1:0:12}" "$(layra_state "$1")" "$2" "${last:+ (last healthcheck: $last)}"
+}
+# layra_checked CONTAINER: its healthcheck has run at least once (it answers, or says why not).
+layra_checked() {
+  [ "$(docker inspect -f '{{if .State.Health}}{{len .State.Health.Log}}{{else}}0{{end}}' "$1" 2>/dev/null)" -gt 0 ]
+}
+# layra_wait_ready TIMEOUT CONTAINER...: 0 once every one is ready; 1 at once for one that
+# failed, or at the timeout; layra_bad then names the container (layra_why says why).
+layra_wait_ready() {
+  local end=$((SECONDS + $1)) c
+  shift
+  while :; do
+    layra_bad=
+    for c in "$@"; do
+      case $(layra_state "$c") in
+        healthy|running) ;;
+        unhealthy) [ -n "${as_sick:-}" ] || { layra_bad=$c; return 1; } ;;
+        starting) { [ -n "${as_sick:-}" ] && layra_checked "$c"; } || layra_bad=$c ;;
+        exited|dead|gone) layra_bad=$c; return 1 ;;
+        *) layra_bad=$c ;;
+      esac
+    done
+    [ -n "$layra_bad" ] || return 0
+    [ "$SECONDS" -lt "$end" ] || return 1
+    sleep 1
+  done
+}
