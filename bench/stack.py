@@ -86,7 +86,7 @@ def changed(host) -> None:
     in_backend(host, QDRANT + "q('PUT', '/collections/kb_vectors/points?wait=true', "
                               "{'points': [{'id': 9001, 'vector': [0.5] * 8, 'payload': {}}]})")
     host.ssh(f"date > {volume_path(host)}/{DAMAGE}")
-    redis_cli(host, "SET", "kb:cache:list", "stale")
+    redis_cli(host, "-n", "2", "SET", "kb:cache:list", "stale")
 
 
 def hand_steps(host, snapshot_id: str) -> dict[str, str]:
@@ -97,7 +97,7 @@ def hand_steps(host, snapshot_id: str) -> dict[str, str]:
     by_component = {part["component"]: part for part in parts.values()}
     mysql, mongo, milvus = by_component["mysql"], by_component["mongodb"], by_component["milvus"]
     qdrant = by_component["qdrant"]
-    restore_mongo = mongo_tool(stack, "mongodb", "root", "MONGO_ROOT_PASSWORD", "admin", "mongorestore",
+    restore_mongo = mongo_tool(stack, "mongodb", "root", "MONGODB_ROOT_PASSWORD", "admin", "mongorestore",
                                "--archive", "--gzip", "--drop").get_raw_value()
     services = " ".join(MILVUS_SET)
     extracts = " && ".join(

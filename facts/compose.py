@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import yaml
 from pyinfra.api import QuoteString, StringCommand
 
+from .secrets import KEY_PATTERN
 from .shell import WholeOutputFact, assign, script, section, split_sections
 from .stack import git_command
 
@@ -169,6 +170,52 @@ class ComposeServices(WholeOutputFact):
             }
             services[name] = {**container, "desired_hash": desired.get(name, "")}
         return services
+
+
+# Names of env-file keys that hold secrets: never read into a fact, whose output pyinfra may
+# print (a password travels only as facts.secrets exports it).
+SECRET_KEY_NAME = re.compile(r"PASS|SECRET|TOKEN|CREDENTIAL|PRIVATE|API_?KEY|ACCESS_?KEY", re.IGNORECASE)
+
+
+class EnvSettings(WholeOutputFact):
+    """
+    Returns the values ``docker compose`` gives the named env-file keys (as it reads the
+    stack's env file: ``scripts/env_value.sh``), None where a key is not set or is empty:
+
+    .. code:: python
+
+        {"MYSQL_DATABASE": "layra", "MONGODB_ROOT_USERNAME": "root", "MONGODB_DB": None}
+
+    For settings that are names (a user, a database), never secrets: a key whose name
+    says it holds one (``SECRET_KEY_NAME``) is refused before anything runs. Each value
+    travels hex-encoded, so that no byte of it can end its line early.
+    """
+
+    def requires_command(self, *args, **kwargs) -> str:
+        return "docker"
+
+    def command(self, stack: Stack, keys: list[str]) -> StringCommand:
+        stack = Stack.of(stack)
+        bad = [key for key in keys if not isinstance(key, str) or not KEY_PATTERN.match(key) or SECRET_KEY_NAME.search(key)]
+        if isinstance(keys, str) or not keys or bad:
+            raise ValueError(f"keys must be env-file keys that do not hold secrets, got {bad or keys!r}")
+        reads = [StringCommand(
+            "if v=$(layra_env_value", QuoteString(key), QuoteString(stack.env_path), "&& echo .); then",
+            "printf '%s ' ", QuoteString(key), "; printf '%s' \"${v%.}\" | od -An -v -tx1 | tr -d ' \\n'; echo;",
+            "else printf '%s\\n'", QuoteString(key), "; fi;",
+        ) for key in keys]
+        return StringCommand(script("env_value"), ";", *reads)
+
+    def process(self, output):
+        found = {}
+        for line in output:
+            key, _, value = line.strip().partition(" ")
+            if not line.strip():
+                continue
+            if not KEY_PATTERN.match(key) or not re.fullmatch(r"(?:[0-9a-f]{2})*", value):
+                raise ValueError(f"env settings: unexpected line {line!r}")
+            found[key] = bytes.fromhex(value).decode() if value else None
+        return found
 
 
 class ComposeTargetConfig(WholeOutputFact):

@@ -22,7 +22,13 @@ from pyinfra.api import QuoteString, StringCommand
 
 from .compose import Stack, compose_command
 from .secrets import export_from_env_file
-from .shell import WholeOutputFact, parse_probe, probe, section, split_sections
+from .shell import (
+    WholeOutputFact,
+    assign,
+    parse_probe,
+    probe,
+    script,
+)
 
 # The env file key of the password, where a component names none: Layra's own.
 PASSWORD_KEY = "REDIS_PASSWORD"
@@ -63,13 +69,46 @@ def redis_auth(stack: Stack, password_key: str | None) -> list:
     return [export_from_env_file(stack.env_path, password_key, "REDISCLI_AUTH")] if password_key else []
 
 
-def redis_exec(stack: Stack, service: str, password_key: str | None, *args) -> StringCommand:
-    """`redis-cli` in the service's container, with ``REDISCLI_AUTH`` already exported.
+def redis_exec(stack: Stack, service: str, password_key: str | None, *args, db: int = 0) -> StringCommand:
+    """`redis-cli` in the service's container, with ``REDISCLI_AUTH`` already exported, on
+    logical database ``db``.
 
     Without ``args`` it reads commands from its standard input, one per line.
     """
     env = ["-e", "REDISCLI_AUTH"] if password_key else []
-    return compose_command(stack, "exec", "-T", *env, QuoteString(service), "redis-cli", "--no-raw", *args)
+    database = ["-n", str(checked_db(db))] if db else []
+    return compose_command(stack, "exec", "-T", *env, QuoteString(service), "redis-cli", "--no-raw", *database, *args)
+
+
+# Redis has 16 logical databases unless configured with more.
+MAX_DATABASES = 1024
+
+
+def checked_db(db) -> int:
+    if isinstance(db, bool) or not isinstance(db, int) or not 0 <= db < MAX_DATABASES:
+        raise ValueError(f"a Redis database is a number from 0 to {MAX_DATABASES - 1}, got {db!r}")
+    return db
+
+
+def cache_patterns(patterns) -> list[tuple[int, str]]:
+    """``[(db, pattern)]`` from host data's ``flush_patterns``: a bare pattern is in database
+    0, ``{db: 1, pattern: "user:session:*"}`` in the database it names. ValueError otherwise."""
+    found = []
+    for entry in patterns:
+        if isinstance(entry, dict) and set(entry) == {"db", "pattern"}:
+            found.append((checked_db(entry["db"]), entry["pattern"]))
+        elif isinstance(entry, (list, tuple)) and len(entry) == 2:
+            found.append((checked_db(entry[0]), entry[1]))
+        else:
+            found.append((0, entry))
+    if not all(valid_pattern(pattern) for _, pattern in found):
+        raise ValueError("key patterns must be non-empty strings on one line")
+    return found
+
+
+def pattern_name(db: int, pattern: str) -> str:
+    """How a plan names a pattern: ``user:session:*`` in database 0, ``db1 user:session:*``."""
+    return f"db{db} {pattern}" if db else pattern
 
 
 def redis_cli(stack: Stack, service: str, password_key: str | None, *args) -> StringCommand:
@@ -144,8 +183,8 @@ class RedisPing(RedisFactBase):
 
 class RedisKeyCounts(RedisPipeFactBase):
     """
-    Returns how many keys match each pattern, counted with ``SCAN`` (never ``KEYS``,
-    which blocks the server), each key once.
+    Returns how many keys of logical database ``db`` match each pattern, counted with
+    ``SCAN`` (never ``KEYS``, which blocks the server), each key once.
 
     .. code:: python
 
@@ -157,14 +196,14 @@ class RedisKeyCounts(RedisPipeFactBase):
     """
 
     def command(self, stack: Stack, patterns: list[str], service: str = "redis",
-                password_key: str | None = PASSWORD_KEY) -> StringCommand:
+                password_key: str | None = PASSWORD_KEY, db: int = 0) -> StringCommand:
         stack = Stack.of(stack)
         if isinstance(patterns, str) or not all(valid_pattern(p) for p in patterns):
             raise ValueError(f"patterns must be a list of one-line key patterns, got {patterns!r}")
         counts = []
         for pattern in patterns:
             counts += [
-                "n=$(", redis_exec(stack, service, password_key, "--scan", "--pattern", QuoteString(pattern)),
+                "n=$(", redis_exec(stack, service, password_key, "--scan", "--pattern", QuoteString(pattern), db=db),
                 "| LC_ALL=C sort -u | wc -l) || exit 1;",
                 "printf '%s\\t%s\\n' \"$n\"", QuoteString(pattern), ";",
             ]
@@ -196,69 +235,108 @@ def glob_regex(pattern: str) -> str:
 
 class RedisFingerprint(RedisPipeFactBase):
     """
-    Returns what the data is, content-based and exact enough to tell two data sets apart,
-    without any key or value leaving the host:
+    Returns what each logical database holds, content-based and exact enough to tell two
+    data sets apart, without any key or value leaving the host:
 
     .. code:: python
 
         {
-            "dbsize": 42,              # keys, as SCAN sees them (each once)
-            "keys_sha256": "9f2c...",  # sha256 of the sorted key names
-            "sample": 42,              # keys whose values are hashed (every n-th, at most 1000)
-            "sample_sha256": "d1e4...",
+            "dbsize": 42,                      # keys in all of them
+            "databases": {
+                "1": {
+                    "dbsize": 40,              # keys, as SCAN sees them (each once)
+                    "keys_sha256": "9f2c...",  # sha256 of the sorted key names
+                    "sample": 40,              # keys whose values are hashed (every n-th, at most 1000)
+                    "sample_sha256": "d1e4...",
+                },
+                "2": {...},
+            },
         }
 
-    The key names are listed with ``SCAN`` and sorted and hashed on the host; the sample's
-    values are hashed by the server itself (a read-only Lua script, ``SAMPLE_SCRIPT``: type
-    plus sha1 of the value per key), so binary values need no care. Only database 0 is
-    read (the one Layra uses; an RDB restore brings every database back).
+    ``databases``: the logical databases to read (None: every one that has keys, from
+    ``INFO keyspace``). The key names are listed with ``SCAN`` and sorted and hashed on the
+    host; the sample's values are hashed by the server itself (a read-only Lua script,
+    ``SAMPLE_SCRIPT``: type plus sha1 of the value per key), so binary values need no care
+    (``scripts/redis_fingerprint.sh``).
 
     The same data gives the same fingerprint, also after an RDB restore. Keys with a TTL
     count while they live: a snapshot restored after some of its keys expired has fewer.
-    Keys matching a ``volatile`` pattern (``*`` and ``?`` wildcards: sessions, caches) are
-    left out: where Redis holds state, they are not part of it.
+    Keys matching a ``volatile`` pattern (``*`` and ``?`` wildcards: sessions, caches; a
+    bare pattern in database 0, ``[db, pattern]`` in another) are left out: where Redis
+    holds state, they are not part of it.
     """
 
-    def command(self, stack: Stack, service: str = "redis",
-                password_key: str | None = PASSWORD_KEY, volatile: list[str] = ()) -> StringCommand:
+    def command(self, stack: Stack, service: str = "redis", password_key: str | None = PASSWORD_KEY,
+                volatile: list = (), databases: list[int] | None = None) -> StringCommand:
         stack = Stack.of(stack)
-        sample = QuoteString('(NR - 1) % s == 0 {print "EVAL \\"' + SAMPLE_SCRIPT + '\\" 1 " $0}')
-        # keys that are not state (sessions, caches) stay out of the fingerprint
-        skip = [StringCommand("| { LC_ALL=C grep -v -E", *[arg for p in volatile for arg in ("-e", QuoteString(glob_regex(p)))],
-                              "|| [ $? = 1 ]; }")] if volatile else []
+        # keys that are not state (sessions, caches) stay out of the fingerprint, per database
+        by_db: dict[int, list[str]] = {}
+        for db, pattern in cache_patterns(volatile):
+            by_db.setdefault(db, []).append(glob_regex(pattern))
+        cases = [StringCommand(f"{db}) LC_ALL=C grep -v -E",
+                               *[arg for regex in regexes for arg in ("-e", QuoteString(regex))], "|| [ $? = 1 ] ;;")
+                 for db, regexes in sorted(by_db.items())]
+        dbs = "" if databases is None else " ".join(str(checked_db(db)) for db in databases)
+        env = ["-e", "REDISCLI_AUTH"] if password_key else []
         return StringCommand(
             "set -o pipefail;", *redis_auth(stack, password_key),
-            'keys=$(mktemp) || exit 1; trap \'rm -f "$keys"\' EXIT;',
-            redis_exec(stack, service, password_key, "--scan"), '| LC_ALL=C sort -u', *skip, '>"$keys" || exit 1;',
-            'n=$(wc -l <"$keys");', f"step=$(( (n + {SAMPLE_SIZE - 1}) / {SAMPLE_SIZE} + (n == 0) ));",
-            section("keys"), '; echo "$n"; sha256sum <"$keys";',
-            section("sample"), '; awk -v s="$step"', sample, '"$keys" |',
-            redis_exec(stack, service, password_key),
+            "rcli() {", compose_command(stack, "exec", "-T", *env, QuoteString(service), "redis-cli", "--no-raw",
+                                        '"$@"'), "; };",
+            'volatile() { case $1 in', *cases, "*) cat ;; esac; };",
+            assign(dbs=dbs, sample_size=str(SAMPLE_SIZE), sample_script=SAMPLE_SCRIPT),
+            script("redis_fingerprint"), "\nlayra_redis_fingerprint",
         )
 
     def process(self, output):
-        sections = split_sections(output)
-        keys = [line.strip() for line in sections.get("keys", []) if line.strip()]
-        sample = [line.strip() for line in sections.get("sample", []) if line.strip()]
-        raise_on_errors(sample, "redis fingerprint")
-        if len(keys) != 2 or not keys[0].isdigit():
-            raise ValueError(f"redis fingerprint: unexpected output {keys!r}")
-        return {
-            "dbsize": int(keys[0]),
-            "keys_sha256": keys[1].split()[0],
-            "sample": len(sample),
-            "sample_sha256": hashlib.sha256("".join(f"{line}\n" for line in sample).encode()).hexdigest(),
-        }
+        databases, current = {}, None
+        lines = [line.strip() for line in output]
+        if not lines or lines[0].split(" ")[0] != "dbs":
+            raise ValueError(f"redis fingerprint: unexpected output {lines[:3]!r}")
+        for line in lines[1:]:
+            if line.startswith("db ") and line[3:].isdigit():
+                current = databases.setdefault(line[3:], {"keys": None, "sample": []})
+            elif current is not None and line.startswith("keys "):
+                current["keys"] = line.split()[1:]
+            elif current is not None and line:
+                current["sample"].append(line)
+        named = lines[0].split()[1:]
+        if sorted(named) != sorted(databases):
+            raise ValueError(f"redis fingerprint: databases {' '.join(named)} named, "
+                             f"{' '.join(databases) or 'none'} read")
+        fingerprint = {"dbsize": 0, "databases": {}}
+        for db, found in databases.items():
+            raise_on_errors(found["sample"], f"redis fingerprint of database {db}")
+            keys = found["keys"] or []
+            if len(keys) != 2 or not keys[0].isdigit():
+                raise ValueError(f"redis fingerprint of database {db}: unexpected output {keys!r}")
+            fingerprint["databases"][db] = {
+                "dbsize": int(keys[0]), "keys_sha256": keys[1], "sample": len(found["sample"]),
+                "sample_sha256": hashlib.sha256("".join(f"{line}\n" for line in found["sample"]).encode()).hexdigest(),
+            }
+            fingerprint["dbsize"] += int(keys[0])
+        return fingerprint
 
 
 # What a RedisFingerprint holds: the snapshot's descriptor must give each.
 FINGERPRINT_FIELDS = ("dbsize", "keys_sha256", "sample", "sample_sha256")
 
 
+def databases_of(fingerprint: dict | None) -> dict | None:
+    """A fingerprint's databases that hold keys; one taken before fingerprints covered every
+    database (flat, database 0's fields) reads as database 0."""
+    if not fingerprint:
+        return None
+    databases = fingerprint.get("databases")
+    if databases is None:
+        databases = {"0": fingerprint} if "dbsize" in fingerprint else {}
+    return {db: {field: found.get(field) for field in FINGERPRINT_FIELDS}
+            for db, found in databases.items() if found.get("dbsize")}
+
+
 def same_data(live: dict | None, snapshot: dict | None) -> bool:
-    """Whether the live server holds the snapshot's data (their fingerprints)."""
-    return bool(live) and bool(snapshot) and all(live.get(field) == snapshot.get(field)
-                                                 for field in FINGERPRINT_FIELDS)
+    """Whether the live server holds the snapshot's data: every database with keys, alike."""
+    have, want = databases_of(live), databases_of(snapshot)
+    return have is not None and want is not None and have == want
 
 
 class RedisPersistence(RedisFactBase):

@@ -28,12 +28,16 @@ _ssh = {
 
 # Which components each sandbox host holds. MongoDB and Qdrant are stand-ins (see README).
 _components = {
+    # the database names and MongoDB's user are read on the host from the env file, as
+    # Layra's compose file takes them
     "mysql": {"engine": "mysql", "service": "mysql", "user": "root",
-              "password_key": "MYSQL_ROOT_PASSWORD", "databases": ["layra"]},
-    "mongodb": {"engine": "mongo", "service": "mongodb", "user": "root", "auth_db": "admin",
-                "password_key": "MONGO_ROOT_PASSWORD", "databases": ["layra"]},
+              "password_key": "MYSQL_ROOT_PASSWORD", "databases_key": "MYSQL_DATABASE"},
+    "mongodb": {"engine": "mongo", "service": "mongodb", "user_key": "MONGODB_ROOT_USERNAME", "auth_db": "admin",
+                "password_key": "MONGODB_ROOT_PASSWORD", "databases_key": "MONGODB_DB"},
     "redis": {"engine": "redis", "service": "redis", "password_key": "REDIS_PASSWORD",
-              "flush_patterns": ["user:session:*", "kb:cache:*", "embedding:*"], "rdb": False},
+              # as Layra: sessions in database 1, task state and its caches in database 2
+              "flush_patterns": [{"db": 1, "pattern": "user:session:*"}, {"db": 2, "pattern": "kb:cache:*"},
+                                 {"db": 2, "pattern": "embedding:*"}], "rdb": False},
     # Milvus Lite + a real etcd: one volume set, stopped and archived together
     "milvus": {"engine": "volumes", "services": ["milvus-standalone", "milvus-etcd"],
                "milvus": {"client_service": "backend", "uri": "http://milvus-standalone:19530"}},

@@ -30,6 +30,9 @@ from facts.redis import (
     RedisFingerprint,
     RedisKeyCounts,
     RedisPersistence,
+    cache_patterns,
+    checked_db,
+    databases_of,
     redis_auth,
     redis_exec,
     same_data,
@@ -51,10 +54,16 @@ SUM_AWK = '/^\\(integer\\) [0-9]+$/ {n += $2; next} NF {print > "/dev/stderr"; b
 
 
 def volatile_args(volatile) -> dict:
-    """The fingerprint's ``volatile`` argument, only when there is one (fact cache keys stay short)."""
-    if not isinstance(volatile, (list, tuple)) or not all(valid_volatile(p) for p in volatile):
+    """The fingerprint's ``volatile`` argument, only when there is one (fact cache keys stay
+    short): key patterns (``*`` and ``?`` wildcards only), bare in database 0, ``[db, pattern]``
+    in another."""
+    try:
+        patterns = cache_patterns(volatile) if isinstance(volatile, (list, tuple)) else None
+    except ValueError:
+        patterns = None
+    if patterns is None or not all(valid_volatile(pattern) for _, pattern in patterns):
         raise OperationError(f"volatile must be a list of key patterns (* and ? wildcards only), got {volatile!r}")
-    return {"volatile": list(volatile)} if volatile else {}
+    return {"volatile": [pattern if not db else [db, pattern] for db, pattern in patterns]} if patterns else {}
 
 
 def check_common(stack, service, password_key) -> Stack:
@@ -67,7 +76,7 @@ def check_common(stack, service, password_key) -> Stack:
 
 @operation()
 def caches_flushed(stack: Stack, patterns: list[str], service: str = "redis",
-                   password_key: str | None = PASSWORD_KEY, batch: int = 500):
+                   password_key: str | None = PASSWORD_KEY, batch: int = 500, db: int = 0):
     """
     Remove every key matching the patterns: ``SCAN`` them and ``UNLINK`` them in batches.
 
@@ -76,6 +85,8 @@ def caches_flushed(stack: Stack, patterns: list[str], service: str = "redis",
     + service: the Redis service
     + password_key: the env-file key of its password
     + batch: keys per ``UNLINK`` command
+    + db: the logical database the patterns are in (Layra keeps sessions in one, task
+      state in another)
 
     ``DEL user:session:*`` deletes nothing (``DEL`` takes key names, not patterns) and
     ``KEYS`` blocks the server: the keys are listed with ``SCAN`` and removed with
@@ -88,9 +99,10 @@ def caches_flushed(stack: Stack, patterns: list[str], service: str = "redis",
     .. code:: python
 
         redis.caches_flushed(
-            name="Flush Layra's caches",
+            name="Flush Layra's task caches",
             stack=Stack("/srv/layra"),
-            patterns=["user:session:*", "kb:cache:*", "embedding:*"],
+            patterns=["kb:cache:*", "embedding:*"],
+            db=2,
         )
     """
     stack = check_common(stack, service, password_key)
@@ -102,8 +114,12 @@ def caches_flushed(stack: Stack, patterns: list[str], service: str = "redis",
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 100_000:
         raise OperationError(f"batch must be a whole number of keys from 1 to 100000, got {batch!r}")
 
+    try:
+        checked_db(db)
+    except ValueError as error:
+        raise OperationError(str(error)) from None
     counts = host.get_fact(RedisKeyCounts, stack=stack, patterns=list(patterns),
-                           service=service, password_key=password_key)
+                           service=service, password_key=password_key, db=db)
     matching = [p for p in dict.fromkeys(patterns) if counts.get(p, 0) > 0]
     if not matching:
         host.noop(f"no key matches {', '.join(dict.fromkeys(patterns))}")
@@ -116,9 +132,9 @@ def caches_flushed(stack: Stack, patterns: list[str], service: str = "redis",
         yield StringCommand(
             "set -o pipefail;", holding_work(stack.dir, f"redis {service}: flush {pattern}"),
             *redis_auth(stack, password_key),
-            "n=$(", redis_exec(stack, service, password_key, "--scan", "--pattern", QuoteString(pattern)),
+            "n=$(", redis_exec(stack, service, password_key, "--scan", "--pattern", QuoteString(pattern), db=db),
             f"| awk -v n={batch}", QuoteString(BATCH_AWK), "|",
-            redis_exec(stack, service, password_key), "| awk", QuoteString(SUM_AWK), ")",
+            redis_exec(stack, service, password_key, db=db), "| awk", QuoteString(SUM_AWK), ")",
             "|| { echo", QuoteString(f"flushing {pattern} failed"), ">&2; exit 1; };",
             "printf 'unlinked %s keys matching %s\\n' \"$n\"", QuoteString(pattern),
             _shell_executable="bash",
@@ -248,8 +264,10 @@ def restored(stack: Stack, rdb_file: str, sha256: str, fingerprint: dict, servic
         check_file = checksum_checked(rdb_file, sha256, "redis")
     except ValueError as error:
         raise OperationError(str(error)) from None
-    if not isinstance(fingerprint, dict) or any(field not in fingerprint for field in FINGERPRINT_FIELDS):
-        raise OperationError(f"fingerprint must be a RedisFingerprint ({', '.join(FINGERPRINT_FIELDS)}), "
+    if databases_of(fingerprint) is None or not all(
+            field in found for found in (fingerprint.get("databases") or {"0": fingerprint}).values()
+            for field in FINGERPRINT_FIELDS):
+        raise OperationError(f"fingerprint must be a RedisFingerprint (per database: {', '.join(FINGERPRINT_FIELDS)}), "
                              f"got {fingerprint!r}")
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
         raise OperationError(f"timeout must be a whole number of seconds, got {timeout!r}")
@@ -257,13 +275,13 @@ def restored(stack: Stack, rdb_file: str, sha256: str, fingerprint: dict, servic
     live = host.get_fact(RedisFingerprint, stack=stack, service=service, password_key=password_key,
                          **volatile_args(volatile))
     if same_data(live, fingerprint):
-        host.noop(f"redis already matches the snapshot (dbsize {live['dbsize']})")
+        host.noop(f"redis already matches the snapshot (dbsize {live.get('dbsize')})")
         return
 
     persistence = host.get_fact(RedisPersistence, stack=stack, service=service, password_key=password_key)
     if not persistence["dir"].startswith("/"):
         raise OperationError(f"redis reports no absolute data directory (dir {persistence['dir']!r})")
-    logger.info(f"{host.print_prefix}redis {service}: dbsize {live['dbsize']} -> {fingerprint['dbsize']} "
+    logger.info(f"{host.print_prefix}redis {service}: dbsize {live.get('dbsize')} -> {fingerprint.get('dbsize')} "
                 f"(restoring {rdb_file}" + (", AOF on)" if persistence["appendonly"] else ")"))
 
     yield check_file

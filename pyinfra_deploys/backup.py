@@ -25,7 +25,7 @@ from operations import stack as stack_ops
 
 from .config import (
     DEFAULTS,
-    components_from,
+    components_on_host,
     every_host_reached,
     snapshot_root,
     stack_from,
@@ -124,5 +124,6 @@ def snapshot_taken(stack, components: list[Component], root: str, snapshot_id: s
 @deploy("Back up the Layra stack", data_defaults=DEFAULTS)
 def backup():
     every_host_reached(state)
-    snapshot_taken(stack_from(host.data), components_from(host.data), snapshot_root(host.data),
+    stack = stack_from(host.data)
+    snapshot_taken(stack, components_on_host(host.data, stack), snapshot_root(host.data),
                    snapshot_id_for_run(host.data), host.data.get("label") or "")

@@ -128,15 +128,23 @@ def env_of(service: Service, *names: str) -> dict:
     return {name: service.env.get(name) for name in names}
 
 
+def key_from(sources: dict, settings: dict, setting: str, why: list[str]) -> bool:
+    """``setting`` (``password_key``, ``user_key``, ``databases_key``) from the first of
+    ``sources`` (where -> value) that is one ``${VAR}``: whether one was."""
+    for source, value in sources.items():
+        if key := variable(value):
+            settings[setting] = key
+            why.append(f"{setting} {key} (feeds {source})")
+            return True
+    return False
+
+
 def password_from(service: Service, sources: dict, settings: dict, why: list[str], todo: list[str]):
     """``password_key`` from the first of ``sources`` (where -> value) that is one ``${VAR}``.
 
     Only the variable's name is used: a literal password is never copied or printed.
     """
-    for source, value in sources.items():
-        if key := variable(value):
-            settings["password_key"] = key
-            why.append(f"password_key {key} (feeds {source})")
-            return
+    if key_from(sources, settings, "password_key", why):
+        return
     todo.append(f"{service.name}: no ${{VAR}} feeds {' or '.join(sources)}: add password_key "
                 f"(the env file key holding the password) if it has one")

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import re
 
+from pyinfra import host
 from pyinfra.api import DeployError
 
-from facts.compose import Stack, valid_service
+from facts.compose import EnvSettings, Stack, valid_service
 from facts.http import FUNCTIONAL_KEYS, BadSetting, functional_spec
 from facts.maintenance import settings_problem
 from facts.metrics import kafka_spec
@@ -20,12 +21,13 @@ from .engines import ENGINES, Component, SettingError
 from .engines.base import NAME_RULE, one_line
 from .engines.redis import LAYRA_CACHES
 
-# The stateful services of Layra's own docker-compose.yml (each engine's own defaults fill
-# in the rest: service names, users, password keys).
+# The stateful services of Layra's own docker-compose.yml, their users and database names
+# read from Layra's own env-file keys (each engine's own defaults fill in the rest: service
+# names, password keys).
 LAYRA_COMPONENTS = {
-    "mysql": {"engine": "mysql", "databases": ["layra"]},
-    "mongodb": {"engine": "mongo", "databases": ["layra"]},
-    "redis": {"engine": "redis", "flush_patterns": list(LAYRA_CACHES)},
+    "mysql": {"engine": "mysql", "databases_key": "MYSQL_DATABASE"},
+    "mongodb": {"engine": "mongo", "user_key": "MONGODB_ROOT_USERNAME", "databases_key": "MONGODB_DB"},
+    "redis": {"engine": "redis", "flush_patterns": [dict(entry) for entry in LAYRA_CACHES]},
     "minio": {"engine": "volumes", "services": ["minio"]},
     "milvus": {"engine": "volumes", "services": ["milvus-standalone", "milvus-etcd", "milvus-minio"],
                "milvus": {"client_service": "backend", "uri": "http://milvus-standalone:19530"}},
@@ -216,6 +218,23 @@ def components_from(data) -> list[Component]:
         except SettingError as error:
             raise DeployError(f"{where}.{error.key}' {error.what}") from None
     return components
+
+
+def components_on_host(data, stack: Stack) -> list[Component]:
+    """The host's components (``components_from``) with the settings they read from the
+    stack's env file (``user_key``, ``databases_key``) filled in: one fact for every key."""
+    components = components_from(data)
+    keys = sorted({key for component in components for key in component.env_keys()})
+    if not keys:
+        return components
+    values = host.get_fact(EnvSettings, stack=stack, keys=keys)
+    found = []
+    for component in components:
+        try:
+            found.append(component.with_env(values, stack.env_path))
+        except SettingError as error:
+            raise DeployError(f"host data 'layra_components.{component.name}.{error.key}' {error.what}") from None
+    return found
 
 
 def functional_checks_from(data) -> dict | None:

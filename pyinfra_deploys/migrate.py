@@ -27,7 +27,7 @@ from operations.stack import uncommitted, unknown_commit
 from .backup import snapshot_taken
 from .config import (
     DEFAULTS,
-    components_from,
+    components_on_host,
     maintenance_from,
     ready_timeout,
     rolling_from,
@@ -157,7 +157,7 @@ def guard_settings(data) -> dict:
 @deploy("Guarded release of the Layra stack", data_defaults=DEFAULTS)
 def migrate():
     stack = stack_from(host.data)
-    components = components_from(host.data)
+    components = components_on_host(host.data, stack)
     quiesce = maintenance_from(host.data)
     root = snapshot_root(host.data)
     if not GUARD.settings:

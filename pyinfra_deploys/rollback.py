@@ -34,7 +34,7 @@ from operations import stack as stack_ops
 from .backup import snapshot_taken
 from .config import (
     DEFAULTS,
-    components_from,
+    components_on_host,
     every_host_reached,
     functional_checks_from,
     maintenance_from,
@@ -92,7 +92,7 @@ def lift_command() -> str:
 @deploy("Roll back the Layra stack", data_defaults=DEFAULTS)
 def rollback():
     stack = stack_from(host.data)
-    components = components_from(host.data)
+    components = components_on_host(host.data, stack)
     quiesce = maintenance_from(host.data)
     functional = functional_checks_from(host.data)
     wanted, ref = host.data.get("snapshot"), host.data.get("commit")

@@ -24,7 +24,7 @@ from operations import checks
 
 from .config import (
     DEFAULTS,
-    components_from,
+    components_on_host,
     functional_checks_from,
     snapshot_root,
     stack_from,
@@ -103,7 +103,7 @@ _REGISTERED: set[str] = set()   # the table is printed once per run, not once pe
 @deploy("Verify the Layra stack", data_defaults=DEFAULTS)
 def verify():
     stack = stack_from(host.data)
-    components = components_from(host.data)
+    components = components_on_host(host.data, stack)
     functional = functional_checks_from(host.data)
     wanted = host.data.get("snapshot")
     RUN.start(state, "verify", target={"snapshot": wanted, "commit": None})

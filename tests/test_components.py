@@ -29,8 +29,9 @@ def run(name: str | Path, *options: str):
 def test_layras_compose_file_gives_layras_components():
     assert proposal_for("layra.yml").components == {
         "mysql": {"engine": "mysql", "service": "mysql", "user": "root",
-                  "password_key": "MYSQL_ROOT_PASSWORD", "databases": []},
-        "mongodb": {"engine": "mongo", "service": "mongodb", "password_key": "MONGODB_ROOT_PASSWORD"},
+                  "password_key": "MYSQL_ROOT_PASSWORD", "databases_key": "MYSQL_DATABASE"},
+        "mongodb": {"engine": "mongo", "service": "mongodb", "password_key": "MONGODB_ROOT_PASSWORD",
+                    "user_key": "MONGODB_ROOT_USERNAME", "databases": []},
         "redis": {"engine": "redis", "service": "redis", "password_key": "REDIS_PASSWORD",
                   "flush_patterns": LAYRA_CACHES, "rdb": False},
         "kafka": {"engine": "volumes", "services": ["kafka"]},
@@ -46,10 +47,16 @@ def test_layras_volume_sets_and_milvus_settings_match_the_default_map():
         assert proposed[name] == LAYRA_COMPONENTS[name]
 
 
-def test_layras_databases_come_from_the_env_file_so_they_are_left_to_fill_in():
-    todo = proposal_for("layra.yml").todo
-    assert todo == ["mysql: databases: MYSQL_DATABASE is '${MYSQL_DATABASE}', set outside this file: "
-                    "name the databases to back up (none are until you do)"]
+def test_layras_mysql_database_and_mongodb_user_are_read_from_the_env_file_keys_that_feed_them():
+    proposal = proposal_for("layra.yml")
+    assert "databases_key MYSQL_DATABASE (feeds MYSQL_DATABASE)" in proposal.why["mysql"]
+    assert "user_key MONGODB_ROOT_USERNAME (feeds MONGO_INITDB_ROOT_USERNAME)" in proposal.why["mongodb"]
+
+
+def test_a_mongodb_whose_compose_file_names_no_database_is_left_to_fill_in():
+    assert proposal_for("layra.yml").todo == [
+        "mongodb: databases: no MONGO_INITDB_DATABASE: name the databases to back up, or the env-file key "
+        "holding one as databases_key (none are until you do)"]
 
 
 def test_layras_application_volumes_are_reported_unclassified_as_one_shared_set():
@@ -130,7 +137,7 @@ def test_mariadb_percona_valkey_and_a_service_known_by_name_are_classified():
         "db": {"engine": "mysql", "service": "db", "user": "root", "password_key": "DB_ROOT_PASSWORD",
                "databases": ["shop"]},
         "analytics": {"engine": "mysql", "service": "analytics", "user": "root", "databases": []},
-        "mongodb": {"engine": "mongo", "service": "mongo"},
+        "mongodb": {"engine": "mongo", "service": "mongo", "databases": []},
         "redis": {"engine": "redis", "service": "cache", "password_key": "CACHE_PASSWORD",
                   "flush_patterns": LAYRA_CACHES, "rdb": True},
         "qdrant": {"engine": "qdrant", "service": "vectors"},
@@ -166,3 +173,13 @@ def test_help_says_what_it_reads_cannot_know_and_its_exit_codes():
     for words in ("Reads FILE only", "What a compose file cannot tell", "databases:",
                   "0  every service classified", "2  FILE missing", "3  some service could not be classified"):
         assert words in help_text
+
+
+def test_users_and_database_names_fed_by_env_variables_become_user_key_and_databases_key():
+    proposal = proposal_for("names_from_env.yml")
+    assert proposal.components["mysql"] == {"engine": "mysql", "service": "mariadb", "user": "root",
+                                            "password_key": "DB_ROOT_PASSWORD", "databases_key": "SHOP_DB"}
+    assert proposal.components["mongodb"] == {"engine": "mongo", "service": "mongo",
+                                              "password_key": "MONGO_ADMIN_PASSWORD", "user_key": "MONGO_ADMIN",
+                                              "databases_key": "MONGO_APP_DB"}
+    assert proposal.todo == []

@@ -40,7 +40,7 @@ def test_malformed_stack_data_is_rejected_naming_the_key(data, message):
     ({"mysql": {"engine": "mysql", "service": "my sql"}}, "'layra_components.mysql.service' must be a compose service name"),
     ({"mysql": {"engine": "mysql", "databse": ["layra"]}},
      "'layra_components.mysql.databse' is not a setting of the mysql engine (it takes service, user, password_key, "
-     "databases)"),
+     "databases, user_key, databases_key)"),
     ({"milvus": {"engine": "volumes", "services": "milvus"}}, "'layra_components.milvus.services' must be a non-empty list"),
     ({"mysql": {"engine": "mysql", "service": "mysql", "password_key": "PW; rm -rf /"}},
      "'layra_components.mysql.password_key' must name a variable"),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from facts.compose import EnvSettings, Stack
 from facts.secrets import export_from_env_file
 
 ENV_FILE = (
@@ -82,3 +83,25 @@ def test_an_env_file_that_does_not_exist_fails_with_composes_words(env, tmp_path
     run = read(env, "PLAIN", str(tmp_path / "nowhere.env"))
     assert (run.returncode, run.stdout) == (1, b"")
     assert b"nowhere.env" in run.stderr
+
+
+def settings(env: dict, keys: list[str]) -> dict:
+    """``facts.compose.EnvSettings`` of ``keys``: its whole command run by sh, its output read."""
+    directory, _, name = env["file"].rpartition("/")
+    command = EnvSettings().command(Stack(directory, env_file=name), keys).get_raw_value()
+    run = subprocess.run(["sh", "-c", command], capture_output=True, text=True,
+                         env={k: v for k, v in env.items() if k != "file"}, timeout=60)
+    assert run.returncode == 0, run.stderr
+    return EnvSettings().process(run.stdout.splitlines())  # the command ends with whole.sh's marker
+
+
+def test_env_settings_give_each_keys_value_whole_and_none_where_unset(env):
+    assert settings(env, ["PLAIN", "DOUBLE", "JSONISH", "TRAILING", "MISSING", "EMPTY"]) == {
+        "PLAIN": "abc", "DOUBLE": "two words\nsecond line\ttab", "JSONISH": '<&> "quoted" back\\slash é 𝄞',
+        "TRAILING": "ends with a newline\n", "MISSING": None, "EMPTY": None}
+
+
+@pytest.mark.parametrize("key", ["MYSQL_ROOT_PASSWORD", "MINIO_SECRET_KEY", "QDRANT_API_KEY", "GITHUB_TOKEN"])
+def test_env_settings_refuse_a_key_that_holds_a_secret_before_anything_runs(key):
+    with pytest.raises(ValueError, match="do not hold secrets"):
+        EnvSettings().command(Stack("/srv/layra"), ["MYSQL_DATABASE", key])

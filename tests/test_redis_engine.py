@@ -4,12 +4,9 @@ operations/scripts/redis_swap.sh with this machine's redis-server (sandbox/up.sh
 it) in a mount namespace made like the service's container: a private /tmp, and the data
 directory a mount of its own, as a volume is."""
 
-import contextlib
 import os
 import shutil
 import subprocess
-import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +14,7 @@ import pytest
 from facts.redis import RedisFingerprint, RedisKeyCounts, RedisPersistence, unquote
 from facts.shell import script
 from operations.redis import BATCH_AWK, SUM_AWK
+from tests.local_redis import redis_server, tool
 from tests.whole_output import read_whole
 
 STACK = {"dir": "/srv/layra"}
@@ -33,25 +31,37 @@ def test_unquote_reverses_redis_cli_quoting_including_escaped_bytes():
     assert unquote("plain") == "plain"
 
 
-def test_the_fingerprint_of_the_same_output_is_the_same_and_counts_the_sample():
-    output = ["--- layra:keys ---", "2", "ab12  -", "--- layra:sample ---", '"string 11"', '"hash 22"']
+def test_the_fingerprint_of_the_same_output_is_the_same_and_counts_each_databases_sample():
+    output = ["dbs 1 2", "db 1", "keys 2 ab12", '"string 11"', '"hash 22"', "db 2", "keys 1 cd34", '"string 33"']
     first, second = RedisFingerprint().process(read_whole(output)), RedisFingerprint().process(read_whole(list(output)))
     assert first == second
-    assert first["dbsize"] == 2 and first["keys_sha256"] == "ab12" and first["sample"] == 2
+    assert first["dbsize"] == 3
+    assert first["databases"]["1"]["keys_sha256"] == "ab12" and first["databases"]["1"]["sample"] == 2
+    assert first["databases"]["2"]["dbsize"] == 1
 
 
 def test_a_different_value_in_the_sample_changes_the_fingerprint():
-    base = ["--- layra:keys ---", "1", "ab12  -", "--- layra:sample ---"]
-    one = RedisFingerprint().process(read_whole(base + ['"string 11"']))
-    other = RedisFingerprint().process(read_whole(base + ['"string 12"']))
+    base = ["dbs 0", "db 0", "keys 1 ab12"]
+    one = RedisFingerprint().process(read_whole(base + ['"string 11"']))["databases"]["0"]
+    other = RedisFingerprint().process(read_whole(base + ['"string 12"']))["databases"]["0"]
     assert one["keys_sha256"] == other["keys_sha256"]
     assert one["sample_sha256"] != other["sample_sha256"]
 
 
 def test_the_fingerprint_fails_on_an_error_reply_instead_of_hashing_it():
-    output = ["--- layra:keys ---", "1", "ab12  -", "--- layra:sample ---", "(error) NOSCRIPT scripts are disabled"]
+    output = ["dbs 0", "db 0", "keys 1 ab12", "(error) NOSCRIPT scripts are disabled"]
     with pytest.raises(ValueError, match="NOSCRIPT"):
         RedisFingerprint().process(read_whole(output))
+
+
+def test_the_fingerprint_fails_when_a_database_it_named_printed_no_key_line():
+    with pytest.raises(ValueError, match="database 3"):
+        RedisFingerprint().process(read_whole(["dbs 3", "db 3"]))
+
+
+def test_the_fingerprint_fails_on_output_that_does_not_start_with_the_databases_read():
+    with pytest.raises(ValueError, match="unexpected output"):
+        RedisFingerprint().process(read_whole(["(error) NOAUTH Authentication required."]))
 
 
 def test_persistence_fails_when_the_server_refuses_the_password():
@@ -115,38 +125,6 @@ def test_reverting_when_there_was_no_data_before_leaves_none(tmp_path):
                           "appendonlydir", "appendonly.aof"], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert list(tmp_path.iterdir()) == []
-
-
-def tool(name: str) -> str:
-    found = shutil.which(name)
-    if not found:
-        pytest.fail(f"{name} is not installed: sandbox/up.sh installs it (apt-get install redis-server)")
-    return found
-
-
-@contextlib.contextmanager
-def redis_server(directory: Path, *options: str):
-    """A redis-server of this machine serving ``directory``, on a unix socket only; its
-    ``redis-cli`` as a function."""
-    private = tempfile.mkdtemp(prefix="layra-redis-")  # a socket path is at most 107 bytes
-    sock = f"{private}/redis.sock"
-    server = subprocess.Popen([tool("redis-server"), "--port", "0", "--unixsocket", sock, "--dir", str(directory),
-                               "--save", "", "--logfile", f"{private}/redis.log", *options])
-
-    def cli(*args: str) -> str:
-        return subprocess.run([tool("redis-cli"), "-s", sock, *args], capture_output=True, text=True).stdout.strip()
-
-    try:
-        for _ in range(200):
-            if cli("ping") == "PONG":
-                break
-            assert server.poll() is None, Path(f"{private}/redis.log").read_text()
-            time.sleep(0.05)
-        yield cli
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        shutil.rmtree(private)
 
 
 def data_of(directory: Path, *options: str) -> dict:
@@ -233,3 +211,8 @@ def test_a_swap_then_a_revert_puts_the_previous_data_back(tmp_path):
     assert run.returncode == 0, run.stderr.decode()
     assert sorted(p.name for p in data.iterdir()) == ["appendonlydir", "dump.rdb"]
     assert data_of(data, *AOF) == {"old": "1"}
+
+
+def test_the_fingerprint_fails_when_a_database_it_named_was_not_read():
+    with pytest.raises(ValueError, match="databases 1 2 named, 1 read"):
+        RedisFingerprint().process(read_whole(["dbs 1 2", "db 1", "keys 1 ab12", '"string 11"']))

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import shutil
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest

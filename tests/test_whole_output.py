@@ -30,13 +30,15 @@ STACK = {"dir": "/srv/layra", "project": "layra"}
 UNDECODABLE = "printf 'users\\t2\\nkb_\\351\\t3\\norder\\t4\\n'"
 
 # The env file's password through `docker compose config --format json`, as compose prints it;
-# `SELECT COUNT(*) ... schemata` (does the database exist?) gets 1; a container's inspection
+# `SELECT COUNT(*) ... schemata` (does the database exist?) gets 1; Redis's INFO keyspace a
+# database with keys; a container's inspection
 # a volume at a latin1 path; anything else the bytes.
 DOCKER = f"""#!/bin/sh
 case "$*" in
   *"config --format json"*) printf '{{\\n  "x-layra-value": "secret"\\n}}\\n' ;;
   *schemata*) echo 1 ;;
   "ps -aq"*) echo 4f2a ;;
+  *"redis-cli --no-raw") cat >/dev/null; printf '# Keyspace\\r\\ndb0:keys=3,expires=0\\r\\n' ;;
   inspect*) printf 'milvus-standalone\\trunning\\tmilvus\\t/var/lib/docker/volumes/caf\\351/_data\\t/data\\n' ;;
   *) cat >/dev/null; {UNDECODABLE} ;;
 esac

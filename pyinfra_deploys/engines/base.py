@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from facts.compose import valid_service
+from facts.compose import SECRET_KEY_NAME, valid_service
 from facts.secrets import KEY_PATTERN
 from operations.checks import Check, Probe
 from operations.parallel import Step
@@ -59,6 +59,13 @@ def password_key(value) -> bool:
 
 
 PASSWORD_KEY_RULE = "name a variable of the env file (A-Z a-z 0-9 _, not starting with a digit), or be null for none"
+ENV_KEY_RULE = ("name a variable of the env file (A-Z a-z 0-9 _, not starting with a digit) that holds a name, "
+                "not a secret, or be null for none")
+
+
+def env_key(value) -> bool:
+    """An env-file key a setting is read from: a name, never one that holds a secret."""
+    return value is None or (password_key(value) and not SECRET_KEY_NAME.search(value))
 SERVICE_RULE = f"be a compose service name ({NAME_RULE})"
 
 
@@ -74,6 +81,9 @@ class Component:
 
     name: str
     engine: ClassVar[str] = ""
+    # settings that may be read on the host from the stack's env file instead of written in
+    # host data: {the setting naming the key: the setting its value fills}
+    from_env: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def from_data(cls, name: str, raw: dict) -> Component:
@@ -98,6 +108,32 @@ class Component:
 
     def check(self):
         """Rules that tie several settings together (``SettingError``)."""
+
+    def env_keys(self) -> list[str]:
+        """The env-file keys this component's settings are read from (``from_env``)."""
+        return [getattr(self, key) for key in self.from_env if getattr(self, key)]
+
+    def with_env(self, values: dict[str, str | None], env_file: str) -> Component:
+        """A copy with the settings read from the env file filled in from ``values`` (``{key:
+        value}``, ``facts.compose.EnvSettings``): a user replaces ``user``, a database joins
+        ``databases``. ``SettingError`` naming the key setting where a value is missing or
+        could not be that setting."""
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        changes = {}
+        for key_setting, target in self.from_env.items():
+            key = getattr(self, key_setting)
+            if not key:
+                continue
+            value = values.get(key)
+            if value is None:
+                raise SettingError(key_setting, f"names {key}, which is not set in {env_file}")
+            spec = fields[target].metadata
+            new = tuple(dict.fromkeys((*getattr(self, target), value))) if spec["plural"] else value
+            if not spec["valid"](new):
+                raise SettingError(key_setting, f"names {key}, whose value {value!r} in {env_file} cannot be its "
+                                                f"{target}: {target} must {spec['rule']}")
+            changes[target] = new
+        return dataclasses.replace(self, **changes) if changes else self
 
     @property
     def label(self) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from facts import mongo as facts
 from operations import mongo as operations
 
-from ..compose_file import env_of, password_from
+from ..compose_file import env_of, key_from, password_from
 from .base import (
     PASSWORD_KEY_RULE,
     SERVICE_RULE,
@@ -23,12 +23,19 @@ from .base import (
     service_name,
     setting,
 )
-from .shadow import DATABASES, ShadowDatabases
+from .shadow import (
+    DATABASES,
+    DATABASES_KEY,
+    FROM_ENV,
+    USER_KEY,
+    ShadowDatabases,
+    databases_from,
+)
 
 
 @dataclass(frozen=True)
 class MongoComponent(Component):
-    """``{engine: mongo, service, user, auth_db, password_key, databases}``"""
+    """``{engine: mongo, service, user, auth_db, password_key, databases, user_key, databases_key}``"""
 
     engine = "mongo"
     service: str = setting(SERVICE_RULE, service_name, "mongodb")
@@ -36,6 +43,9 @@ class MongoComponent(Component):
     auth_db: str = setting("be a name on one line", one_line, "admin")
     password_key: str | None = setting(PASSWORD_KEY_RULE, password_key, facts.PASSWORD_KEY)
     databases: tuple[str, ...] = DATABASES
+    user_key: str | None = USER_KEY
+    databases_key: str | None = DATABASES_KEY
+    from_env = FROM_ENV
 
     @property
     def client(self) -> dict:
@@ -70,6 +80,11 @@ class Mongo(ShadowDatabases):
     def propose(self, service, settings: dict, why: list[str], todo: list[str]):
         password_from(service, env_of(service, "MONGO_INITDB_ROOT_PASSWORD", "MONGODB_ROOT_PASSWORD"),
                       settings, why, todo)
+        users = env_of(service, "MONGO_INITDB_ROOT_USERNAME", "MONGODB_ROOT_USERNAME")
+        if not key_from(users, settings, "user_key", why) and one_line(users["MONGO_INITDB_ROOT_USERNAME"]):
+            settings["user"] = users["MONGO_INITDB_ROOT_USERNAME"]
+            why.append("user from MONGO_INITDB_ROOT_USERNAME")
+        databases_from(service, ("MONGO_INITDB_DATABASE",), settings, why, todo)
 
 
 def database_plan(name: str, database: str, live: dict, snapshot: dict) -> dict:

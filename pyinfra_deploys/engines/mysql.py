@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pyinfra import host
 
 from facts import mysql as facts
-from facts.shadow import valid_database
 from operations import mysql as operations
 
 from ..compose_file import env_of, password_from
@@ -28,18 +27,28 @@ from .base import (
     service_name,
     setting,
 )
-from .shadow import DATABASES, ShadowDatabases
+from .shadow import (
+    DATABASES,
+    DATABASES_KEY,
+    FROM_ENV,
+    USER_KEY,
+    ShadowDatabases,
+    databases_from,
+)
 
 
 @dataclass(frozen=True)
 class MysqlComponent(Component):
-    """``{engine: mysql, service, user, password_key, databases}``"""
+    """``{engine: mysql, service, user, password_key, databases, user_key, databases_key}``"""
 
     engine = "mysql"
     service: str = setting(SERVICE_RULE, service_name, "mysql")
     user: str = setting("be a name on one line", one_line, "root")
     password_key: str | None = setting(PASSWORD_KEY_RULE, password_key, facts.PASSWORD_KEY)
     databases: tuple[str, ...] = DATABASES
+    user_key: str | None = USER_KEY
+    databases_key: str | None = DATABASES_KEY
+    from_env = FROM_ENV
 
     @property
     def client(self) -> dict:
@@ -86,14 +95,7 @@ class Mysql(ShadowDatabases):
     def propose(self, service, settings: dict, why: list[str], todo: list[str]):
         settings["user"] = "root"  # whose password MYSQL_ROOT_PASSWORD is
         password_from(service, env_of(service, "MYSQL_ROOT_PASSWORD", "MARIADB_ROOT_PASSWORD"), settings, why, todo)
-        name = next((n for n in ("MYSQL_DATABASE", "MARIADB_DATABASE") if n in service.env), "MYSQL_DATABASE")
-        value = service.env.get(name)
-        settings["databases"] = [value] if valid_database(value) else []
-        if settings["databases"]:
-            why.append(f"databases from {name}")
-        else:
-            told = f"{name} is {value!r}, set outside this file" if value else f"no literal {name}"
-            todo.append(f"{service.name}: databases: {told}: name the databases to back up (none are until you do)")
+        databases_from(service, ("MYSQL_DATABASE", "MARIADB_DATABASE"), settings, why, todo)
 
 
 def database_plan(name: str, database: str, live: dict, snapshot: dict) -> dict:

@@ -26,15 +26,29 @@ from .base import (
     Component,
     Engine,
     SettingError,
-    each,
-    one_line,
     password_key,
     service_name,
     setting,
 )
 
 # Layra's caches (a compose file cannot say which keys are caches).
-LAYRA_CACHES = ("user:session:*", "kb:cache:*", "embedding:*")
+# Layra's caches: sessions in its token database (REDIS_TOKEN_DB), the knowledge-base list
+# and embedding progress in its task database (REDIS_TASK_DB)
+LAYRA_CACHES = ({"db": 1, "pattern": "user:session:*"}, {"db": 2, "pattern": "kb:cache:*"},
+                {"db": 2, "pattern": "embedding:*"})
+
+
+def cache_patterns_given(value) -> bool:
+    try:
+        facts.cache_patterns(value)
+    except (TypeError, ValueError):
+        return False
+    return isinstance(value, (list, tuple))
+
+
+def databases_given(value) -> bool:
+    return value is None or (isinstance(value, (list, tuple)) and all(
+        isinstance(db, int) and not isinstance(db, bool) and 0 <= db < facts.MAX_DATABASES for db in value))
 
 
 @dataclass(frozen=True)
@@ -44,15 +58,25 @@ class RedisComponent(Component):
     engine = "redis"
     service: str = setting(SERVICE_RULE, service_name, "redis")
     password_key: str | None = setting(PASSWORD_KEY_RULE, password_key, facts.PASSWORD_KEY)
-    flush_patterns: tuple[str, ...] = setting("be a list of key patterns (each on one line)", each(one_line), (),
-                                              plural=True)
+    # (db, pattern) pairs: a bare pattern is in database 0, {db: 1, pattern: ...} in database 1
+    flush_patterns: tuple = setting("be a list of key patterns (each on one line), bare for database 0 or "
+                                    "{db: N, pattern: ...}", cache_patterns_given, (), plural=True)
+    # the logical databases it holds (None: every one that has keys)
+    databases: tuple[int, ...] | None = setting("be a list of database numbers (0-1023), or null for every one "
+                                                "that has keys", databases_given, None)
     rdb: bool = setting("be true (Redis holds state: back it up) or false (cache only)",
                         lambda value: isinstance(value, bool), False)
 
+    def __post_init__(self):
+        # host data's forms, each pattern with its database, one way
+        object.__setattr__(self, "flush_patterns", tuple(facts.cache_patterns(self.flush_patterns)))
+        if self.databases is not None:
+            object.__setattr__(self, "databases", tuple(self.databases))
+
     def check(self):
-        if self.rdb and not all(facts.valid_volatile(p) for p in self.flush_patterns):
+        if self.rdb and not all(facts.valid_volatile(p) for _, p in self.flush_patterns):
             raise SettingError("flush_patterns", f"with rdb true are also left out of the fingerprint, so only * "
-                                                 f"and ? wildcards, got {list(self.flush_patterns)!r}")
+                                                 f"and ? wildcards, got {[p if not db else {'db': db, 'pattern': p} for db, p in self.flush_patterns]!r}")
 
     @property
     def client(self) -> dict:
@@ -60,8 +84,19 @@ class RedisComponent(Component):
 
     @property
     def state(self) -> dict:
-        """The fingerprint's arguments where Redis holds state: its cache patterns are not part of it."""
-        return {**self.client, **({"volatile": list(self.flush_patterns)} if self.flush_patterns else {})}
+        """The fingerprint's arguments where Redis holds state: its databases, and its cache
+        patterns left out (they are not part of it)."""
+        volatile = [pattern if not db else [db, pattern] for db, pattern in self.flush_patterns]
+        return {**self.client, **({"volatile": volatile} if volatile else {}),
+                **({"databases": list(self.databases)} if self.databases is not None else {})}
+
+    @property
+    def caches(self) -> dict[int, list[str]]:
+        """The cache patterns by database."""
+        found: dict[int, list[str]] = {}
+        for db, pattern in self.flush_patterns:
+            found.setdefault(db, []).append(pattern)
+        return found
 
 
 class Redis(Engine):
@@ -91,15 +126,18 @@ class Redis(Engine):
     def cache_plan(self, stack, component: RedisComponent) -> dict | None:
         if not component.flush_patterns:
             return None
-        counts = host.get_fact(facts.RedisKeyCounts, stack=stack, patterns=list(component.flush_patterns),
-                               **component.client)
+        counts = {}
+        for db, patterns in sorted(component.caches.items()):
+            found = host.get_fact(facts.RedisKeyCounts, stack=stack, patterns=patterns, db=db, **component.client)
+            counts.update({facts.pattern_name(db, pattern): count for pattern, count in found.items()})
         # caches follow a change, they do not make one: the deploy says whether this run flushes
         return {"part": None, "component": component.name, "engine": self.name, "flush": counts,
                 "changes": any(counts.values())}
 
     def caches_flushed(self, stack, component: RedisComponent, **options) -> None:
-        operations.caches_flushed(name=f"Flush {component.name} caches", stack=stack,
-                                  patterns=list(component.flush_patterns), **component.client, **options)
+        for db, patterns in sorted(component.caches.items()):
+            operations.caches_flushed(name=f"Flush {component.name} caches" + (f" (database {db})" if db else ""),
+                                      stack=stack, patterns=patterns, db=db, **component.client, **options)
 
     def describe(self, plan: dict) -> list[str]:
         lines = []
@@ -124,8 +162,8 @@ class Redis(Engine):
     def integrity(self, stack, component: RedisComponent, descriptor: dict, sha256s: dict) -> Probe:
         def read(services: dict) -> Check:
             live, want = self.live(stack, component), descriptor["fingerprint"]
-            return Check(4, f"{component.name} fingerprint", counted(live.get("dbsize"), "key"),
-                         counted(want.get("dbsize"), "key"), facts.same_data(live, want))
+            return Check(4, f"{component.name} fingerprint", key_counts(live), key_counts(want),
+                         facts.same_data(live, want))
         return Probe(read)
 
     def ping(self, stack, component: RedisComponent) -> Probe:
@@ -140,8 +178,9 @@ class Redis(Engine):
             given = service.env.get(given[2:].strip("{}"))
         password_from(service, {"--requirepass": given, **env_of(service, "REDIS_PASSWORD", "VALKEY_PASSWORD")},
                       settings, why, todo)
-        settings["flush_patterns"] = list(LAYRA_CACHES)
-        why.append("flush_patterns: Layra's caches (a compose file cannot say which keys are caches)")
+        settings["flush_patterns"] = [dict(entry) for entry in LAYRA_CACHES]
+        why.append("flush_patterns: Layra's caches, in its token (1) and task (2) databases (a compose file "
+                   "cannot say which keys are caches)")
         given = {flag: after(service.words, flag) for flag in ("--appendonly", "--save")}
         persists = [f"{flag} {value}" for flag, value in given.items() if value not in (None, "", "no")]
         settings["rdb"] = bool(service.volumes and persists)
@@ -152,6 +191,14 @@ class Redis(Engine):
                        f"cache (set rdb: true if it holds state)")
         else:
             why.append("rdb: false: no named volume, so a cache")
+
+
+def key_counts(fingerprint: dict) -> str:
+    """``2 databases, 45 keys (db1 40, db2 5)``, for checks."""
+    databases = facts.databases_of(fingerprint) or {}
+    total = sum(found["dbsize"] for found in databases.values())
+    each = ", ".join(f"db{db} {found['dbsize']:,}" for db, found in sorted(databases.items(), key=lambda i: int(i[0])))
+    return f"{counted(len(databases), 'database')}, {counted(total, 'key')}" + (f" ({each})" if databases else "")
 
 
 ENGINE = Redis()

@@ -14,10 +14,17 @@ from facts.text import moved
 from operations.checks import Check, Probe
 from operations.parallel import Step
 
-from .base import Engine, each, setting
+from ..compose_file import key_from
+from .base import ENV_KEY_RULE, Engine, each, env_key, setting
 
 DATABASES = setting("be a list of plain database names (letters, digits, _; at most 48)", each(valid_database), (),
                     plural=True)
+# The env-file keys holding the client's user and a database's name (Layra's compose file
+# takes both from its env file): read on the host, the user replacing ``user``, the
+# database joining ``databases``.
+USER_KEY = setting(ENV_KEY_RULE, env_key, None)
+DATABASES_KEY = setting(ENV_KEY_RULE, env_key, None)
+FROM_ENV = {"user_key": "user", "databases_key": "databases"}
 
 
 class ShadowDatabases(Engine):
@@ -85,3 +92,18 @@ class ShadowDatabases(Engine):
                   for item, counts in plan[f"{items}_changed"].items()]
         return lines
 
+
+def databases_from(service, names: tuple[str, ...], settings: dict, why: list[str], todo: list[str]):
+    """``databases_key`` where the first of the service's env ``names`` it sets is one
+    ``${VAR}``, ``databases`` where it is a literal name; otherwise a line to fill in."""
+    name = next((n for n in names if n in service.env), names[0])
+    value = service.env.get(name)
+    if key_from({name: value}, settings, "databases_key", why):
+        return
+    settings["databases"] = [value] if valid_database(value) else []
+    if settings["databases"]:
+        why.append(f"databases from {name}")
+    else:
+        told = f"{name} is {value!r}, not one ${{VAR}}" if value else f"no {name}"
+        todo.append(f"{service.name}: databases: {told}: name the databases to back up, or the env-file key "
+                    f"holding one as databases_key (none are until you do)")

@@ -98,7 +98,11 @@ umask 077
   printf 'MYSQL_USER=layra\n'
   printf 'MYSQL_PASSWORD=%s\n' "$(secret)"
   printf 'REDIS_PASSWORD=%s\n' "$(secret)"
-  printf 'MONGO_ROOT_PASSWORD=%s\n' "$(secret)"
+  printf 'REDIS_TOKEN_DB=1\n'   # as Layra: sessions in one logical database,
+  printf 'REDIS_TASK_DB=2\n'    # task state and its caches in another
+  printf 'MONGODB_ROOT_USERNAME=root\n'   # Layra's own keys for MongoDB's user,
+  printf 'MONGODB_ROOT_PASSWORD=%s\n' "$(secret)"
+  printf 'MONGODB_DB=layra\n'             # password and database
   printf 'QDRANT_API_KEY=%s\n' "$(secret)"
   printf 'LAYRA_DEMO_PASSWORD=%s\n' "$(secret)"
   printf 'MAINTENANCE_MODE=false\n'

@@ -71,17 +71,27 @@ def test_backup_writes_a_whole_verified_snapshot_with_checksums_and_private_perm
     assert "redis" not in manifest(sandbox.hosts[0], snapshot_id)["parts"]
 
 
-def test_rollback_restores_rows_and_tables_shows_the_diff_first_and_then_changes_nothing(sandbox: Sandbox, tmp_path):
+def test_rollback_restores_rows_tables_and_every_redis_database_shows_the_diff_first_and_then_changes_nothing(
+        sandbox: Sandbox, tmp_path):
+    state = sandbox.hosts[1]  # its Redis holds state (rdb: true), in databases 0 and 2 as Layra's
     for host in sandbox.hosts:
         sql(host, "CREATE OR REPLACE VIEW kb_names AS SELECT name FROM knowledge_bases; "
                   "DROP PROCEDURE IF EXISTS kb_count; CREATE PROCEDURE kb_count() SELECT COUNT(*) FROM knowledge_bases")
+    redis_cli(state, "-n", "0", "SET", "flags:e2e", "before")
+    redis_cli(state, "-n", "1", "SET", "user:prefs:e2e", "dark")
+    redis_cli(state, "-n", "2", "HSET", "task:e2e", "state", "running")
     snapshot_id = backup(sandbox, "restore")
     backed_up = {host.name: sql(host, "SELECT COUNT(*) FROM knowledge_bases") for host in sandbox.hosts}
     for host in sandbox.hosts:
         damage(host)
         sql(host, "DROP VIEW kb_names; DROP PROCEDURE kb_count")
     written_after = f"state:after-backup:{snapshot_id}"   # unique: reruns never find it in a snapshot
-    redis_cli(sandbox.hosts[1], "SET", written_after, "1")
+    redis_cli(state, "SET", written_after, "1")
+    redis_cli(state, "-n", "0", "SET", "flags:e2e", "after")
+    redis_cli(state, "-n", "1", "DEL", "user:prefs:e2e")
+    redis_cli(state, "-n", "2", "HSET", "task:e2e", "state", "damaged")
+    for host in sandbox.hosts:  # sessions of users logged in since: a cache, flushed
+        redis_cli(host, "-n", "1", "SET", f"user:session:e2e-{snapshot_id}", "x")
     damaged = {host.name: sql(host, "SELECT COUNT(*) FROM knowledge_bases") for host in sandbox.hosts}
 
     dry = sandbox.pyinfra("rollback.py", "--data", f"snapshot={snapshot_id}", "--dry",
@@ -94,7 +104,8 @@ def test_rollback_restores_rows_and_tables_shows_the_diff_first_and_then_changes
                 f"{backed_up[host.name]} rows") in dry.output
     assert "table extra dropped (kept in the __pre_restore database)" in dry.output
     assert re.search(r"\[sandbox-2\] plan: redis: restore RDB, [\d,?]+ -> [\d,]+ keys?", dry.output)
-    assert re.search(r"\[sandbox-1\] plan: redis: [\d,]+ keys? match(es)? kb:cache:\*", dry.output)
+    assert re.search(r"\[sandbox-1\] plan: redis: [\d,]+ keys? match(es)? db1 user:session:\* \(flush\)", dry.output)
+    assert re.search(r"\[sandbox-1\] plan: redis: [\d,]+ keys? match(es)? db2 kb:cache:\*", dry.output)
     assert {host.name: sql(host, "SELECT COUNT(*) FROM knowledge_bases") for host in sandbox.hosts} == damaged
     assert next(plan for plan in json.loads((tmp_path / "plan.json").read_text())["hosts"]["sandbox-1"]
                 if plan["component"] == "mysql/layra")["tables_dropped"] == ["extra"]
@@ -108,7 +119,15 @@ def test_rollback_restores_rows_and_tables_shows_the_diff_first_and_then_changes
         assert sql(host, "SHOW TABLES LIKE 'extra'") == ""
         assert sql(host, "SELECT COUNT(*) FROM kb_names") == backed_up[host.name]
         assert sql(host, "SHOW PROCEDURE STATUS WHERE Db = 'layra' AND Name = 'kb_count'").count("kb_count") == 1
-    assert redis_cli(sandbox.hosts[1], "EXISTS", written_after) == "0"
+    assert redis_cli(state, "EXISTS", written_after) == "0"
+    # the RDB brought every database back; the sessions were flushed after it
+    assert redis_cli(state, "-n", "0", "GET", "flags:e2e") == "before"
+    assert redis_cli(state, "-n", "1", "GET", "user:prefs:e2e") == "dark"
+    assert redis_cli(state, "-n", "2", "HGET", "task:e2e", "state") == "running"
+    assert re.search(r"ok   phase 4 redis fingerprint: 3 databases, [\d,]+ keys \(db0 [\d,]+, db1 1, db2 [\d,]+\)",
+                     run.output), run.output
+    for host in sandbox.hosts:
+        assert redis_cli(host, "-n", "1", "--scan", "--pattern", "user:session:*") == ""
 
     again = sandbox.pyinfra("rollback.py", "--data", f"snapshot={snapshot_id}", "-v")
 

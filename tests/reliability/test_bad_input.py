@@ -429,7 +429,7 @@ MALFORMED = [
      "layra_components.mysql.engine", "must be one of mysql, mongo, redis, qdrant, volumes, got None"),
     ("an-unknown-engine", "rollback.py", component("mysql", engine="postgres", service="mysql"),
      "layra_components.mysql.engine", "must be one of mysql, mongo, redis, qdrant, volumes, got 'postgres'"),
-    ("a-component-without-service", "migrate.py", component("mysql", engine="mysql"),
+    ("a-component-with-an-empty-service", "migrate.py", component("mysql", engine="mysql", service=""),
      "layra_components.mysql.service", "must be a compose service name"),
     ("volume-services-a-string", "backup.py", component("milvus", engine="volumes", services="milvus-standalone"),
      "layra_components.milvus.services", "must be a non-empty list of compose service names"),

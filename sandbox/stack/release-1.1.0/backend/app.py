@@ -54,14 +54,22 @@ def db():
     )
 
 
-REDIS = redis.Redis(
-    host=os.environ.get("REDIS_HOST", "redis"),
-    port=int(os.environ.get("REDIS_PORT", "6379")),
-    password=os.environ.get("REDIS_PASSWORD") or None,
-    socket_timeout=3,
-    socket_connect_timeout=3,
-    decode_responses=True,
-)
+def redis_db(key):
+    """A client of the logical database the env names: as Layra, sessions (tokens) in one,
+    task state and its caches in another."""
+    return redis.Redis(
+        host=os.environ.get("REDIS_HOST", "redis"),
+        port=int(os.environ.get("REDIS_PORT", "6379")),
+        password=os.environ.get("REDIS_PASSWORD") or None,
+        db=int(os.environ[key]),
+        socket_timeout=3,
+        socket_connect_timeout=3,
+        decode_responses=True,
+    )
+
+
+SESSIONS = redis_db("REDIS_TOKEN_DB")
+TASKS = redis_db("REDIS_TASK_DB")
 
 
 def hash_password(password, salt):
@@ -159,7 +167,7 @@ def health():
         body["mysql"] = f"error: {exc}"
         ok = False
     try:
-        REDIS.ping()
+        SESSIONS.ping()
     except Exception as exc:  # noqa: BLE001
         body["redis"] = f"error: {exc}"
         ok = False
@@ -186,7 +194,7 @@ def health():
 
 
 def list_kbs():
-    cached = REDIS.get(KB_CACHE_KEY)
+    cached = TASKS.get(KB_CACHE_KEY)
     if cached is not None:
         return json.loads(cached)
     with db() as conn, conn.cursor() as cur:
@@ -198,7 +206,7 @@ def list_kbs():
             {"id": r["id"], "name": r["name"], "owner": r["owner"], "created_at": r["created_at"].isoformat()}
             for r in cur.fetchall()
         ]
-    REDIS.set(KB_CACHE_KEY, json.dumps(rows), ex=KB_CACHE_TTL)
+    TASKS.set(KB_CACHE_KEY, json.dumps(rows), ex=KB_CACHE_TTL)
     return rows
 
 
@@ -210,9 +218,9 @@ def create_kb(name, user):
             (name, user["id"], now),
         )
         kb_id = cur.lastrowid
-    REDIS.delete(KB_CACHE_KEY)
+    TASKS.delete(KB_CACHE_KEY)
     # what the real backend keeps while it embeds a knowledge base
-    REDIS.set(f"embedding:kb:{kb_id}:status", "pending", ex=86400)
+    TASKS.set(f"embedding:kb:{kb_id}:status", "pending", ex=86400)
     return {"id": kb_id, "name": name, "owner": user["username"], "created_at": now.replace(" ", "T")}
 
 
@@ -244,7 +252,7 @@ class Handler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization", "")
         if not auth.startswith("Bearer "):
             return None
-        raw = REDIS.get(f"user:session:{auth[7:].strip()}")
+        raw = SESSIONS.get(f"user:session:{auth[7:].strip()}")
         return json.loads(raw) if raw else None
 
     def path_only(self):
@@ -297,7 +305,7 @@ class Handler(BaseHTTPRequestHandler):
         if not row or not check_password(body["password"], row["password_hash"]):
             return self.send_json(401, {"detail": "invalid credentials"})
         token = secrets.token_urlsafe(32)
-        REDIS.set(
+        SESSIONS.set(
             f"user:session:{token}",
             json.dumps({"id": row["id"], "username": row["username"]}),
             ex=SESSION_TTL,
