@@ -1,8 +1,9 @@
 """
-MySQL / MariaDB engine facts, and the client commands every MySQL fact and operation
-runs: a client program inside the service's container (`docker compose exec -T`), with
-the password read on the host from the stack's env file and handed over as
-``MYSQL_PWD`` in the environment, never on a command line.
+MySQL (Oracle MySQL 8.4, 9.x) and MariaDB engine facts, and the client commands every
+MySQL fact and operation runs: a client program inside the service's container (`docker
+compose exec -T`), with the password read on the host from the stack's env file and
+handed over as ``MYSQL_PWD`` in the environment, never on a command line. Where the two
+servers differ, ``MysqlVersions`` says which one it is (``DUMP_OPTIONS``, ``SIZE_FRESH``).
 
 Engine protocol: ``MysqlFingerprint`` (what the data is), ``operations.mysql.dumped``,
 ``operations.mysql.shadow_loaded`` + ``operations.mysql.swapped_in`` (restore), and the
@@ -45,6 +46,22 @@ CLIENT_SHIM = (
 # 4-byte characters (a POSIX locale would make it latin1, and names and data with it).
 CHARSET = "utf8mb4"
 
+# The two servers this engine speaks to, told apart by VERSION(): MariaDB's always names
+# itself ("10.11.18-MariaDB-0+deb12u1"), Oracle MySQL's is the number alone ("9.0.1").
+MARIADB, MYSQL = "mariadb", "mysql"
+
+
+def server_flavor(server_version: str) -> str:
+    """``mariadb`` or ``mysql``, from the server's ``SELECT VERSION()``."""
+    return MARIADB if "mariadb" in server_version.lower() else MYSQL
+
+
+# What a dump needs on each server beyond the options both take. MySQL's mysqldump writes
+# SET @@GLOBAL.GTID_PURGED (and SQL_LOG_BIN=0) into a dump by default where GTIDs are on
+# (--set-gtid-purged=AUTO): loading it back into the server that ran those transactions
+# fails (ERROR 3546), and the load would stay out of the binary log. MariaDB's dump tool
+# has no such option (and refuses it).
+DUMP_OPTIONS = {MARIADB: (), MYSQL: ("--set-gtid-purged=OFF",)}
 
 
 def client_function(stack: Stack, service: str, user: str, password_key: str | None) -> StringCommand:
@@ -294,10 +311,17 @@ def summary(fingerprint: dict) -> str:
     return f"{counted(len(tables), 'table')}, {counted(sum(table.get('rows', 0) for table in tables.values()), 'row')}"
 
 
+# MySQL 8+ answers information_schema.TABLES' sizes from a cache kept for
+# information_schema_stats_expiry seconds (a day by default): 0 reads them from the storage
+# engine. MariaDB reads them every time, and has no such variable.
+SIZE_FRESH = {MARIADB: "", MYSQL: "SET SESSION information_schema_stats_expiry = 0; "}
+
+
 class MysqlDatabaseSize(MysqlFactBase):
     """
     Returns the bytes a database takes (data + indexes), an estimate of its dump's size
-    before compression; 0 when there is no such database.
+    before compression; 0 when there is no such database. ``flavor`` is the server's
+    (``MysqlVersions``): MySQL's sizes are read fresh, not from its statistics cache.
 
     .. code:: python
 
@@ -305,26 +329,34 @@ class MysqlDatabaseSize(MysqlFactBase):
     """
 
     def command(self, stack: Stack, database: str, service: str = "mysql", user: str = "root",
-                password_key: str | None = PASSWORD_KEY) -> StringCommand:
+                password_key: str | None = PASSWORD_KEY, flavor: str = MARIADB) -> StringCommand:
         return StringCommand(
             client_function(Stack.of(stack), service, user, password_key), assign(db=database),
-            'm "" -N -B -e "SELECT IFNULL(SUM(data_length + index_length), 0) FROM information_schema.tables'
-            ' WHERE table_schema = \'$db\'" </dev/null',
+            f'm "" -N -B -e "{SIZE_FRESH[flavor]}SELECT IFNULL(SUM(data_length + index_length), 0)'
+            ' FROM information_schema.tables WHERE table_schema = \'$db\'" </dev/null',
         )
 
     def process(self, output):
         return int(output[-1].strip() or 0)
 
 
+class UnknownServer(UnreadableOutput):
+    """A server whose version could not be read: which options it takes is not known."""
+
+
 class MysqlVersions(MysqlFactBase):
     """
-    Returns the server's and the dump tool's versions, for the snapshot's manifest, and
-    the compression a dump gets on this host (``facts.shell.COMPRESSORS``).
+    Returns the server's and the dump tool's versions, for the snapshot's manifest, which
+    server it is (``flavor``: ``mariadb`` or ``mysql``, where their programs, options and
+    statements differ), and the compression a dump gets on this host
+    (``facts.shell.COMPRESSORS``). A server that does not answer its version fails the fact.
 
     .. code:: python
 
-        {"server": "10.11.18-MariaDB-0+deb12u1", "dump": "mariadb-dump  Ver 10.19 Distrib 10.11.18-MariaDB",
-         "compression": "zstd"}
+        {"server": "10.11.18-MariaDB-0+deb12u1", "flavor": "mariadb",
+         "dump": "mariadb-dump  Ver 10.19 Distrib 10.11.18-MariaDB", "compression": "zstd"}
+        {"server": "9.0.1", "flavor": "mysql",
+         "dump": "mysqldump  Ver 9.0.1 for Linux on x86_64 (MySQL Community Server - GPL)", "compression": "zstd"}
     """
 
     def command(self, stack: Stack, service: str = "mysql", user: str = "root",
@@ -336,5 +368,10 @@ class MysqlVersions(MysqlFactBase):
 
     def process(self, output):
         lines = [line.strip() for line in output if line.strip()]
-        return {"server": lines[0] if lines else "", "dump": lines[1].split(", for")[0] if len(lines) > 1 else "",
+        server = lines[0] if lines else ""
+        if not server[:1].isdigit():
+            # without it, the line read first would be the dump tool's: a wrong server, and wrong options
+            raise UnknownServer(f"{host_name()}: the MySQL server's version could not be read (got {server[:80]!r})")
+        return {"server": server, "flavor": server_flavor(server),
+                "dump": lines[1].split(", for")[0] if len(lines) > 1 else "",
                 "compression": lines[2] if len(lines) > 2 and lines[2] in COMPRESSORS else "gzip"}

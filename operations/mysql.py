@@ -10,6 +10,9 @@ Every operation here takes the same connection arguments:
 + password_key: the key of the stack's env file holding that user's password; the value
   is read on the host and reaches the client as ``MYSQL_PWD``, never on a command line
 
+The server may be MariaDB or Oracle MySQL (8.4, 9.x): where their dump tools differ, the
+operations read which one it is (``facts.mysql.MysqlVersions``) and pass its options.
+
 A restore is two operations so that the live database is only touched once a complete
 copy is known good: ``shadow_loaded`` loads the dump into ``<database>__restore`` and
 ``swapped_in`` checks that copy's fingerprint against the snapshot's, then exchanges all
@@ -23,8 +26,10 @@ from pyinfra import host
 from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 
 from facts.compose import Stack
+from facts.gather import side_by_side
 from facts.lock import holding_work
 from facts.mysql import (
+    DUMP_OPTIONS,
     PASSWORD_KEY,
     MysqlFingerprint,
     MysqlVersions,
@@ -60,7 +65,8 @@ def dumped(stack: Stack, database: str, directory: str, part: str, service: str 
     + directory: the (partial) snapshot directory on the host
     + part: the base name of the files written there, e.g. ``mysql.layra``
 
-    ``mysqldump --single-transaction --routines --triggers --events`` streams out of the
+    ``mysqldump --single-transaction --routines --triggers --events`` (MySQL's also
+    ``--set-gtid-purged=OFF``: ``facts.mysql.DUMP_OPTIONS``) streams out of the
     container and is compressed on the host (zstd where it has it: the dump is then bound
     by the server, not by the compressor); the file appears under its final name only
     once the whole dump succeeded. The fingerprint is taken before the dump and again
@@ -99,7 +105,8 @@ def dumped(stack: Stack, database: str, directory: str, part: str, service: str 
         "(", client_function(stack, service, user, password_key),
         assign(db=database),
         'm -dump --single-transaction --routines --triggers --events --hex-blob --no-tablespaces'
-        ' --skip-dump-date "$db" </dev/null', ") |", compress, '> "$dump.tmp" &&',
+        ' --skip-dump-date', *DUMP_OPTIONS[versions["flavor"]], '"$db" </dev/null', ") |", compress,
+        '> "$dump.tmp" &&',
         "(", fingerprint_again, ') > "$out.fingerprint.after" &&',
         'if ! cmp -s "$out.fingerprint.before" "$out.fingerprint.after"; then',
         'rm -f "$dump.tmp" "$out.fingerprint.before" "$out.fingerprint.after";',
@@ -212,16 +219,22 @@ def swap_sql(database: str) -> str:
             .replace("$previous", database + PREVIOUS_SUFFIX))
 
 
-# Writes a database's triggers, routines, events and then views to a file, to recreate them.
+# Writes a database's triggers, routines, events and then views to a file, to recreate them
+# (with the dump tool's options for the server, ``{options}``).
 OBJECTS_DUMP = """
 dump_objects() {
   views=$(m "" -N -B -r -e "SELECT table_name FROM information_schema.views WHERE table_schema = '$1'" </dev/null) || return 1
-  m -dump --no-create-info --no-data --routines --triggers --events --skip-comments "$1" </dev/null > "$2" || return 1
+  m -dump --no-create-info --no-data --routines --triggers --events --skip-comments{options} "$1" </dev/null > "$2" || return 1
   if [ -n "$views" ]; then
-    (set -f; IFS=$'\\n'; m -dump --no-data --skip-triggers --skip-comments "$1" $views </dev/null) >> "$2"
+    (set -f; IFS=$'\\n'; m -dump --no-data --skip-triggers --skip-comments{options} "$1" $views </dev/null) >> "$2"
   fi
 }
 """.strip()
+
+
+def objects_dump(flavor: str) -> str:
+    """OBJECTS_DUMP for a ``mariadb`` or ``mysql`` server."""
+    return OBJECTS_DUMP.replace("{options}", "".join(f" {option}" for option in DUMP_OPTIONS[flavor]))
 
 
 @operation()
@@ -258,7 +271,9 @@ def swapped_in(stack: Stack, database: str, fingerprint: dict, service: str = "m
     if live and same_data(live, fingerprint):
         host.noop(f"mysql/{database} already matches the snapshot ({summary(fingerprint)})")
         return
-    shadow = host.get_fact(MysqlFingerprint, database=database + SHADOW_SUFFIX, **args)
+    # which server it is (the objects are dumped with its options), read beside the shadow's fingerprint
+    shadow, versions = side_by_side([lambda: host.get_fact(MysqlFingerprint, database=database + SHADOW_SUFFIX, **args),
+                                     lambda: host.get_fact(MysqlVersions, **args)])
     if not same_data(shadow, fingerprint):
         found = summary(shadow) if shadow.get("exists") else "no shadow copy"
         yield failing(f"mysql/{database}: the shadow copy does not match the snapshot ({found}, want "
@@ -270,7 +285,7 @@ def swapped_in(stack: Stack, database: str, fingerprint: dict, service: str = "m
         client_function(stack, service, user, password_key),
         assign(db=database, shadow=database + SHADOW_SUFFIX, previous=database + PREVIOUS_SUFFIX),
         'tmp=$(mktemp -d) && trap \'rm -rf "$tmp"\' EXIT &&',
-        OBJECTS_DUMP, ";",
+        objects_dump(versions["flavor"]), ";",
         'dump_objects "$shadow" "$tmp/objects.sql" && dump_objects "$db" "$tmp/live-objects.sql" &&',
         'm "" -e "CREATE DATABASE IF NOT EXISTS \\`$db\\`; DROP DATABASE IF EXISTS \\`$previous\\`;'
         ' CREATE DATABASE \\`$previous\\`" </dev/null &&',

@@ -1,11 +1,20 @@
-"""The MySQL fingerprint is whole or refused, and the plan names what a restore changes in
-the schema (case files show the commands; this, the parsing and the plan's words)."""
+"""The MySQL fingerprint is whole or refused, the plan names what a restore changes in the
+schema, and MariaDB is told from Oracle MySQL by its version (case files show the commands;
+this, the parsing and the plan's words)."""
 
 from __future__ import annotations
 
 import pytest
 
-from facts.mysql import PartialFingerprint, parse_fingerprint, schema_changes
+from facts.mysql import (
+    MysqlVersions,
+    PartialFingerprint,
+    UnknownServer,
+    parse_fingerprint,
+    schema_changes,
+    server_flavor,
+)
+from facts.shell import WHOLE_MARKER
 from pyinfra_deploys.engines.mysql import database_plan as mysql_plan
 from pyinfra_deploys.plan import describe
 
@@ -82,3 +91,32 @@ def test_a_snapshot_from_before_per_object_hashes_still_says_the_schema_changed(
     live = fingerprint(HEAD[0], "schema\t" + "0" * 64, "tables\t2", *OBJECTS, *COUNTS)
     assert describe(mysql_plan("mysql", "hostile", live, snapshot))[-1] == (
         "  schema changed (the snapshot predates per-object fingerprints: which objects, not known)")
+
+
+@pytest.mark.parametrize(("version", "flavor"), [
+    ("10.11.18-MariaDB-0+deb12u1", "mariadb"),           # Debian's, the sandbox's
+    ("11.4.2-MariaDB-ubu2404", "mariadb"),               # the mariadb:11 image
+    ("5.5.5-10.11.6-MariaDB", "mariadb"),                # as old clients were shown it
+    ("8.4.3", "mysql"),                                  # the mysql:8.4 image
+    ("9.0.1", "mysql"),                                  # the mysql:9 image, Layra's
+    ("8.0.36-28", "mysql"),                              # Percona Server: MySQL's options
+])
+def test_the_server_is_told_by_its_version(version, flavor):
+    assert server_flavor(version) == flavor
+
+
+def test_versions_name_the_server_and_keep_mysqls_dump_line_whole():
+    found = MysqlVersions().process(["9.0.1", "mysqldump  Ver 9.0.1 for Linux on x86_64 (MySQL Community Server - GPL)",
+                                     "zstd", WHOLE_MARKER])
+    assert found == {"server": "9.0.1", "flavor": "mysql", "compression": "zstd",
+                     "dump": "mysqldump  Ver 9.0.1 for Linux on x86_64 (MySQL Community Server - GPL)"}
+
+
+@pytest.mark.parametrize("lines", [
+    pytest.param(["mariadb-dump  Ver 10.19 Distrib 10.11.18-MariaDB, for debian-linux-gnu (x86_64)", "zstd"],
+                 id="the server did not answer, the dump tool did"),
+    pytest.param(["zstd"], id="neither answered"),
+])
+def test_a_server_whose_version_cannot_be_read_is_refused_not_guessed(lines):
+    with pytest.raises(UnknownServer, match="the MySQL server's version could not be read"):
+        MysqlVersions().process([*lines, WHOLE_MARKER])

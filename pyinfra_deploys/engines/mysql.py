@@ -1,11 +1,12 @@
 """
-MySQL and MariaDB: one part per database (``<component>.<database>``), a compressed
+MySQL (8.4, 9.x) and MariaDB: one part per database (``<component>.<database>``), a compressed
 ``mysqldump --single-transaction`` each (``operations.mysql.dumped``). A restore loads the
 dump into the shadow database ``<database>__restore`` and swaps every table in with one
 ``RENAME TABLE`` once the copy matches the snapshot's fingerprint
 (``operations.mysql.shadow_loaded``, ``swapped_in``). The fingerprint (``facts.mysql``) is a
 schema hash with one short hash per column, index, view, routine, trigger and event, and
-per table its row count and ``CHECKSUM TABLE``.
+per table its row count and ``CHECKSUM TABLE``. Where the two servers differ (the dump
+tool's GTID option, MySQL's cached table sizes), ``facts.MysqlVersions`` says which it is.
 """
 
 from __future__ import annotations
@@ -69,7 +70,10 @@ class Mysql(ShadowDatabases):
         return facts.summary(fingerprint)
 
     def estimate(self, stack, component, part: dict) -> int:
-        return host.get_fact(facts.MysqlDatabaseSize, stack=stack, database=part["database"], **component.client)
+        # MySQL answers sizes from a day-old cache unless told not to, which MariaDB refuses
+        flavor = host.get_fact(facts.MysqlVersions, stack=stack, **component.client)["flavor"]
+        return host.get_fact(facts.MysqlDatabaseSize, stack=stack, database=part["database"], flavor=flavor,
+                             **component.client)
 
     def plan(self, stack, component, part: str, descriptor: dict, sha256s: dict) -> dict:
         live = self.live(stack, component, descriptor["database"])
