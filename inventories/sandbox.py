@@ -38,7 +38,7 @@ _components = {
               # as Layra: sessions in database 1, task state and its caches in database 2
               "flush_patterns": [{"db": 1, "pattern": "user:session:*"}, {"db": 2, "pattern": "kb:cache:*"},
                                  {"db": 2, "pattern": "embedding:*"}], "rdb": False},
-    # Milvus Lite + a real etcd: one volume set, stopped and archived together
+    # the real Milvus standalone server + its etcd: one volume set, stopped and archived together
     "milvus": {"engine": "volumes", "services": ["milvus-standalone", "milvus-etcd"],
                "milvus": {"client_service": "backend", "uri": "http://milvus-standalone:19530"}},
     "qdrant": {"engine": "qdrant", "service": "qdrant", "url": "http://127.0.0.1:6333",

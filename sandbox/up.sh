@@ -188,6 +188,23 @@ cp -al "$wheels" "$STATE/build/python/wheels" 2>/dev/null || cp -a "$wheels" "$S
 rm -f "$STATE/build/python/wheels/.stamp"
 build_image python "$PYTHON_IMAGE"
 
+milvus_wheels="$STATE/wheels-milvus"
+if [ ! -f "$milvus_wheels/$MILVUS_WHEEL" ]; then
+  log "pip download the milvus wheel (the real Milvus 2.3.5 server)"
+  mkdir -p "$milvus_wheels"
+  pip_cmd=("$VENV/bin/python" -m pip)
+  [ -x "$VENV/bin/python" ] || pip_cmd=(python3 -m pip)
+  "${pip_cmd[@]}" download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+      --platform manylinux2014_x86_64 --python-version 3.11 --implementation cp \
+      -d "$milvus_wheels" "milvus==2.3.5" >"$STATE/logs/pip-download-milvus.log" 2>&1 \
+    || { tail -n 20 "$STATE/logs/pip-download-milvus.log" >&2; die "pip download milvus failed"; }
+fi
+prep_ctx milvus
+mkdir -p "$STATE/build/milvus/wheels"
+cp -al "$milvus_wheels/$MILVUS_WHEEL" "$STATE/build/milvus/wheels/" 2>/dev/null \
+  || cp -a "$milvus_wheels/$MILVUS_WHEEL" "$STATE/build/milvus/wheels/"
+build_image milvus "$MILVUS_IMAGE"
+
 # --- 6. keys -----------------------------------------------------------------------------
 KEY="$STATE/id_ed25519"
 if [ ! -f "$KEY" ]; then

@@ -22,8 +22,9 @@ class FakeHost:
 
     name = "sandbox-1"
 
-    def __init__(self, live_fingerprint: dict, marker: dict | None = None):
+    def __init__(self, live_fingerprint: dict, marker: dict | None = None, milvus: dict | None = None):
         self.live, self.marker, self.asked = live_fingerprint, marker, []
+        self.milvus = milvus or {"ok": True, "collections": {"kb_chunks": 197}}
 
     def get_fact(self, fact, **kwargs):
         self.asked.append(fact)
@@ -31,7 +32,7 @@ class FakeHost:
             return {"volumes": {"layra_milvus_data": {"fingerprint": self.live, "services": ["milvus-standalone"],
                                                       **({"restored": self.marker} if self.marker else {})}}}
         if fact is MilvusCollections:
-            return {"ok": True, "collections": {"kb_chunks": 197}}
+            return self.milvus
         raise AssertionError(f"unexpected fact {fact.__name__}")
 
 
@@ -70,12 +71,41 @@ def test_a_set_changed_after_it_settled_is_restored_whatever_its_marker_says():
     assert plan["changes"] is True
 
 
-def test_phase_4_says_a_set_matched_through_its_marker_instead_of_showing_two_counts_that_disagree():
-    fake = FakeHost(CHANGED, {"archive_sha256": "c" * 64, "archived": AT_SNAPSHOT, "settled": CHANGED})
+RESTORED = {"archive_sha256": "c" * 64, "archived": AT_SNAPSHOT, "settled": CHANGED}
+
+
+def phase_4(milvus: dict, marker: dict | None = RESTORED):
+    fake = FakeHost(CHANGED, marker, milvus)
     probe = ENGINES["volumes"].integrity(Stack("/srv/layra"), COMPONENT, DESCRIPTOR, SHA256S)
     with ctx_host.use(fake):
-        check = probe.read({})
+        return probe.read({})
+
+
+def test_phase_4_says_a_set_matched_through_its_marker_and_milvus_serves_the_snapshots_rows():
+    check = phase_4({"ok": True, "collections": {"kb_chunks": 200}})
     assert check.ok
     assert check.observed == ("1 volume at the snapshot; layra_milvus_data restored from the snapshot's archive, "
-                              "unchanged since it settled: 4 files")
-    assert check.expected == "the snapshot's: 1 volume, 3 files, or its archive as restored"
+                              "unchanged since it settled: 4 files; milvus kb_chunks 200 rows")
+    assert check.expected == ("the snapshot's: 1 volume, 3 files, or its archive as restored; "
+                              "milvus kb_chunks 200 rows")
+
+
+def test_phase_4_fails_when_milvus_serves_other_rows_though_the_files_are_the_snapshots():
+    check = phase_4({"ok": True, "collections": {"kb_chunks": 197}})
+    assert not check.ok
+    assert check.observed.endswith("; milvus kb_chunks 197 rows")
+
+
+def test_phase_4_fails_naming_milvus_answer_when_it_cannot_be_asked():
+    check = phase_4({"ok": False, "error": "MilvusException: collection not loaded"})
+    assert not check.ok
+    assert check.observed.endswith("; milvus rows not read: MilvusException: collection not loaded")
+
+
+def test_a_backup_keeps_which_collections_were_counted_from_statistics_and_why_milvus_did_not_answer():
+    engine = ENGINES["volumes"]
+    with ctx_host.use(FakeHost(AT_SNAPSHOT, None, {"ok": True, "collections": {"a": 1}, "not_loaded": ["a"]})):
+        assert engine.row_counts(Stack("/srv/layra"), COMPONENT) == {"milvus_collections": {"a": 1},
+                                                                     "milvus_not_loaded": ["a"]}
+    with ctx_host.use(FakeHost(AT_SNAPSHOT, None, {"ok": False, "error": "no pymilvus"})):
+        assert engine.row_counts(Stack("/srv/layra"), COMPONENT) == {"milvus_error": "no pymilvus"}

@@ -91,11 +91,16 @@ class Volumes(Engine):
                                   directory=directory, part=name, extra=self.row_counts(stack, component), **options)]
 
     def row_counts(self, stack, component: VolumesComponent) -> dict:
-        """Milvus collections' row counts, where the component says how to ask (``milvus``)."""
+        """Milvus collections' row counts asked through the server, where the component says
+        how (``milvus``); those of collections not loaded (statistics, not a query) named as
+        such; the server's error where it did not answer."""
         if not component.milvus:
             return {}
         counts = host.get_fact(facts.MilvusCollections, stack=stack, **component.milvus)
-        return {"milvus_collections": counts["collections"]} if counts.get("ok") else {}
+        if not counts.get("ok"):
+            return {"milvus_error": counts.get("error") or "no answer"}
+        return {"milvus_collections": counts["collections"],
+                **({"milvus_not_loaded": counts["not_loaded"]} if counts.get("not_loaded") else {})}
 
     def plan(self, stack, component: VolumesComponent, part: str, descriptor: dict, sha256s: dict) -> dict:
         found = self.volume_set(stack, component)
@@ -113,10 +118,12 @@ class Volumes(Engine):
         # client is the plan's slowest read (about a second and a core, for every host)
         snapshot_counts = descriptor.get("milvus_collections")
         row_counts = {} if all(matches.values()) or snapshot_counts is None else self.row_counts(stack, component)
-        if row_counts:
+        if "milvus_collections" in row_counts:
             live_counts = row_counts["milvus_collections"]
             plan["milvus_collections"] = {c: [live_counts.get(c), snapshot_counts.get(c)]
                                           for c in sorted(set(live_counts) | set(snapshot_counts))}
+        elif row_counts:
+            plan["milvus_error"] = row_counts["milvus_error"]
         return plan
 
     def describe(self, plan: dict) -> list[str]:
@@ -130,6 +137,8 @@ class Volumes(Engine):
                                                    f"{size_text(want_size)}" if change["changed"] else "unchanged"))
         for collection, (current, want) in plan.get("milvus_collections", {}).items():
             lines.append(f"  milvus {collection}: {moved(current, want, 'row')}")
+        if plan.get("milvus_error"):
+            lines.append(f"  milvus rows not read: {plan['milvus_error']}")
         return lines
 
     def restore(self, stack, component: VolumesComponent, descriptor: dict, files: dict, sha256s: dict,
@@ -143,8 +152,15 @@ class Volumes(Engine):
     def integrity(self, stack, component: VolumesComponent, descriptor: dict, sha256s: dict) -> Probe:
         wanted = {name: (want["fingerprint"], sha256s[want["file"]]) for name, want in descriptor["volumes"].items()}
 
+        snapshot_counts = descriptor.get("milvus_collections")
+
         def read(services: dict) -> Check:
             observed, ok, expected = set_matches(self.volume_set(stack, component), wanted)
+            if snapshot_counts is not None and component.milvus:
+                # the data as the server serves it, not only the files it reads
+                rows, rows_ok = milvus_rows(self.row_counts(stack, component), snapshot_counts)
+                observed, ok = f"{observed}; {rows}", ok and rows_ok
+                expected = f"{expected}; {rows_text(snapshot_counts)}"
             return Check(4, f"{component.name} fingerprint", observed, f"the snapshot's: {expected}", ok)
         return Probe(read)
 
@@ -187,6 +203,20 @@ def set_matches(live: dict, wanted: dict[str, tuple[dict, str]]) -> tuple[str, b
     observed = f"{counted(len(wanted), 'volume')}, {counted(files, 'file')}" + "".join(
         f", {name} differs" for name, found in how.items() if not found)
     return observed, all(how.values()), expected
+
+
+def rows_text(counts: dict) -> str:
+    """``milvus kb_chunks 200 rows, other 10 rows``."""
+    return "milvus " + (", ".join(f"{name} {counted(rows, 'row')}" for name, rows in sorted(counts.items()))
+                        or "no collection")
+
+
+def milvus_rows(live: dict, snapshot_counts: dict) -> tuple[str, bool]:
+    """(what Milvus answers, whether its collections hold the snapshot's rows)."""
+    if "milvus_collections" not in live:
+        return f"milvus rows not read: {live.get('milvus_error', 'no answer')}", False
+    counts = live["milvus_collections"]
+    return rows_text(counts), counts == snapshot_counts
 
 
 def size_text(size) -> str:

@@ -22,7 +22,11 @@ MARIADB_IMAGE=layra-sandbox/mariadb:10.11
 REDIS_IMAGE=layra-sandbox/redis:7
 PYTHON_IMAGE=layra-sandbox/python:3
 NGINX_IMAGE=layra-sandbox/nginx:1.22
-STACK_IMAGES=("$MARIADB_IMAGE" "$REDIS_IMAGE" "$PYTHON_IMAGE" "$NGINX_IMAGE")
+MILVUS_IMAGE=layra-sandbox/milvus:2.3.5
+STACK_IMAGES=("$MARIADB_IMAGE" "$REDIS_IMAGE" "$PYTHON_IMAGE" "$NGINX_IMAGE" "$MILVUS_IMAGE")
+# The real Milvus standalone server: the Milvus project's embedded distribution on PyPI
+# (binary and libraries lzma-compressed in the wheel), pinned by its sha256 in the Dockerfile.
+MILVUS_WHEEL=milvus-2.3.5-py3-none-manylinux2014_x86_64.whl
 
 # Docker-in-Docker without --privileged (see shared/ENVIRONMENT.md).
 DIND_FLAGS=(

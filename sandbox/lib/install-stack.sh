@@ -118,7 +118,7 @@ if ! docker compose up -d --build --wait --wait-timeout 300 >/tmp/layra-up.log 2
   log "stack did not become healthy"
   exit 1
 fi
-log "seeding MongoDB (stand-in), Qdrant (stand-in) and Milvus Lite"
+log "seeding MongoDB (stand-in), Qdrant (stand-in) and Milvus"
 set -a; . ./.env; set +a
 docker compose exec -T -e QDRANT_API_KEY backend python3 - <"$SRC/seed-data.py" >&2
 docker compose exec -T milvus-etcd etcdctl put layra/sandbox/seeded 1.0.0 </dev/null >/dev/null

@@ -1,7 +1,7 @@
 """Seeds the sandbox stack's data services (run in the backend container at install).
 
-MongoDB and Qdrant are STAND-INS (nx-27017 and a stdlib HTTP server); Milvus is
-Milvus Lite, a real Milvus server. Each gets a small, recognisable data set; a
+MongoDB and Qdrant are STAND-INS (nx-27017 and a stdlib HTTP server); Milvus is the
+real Milvus 2.3.5 standalone server. Each gets a small, recognisable data set; a
 service that already holds it is left alone, so the script can run again.
 """
 import json

@@ -4,8 +4,9 @@ over real SSH on the sandbox: back up, change the data, see the diff, roll back,
 with fingerprints, run again for a noop; a failure mid-archive leaves the set running and
 no snapshot that looks whole.
 
-Real: Milvus Lite (a Milvus gRPC server) and etcd, one volume set stopped and archived
-together. STAND-INS (no server can be had here, see the README): MongoDB is nx-27017 with
+Real: the Milvus 2.3.5 standalone server (its own binary, from the Milvus project's
+embedded distribution) and etcd, one volume set stopped and archived together; only its
+MinIO is not there (local storage instead). STAND-INS (no server can be had here, see the README): MongoDB is nx-27017 with
 stand-in mongodump/mongorestore/mongosh; Qdrant is a stdlib HTTP server with Qdrant's
 snapshot endpoints. sandbox-1 backs Qdrant up through its API, sandbox-2 by volume.
 """
@@ -33,8 +34,20 @@ def in_backend(host: SandboxHost, script: str) -> str:
 MILVUS = "from pymilvus import MilvusClient; c = MilvusClient(uri='http://milvus-standalone:19530'); "
 
 
+# A direction no seeded vector has: its nearest neighbour is one answer of the index.
+PROBE = [1.0] + [0.0] * 7
+
+
 def milvus_rows(host: SandboxHost) -> int:
-    return int(in_backend(host, MILVUS + "print(c.get_collection_stats('kb_chunks')['row_count'])"))
+    """kb_chunks' rows as a query sees them (deletes applied, unflushed rows included)."""
+    return int(in_backend(host, MILVUS + "print(c.query('kb_chunks', filter='', output_fields=['count(*)'], "
+                                         "consistency_level='Strong')[0]['count(*)'])"))
+
+
+def milvus_nearest(host: SandboxHost) -> int:
+    """The id of kb_chunks' nearest row to PROBE, as Milvus's search answers."""
+    return int(in_backend(host, MILVUS + f"print(c.search('kb_chunks', data=[{PROBE}], limit=1, "
+                                         "consistency_level='Strong')[0][0]['id'])"))
 
 
 def etcd(host: SandboxHost, *args: str) -> str:
@@ -68,7 +81,9 @@ def qdrant_points(host: SandboxHost) -> int:
 
 
 def damage(host: SandboxHost):
-    in_backend(host, MILVUS + "c.delete('kb_chunks', ids=[1, 2, 3]); c.flush('kb_chunks')")
+    in_backend(host, MILVUS + "c.delete('kb_chunks', ids=[1, 2, 3]); "
+                              f"c.insert('kb_chunks', [{{'id': 9001, 'vector': {PROBE}, 'text': 'e2e'}}]); "
+                              "c.flush('kb_chunks')")
     etcd(host, "put", "layra/e2e/damage", "yes")
     in_backend(host, MONGO + "db.conversations.delete_many({'user': 'user1'}); "
                              "db.files.update_one({'_id': 'file-01'}, {'$set': {'pages': 99}}); db.e2e_extra.insert_one({'x': 1})")
@@ -94,7 +109,7 @@ def clean_slate(sandbox: Sandbox):
 
 
 def test_every_stateful_component_round_trips_through_backup_and_rollback(sandbox: Sandbox):
-    before = {host.name: (mongo_counts(host), qdrant_points(host)) for host in sandbox.hosts}
+    before = {host.name: (mongo_counts(host), qdrant_points(host), milvus_nearest(host)) for host in sandbox.hosts}
     snapshot_id = backup(sandbox, "engines")
     for host in sandbox.hosts:
         assert set(set_states(host).values()) == {"running healthy"}, "the set runs again after the backup"
@@ -107,12 +122,13 @@ def test_every_stateful_component_round_trips_through_backup_and_rollback(sandbo
         qdrant_part = "qdrant.kb_vectors" if host is sandbox.hosts[0] else "qdrant"
         assert parts[qdrant_part]["engine"] == ("qdrant" if host is sandbox.hosts[0] else "volumes")
         damage(host)
+        assert milvus_nearest(host) == 9001, "the damage is what Milvus serves"
 
     dry = sandbox.pyinfra("rollback.py", "--data", f"snapshot={snapshot_id}", "--dry")
     assert dry.ok, dry.output
     for host in sandbox.hosts:
         assert f"[{host.name}] plan: milvus (milvus-standalone, milvus-etcd): stop together, restore, start" in dry.output
-        assert re.search(rf"\[{host.name}\] plan:   milvus kb_chunks: {part['milvus_collections']['kb_chunks'] - 3}"
+        assert re.search(rf"\[{host.name}\] plan:   milvus kb_chunks: {part['milvus_collections']['kb_chunks'] - 2}"
                          rf" -> {part['milvus_collections']['kb_chunks']} rows", dry.output), dry.output
         assert etcd(host, "get", "layra/e2e/damage", "--print-value-only") == "yes", "the dry run changed nothing"
         assert f"[{host.name}] plan:   collection e2e_extra dropped" in dry.output
@@ -126,10 +142,12 @@ def test_every_stateful_component_round_trips_through_backup_and_rollback(sandbo
                   "qdrant fingerprint"):
         assert f"ok   phase 4 {check}" in run.output, run.output
     for host in sandbox.hosts:
+        assert re.search(rf"{re.escape(host.name)}\S* ok   phase 4 milvus fingerprint: .*; milvus kb_chunks "
+                         rf"{part['milvus_collections']['kb_chunks']} rows \(want", run.output), run.output
         assert milvus_rows(host) == part["milvus_collections"]["kb_chunks"]
         assert etcd(host, "get", "layra/e2e/damage", "--print-value-only") == ""
         assert etcd(host, "get", "layra/sandbox/seeded", "--print-value-only") == "1.0.0"
-        assert (mongo_counts(host), qdrant_points(host)) == before[host.name]
+        assert (mongo_counts(host), qdrant_points(host), milvus_nearest(host)) == before[host.name]
         assert set(set_states(host).values()) == {"running healthy"}, "the set runs again after the restore"
         assert host.ssh("ls -d /var/lib/docker/volumes/layra_milvus_data/_data.pre-restore"), \
             "the replaced data is kept beside the volume"

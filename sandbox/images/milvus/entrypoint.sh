@@ -28,14 +28,14 @@ etcd_post() {  # PATH JSON -> response body on stdout (HTTP/1.0 over bash's /dev
 purge_sessions() {
   local ep=${ETCD_ENDPOINTS:-milvus-etcd:2379}
   ep=${ep%%,*}; ep=${ep#http://}
-  local prefix="${ETCD_ROOTPATH:-by-dev}/meta/session/" r1 r2 i
+  local prefix="${ETCD_ROOTPATH:-by-dev}/meta/session/" r1 r2
   # [prefix, prefix+"id") and (prefix+"id", prefix+"0"): everything but the id counter
   local a b c d
   a=$(printf '%s' "$prefix" | base64 -w0)
   b=$(printf '%s' "${prefix}id" | base64 -w0)
   c=$(printf '%s\0' "${prefix}id" | base64 -w0)
   d=$(printf '%s' "${prefix%/}0" | base64 -w0)
-  for i in $(seq 1 50); do  # etcd may still be starting: ~10 s, then let Milvus retry itself
+  for _ in $(seq 1 50); do  # etcd may still be starting: ~10 s, then let Milvus retry itself
     if r1=$(etcd_post "$ep" /v3/kv/deleterange "{\"key\":\"$a\",\"range_end\":\"$b\"}") &&
        r2=$(etcd_post "$ep" /v3/kv/deleterange "{\"key\":\"$c\",\"range_end\":\"$d\"}"); then
       echo "milvus-entrypoint: purged stale sessions under $prefix on $ep: $r1 $r2" >&2
