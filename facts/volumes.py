@@ -101,6 +101,41 @@ def at_snapshot(volume: dict, fingerprint: dict, archive_sha256: str) -> bool:
     return snapshot_match(volume, fingerprint, archive_sha256) is not None
 
 
+def set_match(live: dict, wanted: dict[str, tuple[dict, str]], served: bool | None = None) -> dict[str, str | None]:
+    """How each volume of a set holds the snapshot's data (``wanted``: name -> (fingerprint,
+    archive sha256)): ``snapshot_match``'s answer, or ``"served"``.
+
+    A server that never stops writing its volumes (Milvus: its message queue, its etcd's
+    checkpoints) leaves no fingerprint that settles. For such a set, ``served`` is what the
+    server answers for its data (Milvus: the snapshot's row counts, ``same_rows``; None where
+    the set has no such server): a volume whose marker ties it to the snapshot (restored
+    from its archive, or archived at its data) and whose server serves the snapshot's data
+    is ``"served"``. Only a whole set is: one volume not tied to the snapshot, and none is.
+    """
+    how = {name: snapshot_match(live[name], fingerprint, sha256) if name in live else None
+           for name, (fingerprint, sha256) in wanted.items()}
+    if served and not all(how.values()) and all(
+            name in live and tied_to_snapshot(live[name], fingerprint, sha256)
+            for name, (fingerprint, sha256) in wanted.items()):
+        return {name: found or "served" for name, found in how.items()}
+    return how
+
+
+def tied_to_snapshot(volume: dict, fingerprint: dict, archive_sha256: str) -> bool:
+    """Whether a volume's marker says it was last restored from the snapshot's archive, or
+    archived at the snapshot's data (whatever its services wrote since)."""
+    marked = volume.get("restored") or {}
+    return marked.get("archive_sha256") == archive_sha256 or marked.get("archived") == fingerprint
+
+
+def same_rows(counts: dict, snapshot_counts: dict | None) -> bool | None:
+    """Whether Milvus (``MilvusCollections``) serves the snapshot's rows; None where the
+    snapshot has no row counts to compare."""
+    if snapshot_counts is None:
+        return None
+    return bool(counts.get("ok")) and counts.get("collections") == snapshot_counts
+
+
 def fingerprint_text(fingerprint: dict) -> str:
     """A fingerprint as the shell's ``fingerprint`` prints it: how live and snapshot compare."""
     return json.dumps(fingerprint, sort_keys=True)

@@ -32,11 +32,13 @@ from facts.shell import COMPRESSORS, assign, decompressor
 from facts.snapshots import checksum_checked, valid_part_name
 from facts.volumes import (
     RESTORED_MARKER,
+    MilvusCollections,
     VolumeSet,
-    at_snapshot,
     fingerprint_text,
     library,
+    same_rows,
     services_args,
+    set_match,
     volume_problems,
 )
 from operations.arguments import checked_path
@@ -201,7 +203,7 @@ def dumped(stack: Stack, services: list[str], directory: str, part: str, timeout
 
 
 @operation()
-def restored(stack: Stack, services: list[str], volumes: dict, timeout: int = 180):
+def restored(stack: Stack, services: list[str], volumes: dict, timeout: int = 180, milvus: dict | None = None):
     """
     Put a volume set back to a snapshot's archives: nothing happens when every volume's
     fingerprint already equals the snapshot's.
@@ -209,6 +211,11 @@ def restored(stack: Stack, services: list[str], volumes: dict, timeout: int = 18
     + stack, services, timeout: the set (see the module docstring)
     + volumes: per volume name, from the snapshot: ``{"file": <archive path on the host>,
       "sha256": <its checksum from the manifest>, "fingerprint": <the volume's fingerprint>}``
+    + milvus: where the set is Milvus, how to ask it and the snapshot's row counts,
+      ``{"client_service", "uri", "rows": {collection: rows}}``: Milvus writes its volumes as
+      long as it runs, so they never settle at a fingerprint; a set whose volumes were last
+      restored from (or archived at) the snapshot and whose Milvus serves its rows is at the
+      snapshot too (``facts.volumes.set_match``)
 
     Every archive's checksum is checked before anything stops. When any volume differs,
     the whole set is restored: the services stop together; each volume is extracted
@@ -243,10 +250,15 @@ def restored(stack: Stack, services: list[str], volumes: dict, timeout: int = 18
     if missing:
         raise OperationError(f"volume(s) {', '.join(missing)} of the snapshot are not volumes of "
                              f"{', '.join(services)} on this host")
-    differing = [name for name in sorted(volumes)
-                 if not at_snapshot(live[name], volumes[name].get("fingerprint"), volumes[name].get("sha256"))]
-    if not differing:
-        host.noop(f"volumes {', '.join(sorted(volumes))} already match the snapshot")
+    wanted = {name: (want.get("fingerprint"), want.get("sha256")) for name, want in volumes.items()}
+    how = set_match(live, wanted)
+    if not all(how.values()) and milvus:
+        counts = host.get_fact(MilvusCollections, stack=stack, client_service=milvus.get("client_service", "backend"),
+                               uri=milvus.get("uri", "http://milvus-standalone:19530"))
+        how = set_match(live, wanted, same_rows(counts, milvus.get("rows")))
+    if all(how.values()):
+        host.noop(f"volumes {', '.join(sorted(volumes))} already match the snapshot"
+                  + (" (restored from it; Milvus serves its rows)" if "served" in how.values() else ""))
         return
     # All of them, not just those that differ: the set's services stop and start together,
     # and a service writes its volume as it starts (etcd appends to its WAL), so a volume

@@ -25,10 +25,11 @@ from operations import stack as stack_ops
 
 from .config import (
     DEFAULTS,
-    components_on_host,
+    components_from,
     every_host_reached,
     snapshot_root,
     stack_from,
+    with_env_settings,
 )
 from .engines import Component, engine_of
 
@@ -124,6 +125,6 @@ def snapshot_taken(stack, components: list[Component], root: str, snapshot_id: s
 @deploy("Back up the Layra stack", data_defaults=DEFAULTS)
 def backup():
     every_host_reached(state)
-    stack = stack_from(host.data)
-    snapshot_taken(stack, components_on_host(host.data, stack), snapshot_root(host.data),
-                   snapshot_id_for_run(host.data), host.data.get("label") or "")
+    stack, components = stack_from(host.data), components_from(host.data)
+    root, snapshot_id = snapshot_root(host.data), snapshot_id_for_run(host.data)
+    snapshot_taken(stack, with_env_settings(stack, components), root, snapshot_id, host.data.get("label") or "")

@@ -220,10 +220,10 @@ def components_from(data) -> list[Component]:
     return components
 
 
-def components_on_host(data, stack: Stack) -> list[Component]:
-    """The host's components (``components_from``) with the settings they read from the
-    stack's env file (``user_key``, ``databases_key``) filled in: one fact for every key."""
-    components = components_from(data)
+def with_env_settings(stack: Stack, components: list[Component]) -> list[Component]:
+    """The components with the settings they read from the stack's env file (``user_key``,
+    ``databases_key``) filled in: one fact for every key. Called once all host data is
+    checked (a refusal comes before any command runs on a host)."""
     keys = sorted({key for component in components for key in component.env_keys()})
     if not keys:
         return components

@@ -27,12 +27,13 @@ from operations.stack import uncommitted, unknown_commit
 from .backup import snapshot_taken
 from .config import (
     DEFAULTS,
-    components_on_host,
+    components_from,
     maintenance_from,
     ready_timeout,
     rolling_from,
     snapshot_root,
     stack_from,
+    with_env_settings,
 )
 from .record import RUN
 from .runs import VALUE_OPTIONS
@@ -157,12 +158,13 @@ def guard_settings(data) -> dict:
 @deploy("Guarded release of the Layra stack", data_defaults=DEFAULTS)
 def migrate():
     stack = stack_from(host.data)
-    components = components_on_host(host.data, stack)
+    components = components_from(host.data)
     quiesce = maintenance_from(host.data)
     root = snapshot_root(host.data)
     if not GUARD.settings:
         GUARD.settings = guard_settings(host.data)
     commit = GUARD.settings["commit"]
+    components = with_env_settings(stack, components)
     RUN.start(state, "migrate", target={"commit": commit, "watch_window": GUARD.settings["window"]},
               incident={"trigger": "none"})
     # one id for every host of the run: the rollback restores it everywhere

@@ -34,7 +34,7 @@ from operations import stack as stack_ops
 from .backup import snapshot_taken
 from .config import (
     DEFAULTS,
-    components_on_host,
+    components_from,
     every_host_reached,
     functional_checks_from,
     maintenance_from,
@@ -42,6 +42,7 @@ from .config import (
     rolling_from,
     snapshot_root,
     stack_from,
+    with_env_settings,
     work_wait,
 )
 from .engines import engine_of
@@ -92,7 +93,7 @@ def lift_command() -> str:
 @deploy("Roll back the Layra stack", data_defaults=DEFAULTS)
 def rollback():
     stack = stack_from(host.data)
-    components = components_on_host(host.data, stack)
+    components = components_from(host.data)
     quiesce = maintenance_from(host.data)
     functional = functional_checks_from(host.data)
     wanted, ref = host.data.get("snapshot"), host.data.get("commit")
@@ -107,6 +108,7 @@ def rollback():
     skip_safety = str(host.data.get("safety_snapshot", "")).lower() == "skip"
     breaking = lock_to_break(host.data)
     every_host_reached(state)
+    components = with_env_settings(stack, components)
     RUN.start(state, "rollback", target={"snapshot": wanted, "commit": ref}, incident=incident_from(host.data))
     holder = host.get_fact(RollbackLock, stack_dir=stack.dir)
     refusal = lock_refusal(stack.dir, holder, breaking)

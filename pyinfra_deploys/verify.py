@@ -24,11 +24,12 @@ from operations import checks
 
 from .config import (
     DEFAULTS,
-    components_on_host,
+    components_from,
     functional_checks_from,
     snapshot_root,
     stack_from,
     verify_settings,
+    with_env_settings,
 )
 from .engines import Component, engine_of
 from .record import RUN
@@ -103,9 +104,10 @@ _REGISTERED: set[str] = set()   # the table is printed once per run, not once pe
 @deploy("Verify the Layra stack", data_defaults=DEFAULTS)
 def verify():
     stack = stack_from(host.data)
-    components = components_on_host(host.data, stack)
+    components = components_from(host.data)
     functional = functional_checks_from(host.data)
     wanted = host.data.get("snapshot")
+    components = with_env_settings(stack, components)
     RUN.start(state, "verify", target={"snapshot": wanted, "commit": None})
     if RUN.run_id not in _REGISTERED:
         _REGISTERED.add(RUN.run_id)

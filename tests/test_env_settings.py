@@ -10,7 +10,7 @@ from pyinfra.context import ctx_host, ctx_state
 from pyinfra_testing.util import FakeState, create_host
 
 from facts.compose import Stack
-from pyinfra_deploys.config import LAYRA_COMPONENTS, components_from, components_on_host
+from pyinfra_deploys.config import LAYRA_COMPONENTS, components_from, with_env_settings
 
 STACK = Stack("/srv/layra")
 KEYS = "keys=['MONGODB_DB', 'MONGODB_ROOT_USERNAME', 'MYSQL_DATABASE'], stack=layra:/srv/layra:docker-compose.yml:.env"
@@ -25,7 +25,7 @@ DATA = {"layra_components": {
 def on_host(data: dict, values: dict):
     host = create_host(FakeState(), facts={"compose.EnvSettings": {KEYS: values}})
     with ctx_state.use(host.state), ctx_host.use(host):
-        return {component.name: component for component in components_on_host(data, STACK)}
+        return {component.name: component for component in with_env_settings(STACK, components_from(data))}
 
 
 def test_the_user_replaces_user_and_the_database_joins_databases():
@@ -56,7 +56,8 @@ def test_a_value_that_cannot_be_a_database_name_is_refused_with_what_it_must_be(
 def test_without_keys_nothing_is_read_from_the_host():
     host = create_host(FakeState(), facts={})  # any fact asked for would fail: there is none
     with ctx_state.use(host.state), ctx_host.use(host):
-        found = components_on_host({"layra_components": {"mysql": {"engine": "mysql", "databases": ["layra"]}}}, STACK)
+        found = with_env_settings(STACK, components_from({"layra_components": {"mysql": {"engine": "mysql",
+                                                                                  "databases": ["layra"]}}}))
     assert found[0].databases == ("layra",)
 
 

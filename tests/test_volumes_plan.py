@@ -3,7 +3,7 @@
 from pyinfra.context import ctx_host
 
 from facts.compose import Stack
-from facts.volumes import MilvusCollections, VolumeSet
+from facts.volumes import MilvusCollections, VolumeSet, same_rows, set_match
 from pyinfra_deploys.engines import ENGINES
 from pyinfra_deploys.engines.volumes import VolumesComponent
 
@@ -109,3 +109,49 @@ def test_a_backup_keeps_which_collections_were_counted_from_statistics_and_why_m
                                                                      "milvus_not_loaded": ["a"]}
     with ctx_host.use(FakeHost(AT_SNAPSHOT, None, {"ok": False, "error": "no pymilvus"})):
         assert engine.row_counts(Stack("/srv/layra"), COMPONENT) == {"milvus_error": "no pymilvus"}
+
+
+# Milvus writes its volumes for as long as it runs: they never settle at a fingerprint.
+TIED = {"archive_sha256": "c" * 64, "settled": {"bytes": 1, "files": 1, "sha256": "e" * 64}}
+WANTED = {"layra_milvus_data": (AT_SNAPSHOT, "c" * 64)}
+
+
+def volume(marker: dict | None) -> dict:
+    return {"layra_milvus_data": {"fingerprint": CHANGED, **({"restored": marker} if marker else {})}}
+
+
+def test_a_set_restored_from_the_snapshot_whose_server_serves_its_data_is_at_the_snapshot():
+    assert set_match(volume(TIED), WANTED, served=True) == {"layra_milvus_data": "served"}
+
+
+def test_a_set_restored_from_the_snapshot_whose_server_serves_other_data_is_not():
+    assert set_match(volume(TIED), WANTED, served=False) == {"layra_milvus_data": None}
+
+
+def test_a_server_serving_the_snapshots_rows_does_not_vouch_for_volumes_restored_from_elsewhere():
+    other = {**TIED, "archive_sha256": "f" * 64}
+    assert set_match(volume(other), WANTED, served=True) == {"layra_milvus_data": None}
+    assert set_match(volume(None), WANTED, served=True) == {"layra_milvus_data": None}
+
+
+def test_milvus_serves_the_snapshots_rows_only_when_it_answered_with_the_same_counts():
+    assert same_rows({"ok": True, "collections": {"kb_chunks": 200}}, {"kb_chunks": 200}) is True
+    assert same_rows({"ok": True, "collections": {"kb_chunks": 200, "new": 1}}, {"kb_chunks": 200}) is False
+    assert same_rows({"ok": False, "error": "down"}, {"kb_chunks": 200}) is False
+    assert same_rows({"ok": True, "collections": {}}, None) is None
+
+
+def test_a_milvus_set_restored_from_the_snapshot_and_serving_its_rows_is_planned_unchanged_saying_why():
+    fake = FakeHost(CHANGED, TIED, {"ok": True, "collections": {"kb_chunks": 200}})
+    with ctx_host.use(fake):
+        plan = ENGINES["volumes"].plan(Stack("/srv/layra"), COMPONENT, "milvus", DESCRIPTOR, SHA256S)
+    assert plan["changes"] is False
+    assert ENGINES["volumes"].describe(plan) == [
+        "milvus (milvus-standalone): no change: restored from (or archived at) the snapshot, and Milvus serves its rows"]
+
+
+def test_phase_4_passes_a_milvus_set_restored_from_the_snapshot_through_what_milvus_serves():
+    check = phase_4({"ok": True, "collections": {"kb_chunks": 200}}, marker=TIED)
+    assert check.ok
+    assert check.observed == ("1 volume restored from (or archived at) the snapshot; its server has written on "
+                              "since; milvus kb_chunks 200 rows")

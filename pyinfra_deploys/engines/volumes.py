@@ -102,10 +102,27 @@ class Volumes(Engine):
         return {"milvus_collections": counts["collections"],
                 **({"milvus_not_loaded": counts["not_loaded"]} if counts.get("not_loaded") else {})}
 
+    def served(self, stack, component: VolumesComponent, descriptor: dict) -> tuple[dict, bool | None]:
+        """(the row counts read, whether the server serves the snapshot's data; None where
+        the set has no server to ask, or the snapshot no counts)."""
+        snapshot_counts = descriptor.get("milvus_collections")
+        if snapshot_counts is None or not component.milvus:
+            return {}, None
+        found = self.row_counts(stack, component)
+        live = {"ok": "milvus_collections" in found, "collections": found.get("milvus_collections")}
+        return found, facts.same_rows(live, snapshot_counts)
+
     def plan(self, stack, component: VolumesComponent, part: str, descriptor: dict, sha256s: dict) -> dict:
         found = self.volume_set(stack, component)
-        matches = {name: name in found and facts.at_snapshot(found[name], want["fingerprint"], sha256s[want["file"]])
-                   for name, want in descriptor["volumes"].items()}
+        wanted = wanted_volumes(descriptor, sha256s)
+        how = facts.set_match(found, wanted)
+        row_counts = {}
+        if not all(how.values()):
+            # Milvus's row counts tell more only about a set that differs, and asking its
+            # client is the plan's slowest read (about a second and a core, for every host)
+            row_counts, served = self.served(stack, component, descriptor)
+            how = facts.set_match(found, wanted, served)
+        matches = {name: bool(found_how) for name, found_how in how.items()}
         volumes = {}
         for volume, want in sorted(descriptor["volumes"].items()):
             current = (found.get(volume) or {}).get("fingerprint") or {}
@@ -113,11 +130,9 @@ class Volumes(Engine):
                                "files": [current.get("files"), want["fingerprint"].get("files")],
                                "bytes": [current.get("bytes"), want["fingerprint"].get("bytes")]}
         plan = {"part": part, "component": component.name, "engine": self.name, "services": descriptor["services"],
-                "volumes": volumes, "changes": not all(matches.values())}
-        # Milvus's row counts tell more only about a set that is restored, and asking its
-        # client is the plan's slowest read (about a second and a core, for every host)
+                "volumes": volumes, "changes": not all(matches.values()),
+                **({"served": True} if "served" in how.values() else {})}
         snapshot_counts = descriptor.get("milvus_collections")
-        row_counts = {} if all(matches.values()) or snapshot_counts is None else self.row_counts(stack, component)
         if "milvus_collections" in row_counts:
             live_counts = row_counts["milvus_collections"]
             plan["milvus_collections"] = {c: [live_counts.get(c), snapshot_counts.get(c)]
@@ -129,6 +144,8 @@ class Volumes(Engine):
     def describe(self, plan: dict) -> list[str]:
         head = f"{plan['component']} ({', '.join(plan['services'])}): "
         if not plan["changes"]:
+            if plan.get("served"):
+                return [head + "no change: restored from (or archived at) the snapshot, and Milvus serves its rows"]
             return [head + "no change: every volume matches the snapshot"]
         lines = [head + "stop together, restore, start"]
         for volume, change in plan["volumes"].items():
@@ -146,19 +163,22 @@ class Volumes(Engine):
         wanted = {name: {"file": files[want["file"]], "sha256": sha256s[want["file"]],
                          "fingerprint": want["fingerprint"]}
                   for name, want in descriptor["volumes"].items()}
-        return [Step(operations.restored, {"stack": stack, "services": list(component.services), "volumes": wanted},
+        milvus = ({"milvus": {**component.milvus, "rows": descriptor["milvus_collections"]}}
+                  if component.milvus and descriptor.get("milvus_collections") is not None else {})
+        return [Step(operations.restored, {"stack": stack, "services": list(component.services), "volumes": wanted,
+                                           **milvus},
                      component.name)]
 
     def integrity(self, stack, component: VolumesComponent, descriptor: dict, sha256s: dict) -> Probe:
-        wanted = {name: (want["fingerprint"], sha256s[want["file"]]) for name, want in descriptor["volumes"].items()}
-
+        wanted = wanted_volumes(descriptor, sha256s)
         snapshot_counts = descriptor.get("milvus_collections")
 
         def read(services: dict) -> Check:
-            observed, ok, expected = set_matches(self.volume_set(stack, component), wanted)
-            if snapshot_counts is not None and component.milvus:
-                # the data as the server serves it, not only the files it reads
-                rows, rows_ok = milvus_rows(self.row_counts(stack, component), snapshot_counts)
+            # the data as the server serves it, not only the files it reads
+            row_counts, served = self.served(stack, component, descriptor)
+            observed, ok, expected = set_matches(self.volume_set(stack, component), wanted, served)
+            if served is not None:
+                rows, rows_ok = milvus_rows(row_counts, snapshot_counts)
                 observed, ok = f"{observed}; {rows}", ok and rows_ok
                 expected = f"{expected}; {rows_text(snapshot_counts)}"
             return Check(4, f"{component.name} fingerprint", observed, f"the snapshot's: {expected}", ok)
@@ -185,13 +205,21 @@ class Volumes(Engine):
         return found
 
 
-def set_matches(live: dict, wanted: dict[str, tuple[dict, str]]) -> tuple[str, bool, str]:
+def wanted_volumes(descriptor: dict, sha256s: dict) -> dict[str, tuple[dict, str]]:
+    """The snapshot's volumes: name -> (fingerprint, archive sha256)."""
+    return {name: (want["fingerprint"], sha256s[want["file"]]) for name, want in descriptor["volumes"].items()}
+
+
+def set_matches(live: dict, wanted: dict[str, tuple[dict, str]], served: bool | None = None) -> tuple[str, bool, str]:
     """(what the set is, whether every volume is at the snapshot, what the snapshot holds):
     a set that matches through its marker says so instead of showing two counts that differ."""
-    how = {name: facts.snapshot_match(live[name], fingerprint, sha256) if name in live else None
-           for name, (fingerprint, sha256) in wanted.items()}
+    how = facts.set_match(live, wanted, served)
     want_files = sum(fingerprint.get("files", 0) for fingerprint, _ in wanted.values())
     expected = f"{counted(len(wanted), 'volume')}, {counted(want_files, 'file')}"
+    if "served" in how.values():
+        # its server writes on as it runs (Milvus): the files never settle, the server answers
+        return (f"{counted(len(wanted), 'volume')} restored from (or archived at) the snapshot; its server has "
+                f"written on since", True, f"{expected}, or its archive as restored")
     if all(how.values()) and "settled" in how.values():
         # their services changed them as they started (etcd's WAL): the counts differ, rightly
         settled = [name for name, found in how.items() if found == "settled"]
