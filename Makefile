@@ -23,9 +23,12 @@ sandbox-down:
 demo: sandbox-up
 	bash sandbox/demo.sh
 
-# The README's test command: unit cases, then the e2e tier on the sandbox (never skipped).
+# The README's test command: unit cases and the e2e tier on the sandbox (never skipped),
+# in two pytest workers, each driving its own two of the sandbox's four hosts (a lane:
+# tests/e2e/conftest.py); a test file runs whole in one worker.
+test: export SANDBOX_HOSTS := 4
 test: sandbox-up
-	$(PY) -m pytest --durations=40
+	$(PY) -m pytest -n 2 --dist loadfile --durations=40
 
 test-unit: install
 	$(PY) -m pytest -m 'not e2e'

@@ -12,10 +12,13 @@ from pathlib import Path
 
 STATE = Path(os.environ.get("LAYRA_SANDBOX_DIR", Path(__file__).resolve().parent.parent / ".sandbox"))
 
+# every host of the sandbox, or those a test lane drives (tests/e2e/conftest.py)
+HOSTS = Path(os.environ.get("LAYRA_SANDBOX_HOSTS") or STATE / "hosts.json")
+
 try:
-    _hosts = json.loads((STATE / "hosts.json").read_text())
+    _hosts = json.loads(HOSTS.read_text())
 except FileNotFoundError:
-    raise SystemExit(f"no sandbox at {STATE}: run `make sandbox-up` first") from None
+    raise SystemExit(f"no sandbox at {STATE} ({HOSTS} is missing): run `make sandbox-up` first") from None
 
 _ssh = {
     "ssh_user": "root",

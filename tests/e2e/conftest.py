@@ -22,8 +22,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 STATE = Path(os.environ.get("LAYRA_SANDBOX_DIR", ROOT / ".sandbox"))
 STACK = "/srv/layra"
+# A lane: the two hosts one pytest process drives. Under pytest-xdist (`make test` runs
+# two workers on a sandbox of four hosts) worker gwN takes the sandbox's hosts 2N+1 and
+# 2N+2, named sandbox-1 and sandbox-2 for it, as the tests and the sandbox inventories
+# know them (LAYRA_SANDBOX_HOSTS: the lane's hosts file). Alone, a process takes the first two.
+LANE = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
 # Run records of the e2e runs: beside the sandbox's state, not in the operator's runs/.
-RUNS = STATE / "e2e-runs"
+RUNS = STATE / "e2e-runs" / LANE
 RUN_LINE = re.compile(r"--> Run (\S+) (succeeded|failed): record (\S+)")
 
 
@@ -63,6 +68,7 @@ class SandboxHost:
     name: str
     address: str
     port: int
+    container: str = ""  # the Docker-in-Docker container that is this host, on this machine
 
     def ssh(self, command: str, check: bool = True, timeout: int = 300) -> str:
         result = subprocess.run(
@@ -115,13 +121,35 @@ def redis_cli(host: SandboxHost, *args: str) -> str:
     )
 
 
+def every_host() -> list[dict]:
+    hosts_file = STATE / "hosts.json"
+    if not hosts_file.exists():
+        pytest.fail(f"no sandbox at {STATE}: run `make sandbox-up` (make test does it)", pytrace=False)
+    return json.loads(hosts_file.read_text())
+
+
+def lane_hosts() -> list[dict]:
+    """This process's two hosts (``LANE``), written as the lane's hosts file, which every
+    pyinfra run of this process reads (LAYRA_SANDBOX_HOSTS)."""
+    every = every_host()
+    index = int(LANE.removeprefix("gw"))
+    mine = every[2 * index:2 * index + 2]
+    if len(mine) < 2:
+        pytest.fail(f"pytest worker {LANE} drives sandbox hosts {2 * index + 1} and {2 * index + 2}, and the "
+                    f"sandbox has {len(every)}: SANDBOX_HOSTS={2 * index + 2} make sandbox-up", pytrace=False)
+    lane = [{**host, "name": f"sandbox-{number}"} for number, host in enumerate(mine, start=1)]
+    lane_file = STATE / "lanes" / LANE / "hosts.json"
+    lane_file.parent.mkdir(parents=True, exist_ok=True)
+    lane_file.write_text(json.dumps(lane))
+    os.environ["LAYRA_SANDBOX_HOSTS"] = str(lane_file)
+    return lane
+
+
 class Sandbox:
-    def __init__(self):
-        hosts_file = STATE / "hosts.json"
-        if not hosts_file.exists():
-            pytest.fail(f"no sandbox at {STATE}: run `make sandbox-up` (make test does it)", pytrace=False)
-        self.hosts = [SandboxHost(h["name"], h["address"], int(h.get("port", 22)))
-                      for h in json.loads(hosts_file.read_text())]
+    def __init__(self, hosts: list[dict] | None = None):
+        """The sandbox's hosts (every one: benchmarks), or those given (a test lane)."""
+        self.hosts = [SandboxHost(h["name"], h["address"], int(h.get("port", 22)), h.get("container", ""))
+                      for h in (every_host() if hosts is None else hosts)]
 
     def pyinfra(self, deploy: str, *args: str, timeout: int = 600, inventory: str = "inventories/sandbox.py") -> Run:
         result = subprocess.run(
@@ -139,4 +167,4 @@ class Sandbox:
 
 @pytest.fixture(scope="session")
 def sandbox() -> Sandbox:
-    return Sandbox()
+    return Sandbox(lane_hosts())

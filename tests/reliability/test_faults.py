@@ -55,8 +55,7 @@ class Target:
     def __init__(self, sandbox: Sandbox, directory: Path):
         self.sandbox = sandbox
         self.host: SandboxHost = host_named(sandbox, HOST)
-        self.container = next(h["container"] for h in json.loads((STATE / "hosts.json").read_text())
-                              if h["name"] == HOST)
+        self.container = self.host.container
         self.directory = directory
         self.inventory = inventory_file(directory, {HOST: DATA})
         self.base = ""      # the snapshot every restore goes back to
