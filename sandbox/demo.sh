@@ -23,6 +23,7 @@ step "0. Every host at the good release, 1.0.0, with its seeded data"
 "${PYINFRA[@]}" rollback.py --data commit=v1.0.0 >"$STATE/demo-start.log" 2>&1 \
   || { tail -n 30 "$STATE/demo-start.log"; echo "demo: could not bring the hosts to 1.0.0"; exit 1; }
 for address in $hosts; do   # owners as seeded (an earlier 1.1.0, e.g. from the tests, reset them)
+  # shellcheck disable=SC2016 # $(sed ...) runs on the host, in the remote shell
   ssh_host "$address" 'cd /srv/layra && MYSQL_PWD=$(sed -n "s/^MYSQL_ROOT_PASSWORD=//p" .env) docker compose exec -T -e MYSQL_PWD mysql mariadb -uroot layra -e "UPDATE knowledge_bases SET owner_id = 1 WHERE owner_id = 0" </dev/null'
 done
 

@@ -19,14 +19,16 @@ done
 if command -v docker >/dev/null && docker_up; then
   containers=$(docker ps -a --filter label=org.layra.sandbox=host --format '{{.Names}}')
   if [ -n "$containers" ]; then
+    # shellcheck disable=SC2086 # names (no spaces) split on purpose, one word each
     log "removing $(printf '%s ' $containers)"
-    # shellcheck disable=SC2086
+    # shellcheck disable=SC2086 # names (no spaces) split on purpose, one word each
     docker rm -f $containers >/dev/null
   fi
   volumes=$(docker volume ls -q | grep -E '^layra-sandbox-[0-9]+-docker$' || true)
   if [ -n "$volumes" ]; then
+    # shellcheck disable=SC2086 # names (no spaces) split on purpose, one word each
     log "removing volumes $(printf '%s ' $volumes)"
-    # shellcheck disable=SC2086
+    # shellcheck disable=SC2086 # names (no spaces) split on purpose, one word each
     docker volume rm $volumes >/dev/null
   fi
   if docker network inspect "$NETWORK" >/dev/null 2>&1; then
@@ -36,8 +38,9 @@ if command -v docker >/dev/null && docker_up; then
   if [ "$PURGE" = 1 ]; then
     imgs=$(docker image ls --format '{{.Repository}}:{{.Tag}}' | grep -E '^(layra-sandbox/|local/debian:bookworm$)' || true)
     if [ -n "$imgs" ]; then
+      # shellcheck disable=SC2086 # names (no spaces) split on purpose, one word each
       log "removing images $(printf '%s ' $imgs)"
-      # shellcheck disable=SC2086
+      # shellcheck disable=SC2086 # names (no spaces) split on purpose, one word each
       docker image rm -f $imgs >/dev/null
     fi
     docker image prune -f >/dev/null

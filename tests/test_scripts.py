@@ -1,8 +1,9 @@
-"""The packaged shell scripts (facts/scripts/*.sh, operations/scripts/*.sh) pass shellcheck,
-and every command a case file expects parses: a script loaded without its trailing newline
-must still be separated from what follows it. What each script does is tested where it
-runs (tests/test_volume_scripts.py, test_replace_service.py, test_env_value.py,
-test_work_lock.py, test_whole_output.py, test_redis_engine.py, test_qdrant_standin.py)."""
+"""The packaged shell scripts (facts/scripts/*.sh, operations/scripts/*.sh) and the sandbox's
+own (sandbox/**/*.sh) pass shellcheck, and every command a case file expects parses: a
+script loaded without its trailing newline must still be separated from what follows it.
+What each script does is tested where it runs (tests/test_volume_scripts.py,
+test_replace_service.py, test_env_value.py, test_work_lock.py, test_whole_output.py,
+test_redis_engine.py, test_qdrant_standin.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from facts.shell import script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted([*ROOT.glob("facts/scripts/*.sh"), *ROOT.glob("operations/scripts/*.sh")])
+SANDBOX_SCRIPTS = sorted(ROOT.glob("sandbox/**/*.sh"))
 
 
 def shellcheck() -> str:
@@ -33,6 +35,19 @@ def test_there_are_scripts_in_both_packages():
 @pytest.mark.parametrize("path", SCRIPTS, ids=lambda path: f"{path.parent.parent.name}/{path.name}")
 def test_every_packaged_script_passes_shellcheck(path):
     run = subprocess.run([shellcheck(), "--norc", str(path)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_there_are_scripts_in_the_sandbox():
+    names = {path.name for path in SANDBOX_SCRIPTS}
+    assert {"up.sh", "down.sh", "demo.sh", "common.sh", "install-stack.sh", "entrypoint.sh"} <= names
+
+
+@pytest.mark.parametrize("path", SANDBOX_SCRIPTS, ids=lambda path: str(path.relative_to(ROOT)))
+def test_every_sandbox_script_passes_shellcheck_with_what_it_sources(path):
+    # -x follows `source`: its `# shellcheck source=` paths are relative to the repo root
+    run = subprocess.run([shellcheck(), "--norc", "-x", str(path.relative_to(ROOT))], cwd=ROOT,
+                         capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
 
 

@@ -1,5 +1,6 @@
 # shellcheck shell=bash
 # Shared settings for sandbox/up.sh and sandbox/down.sh (sourced, not executed).
+# shellcheck disable=SC2034 # the settings are used by the scripts that source this file
 
 SANDBOX_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 REPO_ROOT="$(cd "$SANDBOX_SRC/.." && pwd)"

@@ -119,7 +119,10 @@ if ! docker compose up -d --build --wait --wait-timeout 300 >/tmp/layra-up.log 2
   exit 1
 fi
 log "seeding MongoDB (stand-in), Qdrant (stand-in) and Milvus"
-set -a; . ./.env; set +a
+set -a
+# shellcheck source=/dev/null # .env is written above, at install time
+. ./.env
+set +a
 docker compose exec -T -e QDRANT_API_KEY backend python3 - <"$SRC/seed-data.py" >&2
 docker compose exec -T milvus-etcd etcdctl put layra/sandbox/seeded 1.0.0 </dev/null >/dev/null
 log "stack healthy at $(git describe --tags)"

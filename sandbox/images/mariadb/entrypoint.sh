@@ -13,6 +13,7 @@ sql_str() {  # quote a value as an SQL string literal (builtins only)
   s=${s//\'/\\\'}
   printf "'%s'" "$s"
 }
+# shellcheck disable=SC2016 # the backticks are SQL identifier quotes, not a command
 sql_ident() { local s=${1//\`/\`\`}; printf '`%s`' "$s"; }
 
 if [ ! -d "$DATADIR/mysql" ]; then
