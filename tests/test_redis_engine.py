@@ -216,3 +216,14 @@ def test_a_swap_then_a_revert_puts_the_previous_data_back(tmp_path):
 def test_the_fingerprint_fails_when_a_database_it_named_was_not_read():
     with pytest.raises(ValueError, match="databases 1 2 named, 1 read"):
         RedisFingerprint().process(read_whole(["dbs 1 2", "db 1", "keys 1 ab12", '"string 11"']))
+
+
+@pytest.mark.parametrize("program", [p for p in ("mawk", "gawk", "busybox") if shutil.which(p)] or ["awk"])
+def test_unlink_lines_are_the_same_whatever_the_batch_and_the_awk(program):
+    keys = "".join(f'"k{i}"\n' for i in range(7))
+    prefix = [program, "awk"] if program == "busybox" else [program]
+    for n, lines in ((1, 7), (3, 3), (7, 1), (100_000, 1)):
+        run = subprocess.run([*prefix, "-v", f"n={n}", BATCH_AWK], input=keys, capture_output=True, text=True)
+        assert run.stdout.splitlines() == ["UNLINK " + " ".join(f'"k{i}"' for i in chunk)
+                                           for chunk in (range(7)[i:i + n] for i in range(0, 7, n))]
+        assert len(run.stdout.splitlines()) == lines
