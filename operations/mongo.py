@@ -94,12 +94,16 @@ def check_names(database: str, **paths: str):
 
 @operation()
 def dumped(stack: Stack, database: str, directory: str, part: str, service: str = "mongodb",
-           user: str = "root", password_key: str | None = PASSWORD_KEY, auth_db: str = "admin"):
+           user: str = "root", password_key: str | None = PASSWORD_KEY, auth_db: str = "admin",
+           source: str | None = None):
     """
     Dump a database into a snapshot directory: ``<part>.archive.gz`` and its descriptor ``<part>.json``.
 
     + directory: the (partial) snapshot directory on the host
     + part: the base name of the files written there, e.g. ``mongodb.layra``
+    + source: the database to read, where it is not ``database`` itself: a rollback's
+      displaced copy, ``<database>__pre_restore``, kept as a snapshot of ``<database>``
+      (the descriptor names it: a restore maps its namespaces; nothing happens when there is none)
 
     ``mongodump --archive --gzip --db=<database>`` streams out of the container into the
     file, which appears under its final name only once the whole dump succeeded. The
@@ -119,31 +123,37 @@ def dumped(stack: Stack, database: str, directory: str, part: str, service: str 
         )
     """
     check_names(database, directory=directory)
+    read = database if source is None else source
+    check_names(read)
     if not valid_part_name(part):
         raise OperationError(f"part name {part!r} is not a plain file name")
     login = dict(stack=stack, service=service, user=user, password_key=password_key, auth_db=auth_db)
-    fingerprint = host.get_fact(MongoFingerprint, database=database, **login)
+    fingerprint = host.get_fact(MongoFingerprint, database=read, **login)
+    if not fingerprint.get("exists") and source is not None:
+        host.noop(f"mongo/{database}: no displaced copy ({source}) to keep")
+        return
     if not fingerprint.get("exists"):
         yield failing(f"database {database!r} does not exist in service {service!r}")
         return
     versions = host.get_fact(MongoVersions, **login)
 
-    fingerprint_again = fingerprint_command(stack, database, service, user, password_key, auth_db)
+    fingerprint_again = fingerprint_command(stack, read, service, user, password_key, auth_db)
     yield StringCommand(
         "umask 077;", assign(out=f"{directory}/{part}"),
         'trap \'rm -f "$out.archive.gz.tmp" "$out.fingerprint.before" "$out.fingerprint.after"\' EXIT;',
         "(", fingerprint_again, ') > "$out.fingerprint.before" &&',
         "(", mongo_tool(stack, service, user, password_key, auth_db, "mongodump",
-                        "--archive", "--gzip", QuoteString(f"--db={database}")),
+                        "--archive", "--gzip", QuoteString(f"--db={read}")),
         '</dev/null ) > "$out.archive.gz.tmp" &&',
         "(", fingerprint_again, ') > "$out.fingerprint.after" || exit 1;',
         'if ! cmp -s "$out.fingerprint.before" "$out.fingerprint.after"; then echo',
-        QuoteString(f"{database} changed while it was dumped (writes not quiesced); dump refused"),
+        QuoteString(f"{read} changed while it was dumped (writes not quiesced); dump refused"),
         '>&2; exit 1; fi; chmod 0600 "$out.archive.gz.tmp" && mv "$out.archive.gz.tmp" "$out.archive.gz"',
     )
     descriptor = {
         "component": part.split(".")[0], "engine": "mongo", "service": service, "database": database,
         "file": f"{part}.archive.gz", "fingerprint": fingerprint, "tool_versions": versions,
+        **({"source_database": source} if source is not None else {}),
     }
     yield from descriptor_written(directory, part, descriptor)
 
@@ -151,7 +161,7 @@ def dumped(stack: Stack, database: str, directory: str, part: str, service: str 
 @operation()
 def shadow_loaded(stack: Stack, database: str, archive_file: str, sha256: str, fingerprint: dict,
                   service: str = "mongodb", user: str = "root", password_key: str | None = PASSWORD_KEY,
-                  auth_db: str = "admin", live_differs: bool = False):
+                  auth_db: str = "admin", live_differs: bool = False, source_database: str | None = None):
     """
     Restore a snapshot's archive into the shadow database ``<database>__restore``, live untouched.
 
@@ -160,6 +170,8 @@ def shadow_loaded(stack: Stack, database: str, archive_file: str, sha256: str, f
     + fingerprint: the snapshot's fingerprint of the database
     + live_differs: the caller read the live database moments ago and it differed from the
       snapshot (the rollback's plan): its fingerprint, a full scan, is not read again
+    + source_database: the database the archive was dumped from, where not ``database``
+      (a rollback's displaced copy, its descriptor's ``source_database``)
 
     Nothing happens when the live database already matches the snapshot, or when a
     previous run already loaded a shadow copy that matches it. Otherwise the shadow is
@@ -181,6 +193,8 @@ def shadow_loaded(stack: Stack, database: str, archive_file: str, sha256: str, f
         )
     """
     check_names(database, archive_file=archive_file)
+    dumped_from = database if source_database is None else source_database
+    check_names(dumped_from)
     login = dict(stack=stack, service=service, user=user, password_key=password_key, auth_db=auth_db)
     live = None if live_differs else host.get_fact(MongoFingerprint, database=database, **login)
     if live and same_data(live, fingerprint):
@@ -200,7 +214,7 @@ def shadow_loaded(stack: Stack, database: str, archive_file: str, sha256: str, f
         holding_work(stack.dir, f"mongo/{database}: load the shadow copy"), drop_shadow, "|| exit 1;",
         mongo_tool(stack, service, user, password_key, auth_db, "mongorestore",
                    "--archive", "--gzip", "--drop", "--stopOnError",
-                   QuoteString(f"--nsInclude={database}.*"), QuoteString(f"--nsFrom={database}.*"),
+                   QuoteString(f"--nsInclude={dumped_from}.*"), QuoteString(f"--nsFrom={dumped_from}.*"),
                    QuoteString(f"--nsTo={shadow}.*")),
         "<", QuoteString(archive_file), "|| {", drop_shadow, ";",
         "echo", QuoteString(f"{archive_file} did not load; mongo/{database} was not touched"), ">&2; exit 1; }",
@@ -208,9 +222,64 @@ def shadow_loaded(stack: Stack, database: str, archive_file: str, sha256: str, f
 
 
 @operation()
+def shadow_checked(stack: Stack, database: str, fingerprint: dict, service: str = "mongodb", user: str = "root",
+                   password_key: str | None = PASSWORD_KEY, auth_db: str = "admin"):
+    """
+    Check the shadow copy ``<database>__restore`` against the snapshot's fingerprint: a
+    rollback stages it (``shadow_loaded``) and checks it before its window, so that the
+    window's swap (``swapped_in`` with ``shadow_checked``) reads nothing whose cost grows
+    with the data.
+
+    + fingerprint: the snapshot's fingerprint of the database
+
+    Fails, naming what the shadow holds, when it does not match; the live database is not
+    touched either way.
+
+    **Example:**
+
+    .. code:: python
+
+        mongo.shadow_checked(
+            name="Check the staged layra",
+            stack=Stack("/srv/layra"),
+            database="layra",
+            fingerprint={"exists": True, "collections": {}, "md5": None},
+        )
+    """
+    check_names(database)
+    shadow = host.get_fact(MongoFingerprint, stack=stack, database=database + SHADOW_SUFFIX, service=service,
+                           user=user, password_key=password_key, auth_db=auth_db)
+    if same_data(shadow, fingerprint):
+        host.noop(f"mongo/{database}: the staged copy matches the snapshot ({summary(fingerprint)})")
+        return
+    found = summary(shadow) if shadow.get("exists") else "no shadow copy"
+    yield failing(f"mongo/{database}: the staged copy does not match the snapshot ({found}, want "
+                  f"{summary(fingerprint)}); the live database was not touched")
+
+
+@operation()
+def aside_dropped(stack: Stack, database: str, service: str = "mongodb", user: str = "root",
+                  password_key: str | None = PASSWORD_KEY, auth_db: str = "admin"):
+    """
+    Drop the displaced copy ``<database>__pre_restore`` a swap left, once a snapshot holds it.
+
+    The rollback registers it only where it swapped, and runs it only after the safety
+    snapshot that holds the copy is complete and verified.
+
+    **Example:**
+
+    .. code:: python
+
+        mongo.aside_dropped(name="Drop the displaced layra", stack=Stack("/srv/layra"), database="layra")
+    """
+    check_names(database)
+    yield mongosh(stack, service, user, password_key, auth_db, DROP_JS, LAYRA_DB=database + PREVIOUS_SUFFIX)
+
+
+@operation()
 def swapped_in(stack: Stack, database: str, fingerprint: dict, service: str = "mongodb", user: str = "root",
                password_key: str | None = PASSWORD_KEY, auth_db: str = "admin",
-               live_differs: bool = False):
+               live_differs: bool = False, shadow_checked: bool = False):
     """
     Swap the verified shadow copy in for the live database, collection by collection.
 
@@ -218,6 +287,8 @@ def swapped_in(stack: Stack, database: str, fingerprint: dict, service: str = "m
       match it, or the live database is left as it is
     + live_differs: the caller read the live database moments ago and it differed from the
       snapshot (the rollback's plan): its fingerprint, a full scan, is not read again
+    + shadow_checked: the caller checked the shadow copy against the snapshot in this run,
+      under its lock (``shadow_checked``): it is not read again either
 
     One mongosh script empties ``<database>__pre_restore``, moves each live collection
     there, then each shadow collection into ``<database>``, and drops the shadow. MongoDB
@@ -245,7 +316,8 @@ def swapped_in(stack: Stack, database: str, fingerprint: dict, service: str = "m
     if live and same_data(live, fingerprint):
         host.noop(f"mongo/{database} already matches the snapshot ({summary(fingerprint)})")
         return
-    shadow = host.get_fact(MongoFingerprint, database=database + SHADOW_SUFFIX, **login)
+    shadow = fingerprint if shadow_checked else host.get_fact(MongoFingerprint, database=database + SHADOW_SUFFIX,
+                                                              **login)
     if not same_data(shadow, fingerprint):
         found = summary(shadow) if shadow.get("exists") else "no shadow copy"
         yield failing(f"mongo/{database}: the shadow copy does not match the snapshot ({found}, want "

@@ -57,13 +57,16 @@ def bash(*parts) -> StringCommand:
 
 @operation()
 def dumped(stack: Stack, database: str, directory: str, part: str, service: str = "mysql",
-           user: str = "root", password_key: str | None = PASSWORD_KEY):
+           user: str = "root", password_key: str | None = PASSWORD_KEY, source: str | None = None):
     """
     Dump a database into a snapshot directory: ``<part>.sql.zst`` (``.sql.gz`` on a host
     without zstd) and its descriptor ``<part>.json``.
 
     + directory: the (partial) snapshot directory on the host
     + part: the base name of the files written there, e.g. ``mysql.layra``
+    + source: the database to read, where it is not ``database`` itself: a rollback's
+      displaced copy, ``<database>__pre_restore``, kept as a snapshot of ``<database>``
+      (nothing happens when there is none)
 
     ``mysqldump --single-transaction --routines --triggers --events`` (MySQL's also
     ``--set-gtid-purged=OFF``: ``facts.mysql.DUMP_OPTIONS``) streams out of the
@@ -85,10 +88,14 @@ def dumped(stack: Stack, database: str, directory: str, part: str, service: str 
         )
     """
     check_names(database, directory=directory)
+    read = checked_database(source) if source is not None else database
     if not valid_part_name(part):
         raise OperationError(f"part name {part!r} is not a plain file name")
-    fingerprint = host.get_fact(MysqlFingerprint, stack=stack, database=database, service=service,
+    fingerprint = host.get_fact(MysqlFingerprint, stack=stack, database=read, service=service,
                                 user=user, password_key=password_key)
+    if not fingerprint.get("exists") and source is not None:
+        host.noop(f"mysql/{database}: no displaced copy ({source}) to keep")
+        return
     if not fingerprint.get("exists"):
         # a failing command, not an exception: this is found while executing, and the
         # backup deploy must get the chance to remove its partial snapshot
@@ -98,19 +105,19 @@ def dumped(stack: Stack, database: str, directory: str, part: str, service: str 
     suffix, compress, _ = COMPRESSORS[versions["compression"]]
     dump_file = f"{part}.sql{suffix}"
 
-    fingerprint_again = fingerprint_command(stack, database, service, user, password_key)
+    fingerprint_again = fingerprint_command(stack, read, service, user, password_key)
     yield bash(
         "umask 077;", assign(out=f"{directory}/{part}", dump=f"{directory}/{dump_file}"),
         "(", fingerprint_again, ') > "$out.fingerprint.before" &&',
         "(", client_function(stack, service, user, password_key),
-        assign(db=database),
+        assign(db=read),
         'm -dump --single-transaction --routines --triggers --events --hex-blob --no-tablespaces'
         ' --skip-dump-date', *DUMP_OPTIONS[versions["flavor"]], '"$db" </dev/null', ") |", compress,
         '> "$dump.tmp" &&',
         "(", fingerprint_again, ') > "$out.fingerprint.after" &&',
         'if ! cmp -s "$out.fingerprint.before" "$out.fingerprint.after"; then',
         'rm -f "$dump.tmp" "$out.fingerprint.before" "$out.fingerprint.after";',
-        "echo", QuoteString(f"{database} changed while it was dumped (writes not quiesced); dump refused"),
+        "echo", QuoteString(f"{read} changed while it was dumped (writes not quiesced); dump refused"),
         ">&2; exit 1; fi &&",
         'rm -f "$out.fingerprint.before" "$out.fingerprint.after" &&',
         'chmod 0600 "$dump.tmp" && mv "$dump.tmp" "$dump"',
@@ -182,6 +189,64 @@ def shadow_loaded(stack: Stack, database: str, dump_file: str, sha256: str, fing
     )
 
 
+@operation()
+def shadow_checked(stack: Stack, database: str, fingerprint: dict, service: str = "mysql",
+                   user: str = "root", password_key: str | None = PASSWORD_KEY):
+    """
+    Check the shadow copy ``<database>__restore`` against the snapshot's fingerprint: a
+    rollback stages it (``shadow_loaded``) and checks it before its window, so that the
+    window's swap (``swapped_in`` with ``shadow_checked``) reads nothing whose cost grows
+    with the data.
+
+    + fingerprint: the snapshot's fingerprint of the database
+
+    Fails, naming what the shadow holds, when it does not match; the live database is not
+    touched either way.
+
+    **Example:**
+
+    .. code:: python
+
+        mysql.shadow_checked(
+            name="Check the staged layra",
+            stack=Stack("/srv/layra"),
+            database="layra",
+            fingerprint={"exists": True, "schema_sha256": "...", "tables": {}},
+        )
+    """
+    check_names(database)
+    shadow = host.get_fact(MysqlFingerprint, stack=stack, database=database + SHADOW_SUFFIX, service=service,
+                           user=user, password_key=password_key)
+    if same_data(shadow, fingerprint):
+        host.noop(f"mysql/{database}: the staged copy matches the snapshot ({summary(fingerprint)})")
+        return
+    found = summary(shadow) if shadow.get("exists") else "no shadow copy"
+    yield failing(f"mysql/{database}: the staged copy does not match the snapshot ({found}, want "
+                  f"{summary(fingerprint)}); the live database was not touched")
+
+
+@operation()
+def aside_dropped(stack: Stack, database: str, service: str = "mysql", user: str = "root",
+                  password_key: str | None = PASSWORD_KEY):
+    """
+    Drop the displaced copy ``<database>__pre_restore`` a swap left, once a snapshot holds it.
+
+    The rollback registers it only where it swapped, and runs it only after the safety
+    snapshot that holds the copy is complete and verified.
+
+    **Example:**
+
+    .. code:: python
+
+        mysql.aside_dropped(name="Drop the displaced layra", stack=Stack("/srv/layra"), database="layra")
+    """
+    check_names(database)
+    yield bash(
+        client_function(stack, service, user, password_key), assign(previous=database + PREVIOUS_SUFFIX),
+        'm "" -e "DROP DATABASE IF EXISTS \\`$previous\\`" </dev/null',
+    )
+
+
 # Statements that empty the live database of views, routines, events and triggers (which
 # would block moving tables across databases) and exchange all tables in one RENAME.
 SWAP_SQL = """
@@ -240,7 +305,7 @@ def objects_dump(flavor: str) -> str:
 @operation()
 def swapped_in(stack: Stack, database: str, fingerprint: dict, service: str = "mysql",
                user: str = "root", password_key: str | None = PASSWORD_KEY,
-               live_differs: bool = False):
+               live_differs: bool = False, shadow_checked: bool = False):
     """
     Swap the verified shadow copy in for the live database, in one ``RENAME TABLE``.
 
@@ -248,10 +313,13 @@ def swapped_in(stack: Stack, database: str, fingerprint: dict, service: str = "m
       match it, or the live database is left as it is
     + live_differs: the caller read the live database moments ago and it differed from the
       snapshot (the rollback's plan): its fingerprint, a full scan, is not read again
+    + shadow_checked: the caller checked the shadow copy against the snapshot in this run,
+      under its lock (``shadow_checked``): it is not read again either
 
     Views, triggers, routines and events are recreated from the shadow copy; tables
     that only the live database had go with the replaced ones to
-    ``<database>__pre_restore``. If the exchange fails, the live database keeps its
+    ``<database>__pre_restore``, the displaced copy, which gets the live database's views,
+    triggers, routines and events back (a snapshot can be taken of it). If the exchange fails, the live database keeps its
     tables and gets its views and routines back.
 
     **Example:**
@@ -272,8 +340,10 @@ def swapped_in(stack: Stack, database: str, fingerprint: dict, service: str = "m
         host.noop(f"mysql/{database} already matches the snapshot ({summary(fingerprint)})")
         return
     # which server it is (the objects are dumped with its options), read beside the shadow's fingerprint
-    shadow, versions = side_by_side([lambda: host.get_fact(MysqlFingerprint, database=database + SHADOW_SUFFIX, **args),
-                                     lambda: host.get_fact(MysqlVersions, **args)])
+    shadow, versions = side_by_side([
+        (lambda: fingerprint) if shadow_checked else
+        (lambda: host.get_fact(MysqlFingerprint, database=database + SHADOW_SUFFIX, **args)),
+        lambda: host.get_fact(MysqlVersions, **args)])
     if not same_data(shadow, fingerprint):
         found = summary(shadow) if shadow.get("exists") else "no shadow copy"
         yield failing(f"mysql/{database}: the shadow copy does not match the snapshot ({found}, want "
@@ -298,5 +368,8 @@ def swapped_in(stack: Stack, database: str, fingerprint: dict, service: str = "m
         'm "" "$db" < "$tmp/objects.sql" || { echo',
         QuoteString(f"mysql/{database}: tables restored, but views/routines/triggers failed to load; run again"),
         '>&2; exit 1; };',
+        # the displaced copy whole, as it was live: its views, routines, triggers and events too
+        'm "" "$previous" < "$tmp/live-objects.sql" || echo',
+        QuoteString(f"mysql/{database}: the displaced copy's views/routines/triggers did not load"), ">&2;",
         'm "" -e "DROP DATABASE \\`$shadow\\`" </dev/null',
     )

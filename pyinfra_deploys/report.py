@@ -32,7 +32,7 @@ from .runs import PHASES, write_private
 
 # The runbook's recovery-time targets, in seconds.
 TARGETS = {"detection": 60, "decision": 120, "execution": 300, "verification": 180, "total": 600}
-EXECUTION_PHASES = ("maintenance_on", "safety_snapshot", "stack", "restore", "caches", "maintenance_off")
+EXECUTION_PHASES = ("stage", "maintenance_on", "safety_in_window", "stack", "restore", "caches", "maintenance_off")
 VERIFY_PHASES = ("verify_infrastructure", "verify_connectivity", "verify_functionality", "verify_integrity")
 # Phases that only start once execution is over (phase 4, integrity, runs inside maintenance).
 AFTER_EXECUTION = ("verify_infrastructure", "verify_connectivity", "verify_functionality")
@@ -307,6 +307,10 @@ def host_view(record: dict, name: str, entry: dict) -> dict:
         "error": _text(entry.get("error")),
         "snapshot": _text(entry.get("snapshot")),
         "safety_snapshot": _text(entry.get("safety_snapshot")),
+        "displaced": [{"part": _text(part), "item": _text(item), "aside": pair[0], "restored": pair[1]}
+                      for part, items in sorted(_dict(entry.get("displaced")).items())
+                      for item, pair in sorted(_dict(items).items())
+                      if isinstance(pair, list) and len(pair) == 2],
         "commit": _text(entry.get("commit")),
         "maintenance": _text(entry.get("maintenance")) or "unknown",
         "lift": lift_command(record, name, entry),

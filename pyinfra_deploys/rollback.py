@@ -1,10 +1,17 @@
 """
 The rollback deploy, as target states in the runbook's order, on every host at once:
 
-maintenance on -> safety snapshot -> stack at the snapshot's commit (its recorded images)
--> components restored from the snapshot (in parallel) -> caches flushed -> verify phase 4
-(integrity, while writes are still blocked) -> maintenance off -> verify phases 1-3 -> run
-record and report.
+stage (while the application serves: each part that differs built beside the live data
+and checked against the snapshot) -> maintenance on -> the window: stack at the snapshot's
+commit (its recorded images), each part swapped in (in parallel; the live data moved aside,
+the displaced copy), caches flushed, verify phase 4 (integrity, writes still blocked) ->
+maintenance off -> verify phases 1-3 -> the displaced copies made durable as the safety
+snapshot, then dropped -> run record and report.
+
+Everything whose cost grows with the data happens before the window or after it; inside
+it, only swaps (and phase 4's reads). An engine that cannot stage yet (Redis from its RDB,
+Qdrant through its API, volume sets) restores inside the window, its safety copy dumped
+there first, and the plan says so.
 
 pyinfra runs each operation on every host before the next one, so each step is a barrier
 across hosts. Everything is planned, and refused if it cannot be applied, before the
@@ -31,7 +38,6 @@ from facts.stack import ImagesPresent, StackRepo, StackTarget, valid_ref
 from operations import lock, maintenance, parallel
 from operations import stack as stack_ops
 
-from .backup import snapshot_taken
 from .config import (
     DEFAULTS,
     components_from,
@@ -56,6 +62,7 @@ from .lock import (
 )
 from .plan import PLANS, describe, stack_plan
 from .record import RUN
+from .safety import SafetySnapshot
 from .snapshot import SAFETY_LABEL, chosen_snapshot, load_manifest, restorable_parts
 from .verify import integrity_verified, service_verified
 
@@ -174,19 +181,36 @@ def rollback():
     taken = lock.taken(name="Take the rollback lock", stack=stack, holder=LOCKS.holder(RUN.run_id),
                        breaking=breaking, _if=RUN.any_changes)
 
+    # the safety snapshot: started before the window with the stack as it is; the parts
+    # the window displaces join it after the window, those it cannot displace inside it
+    changed_parts = [(component, name, part) for component, name, part in parts if part_plans[name]["changes"]]
+    safety = None
+    if restores and not skip_safety:
+        # one id for every host of the run; undo the rollback with --data snapshot=<it>
+        safety_id = f"{RUN.run_id.split('-')[0]}-{SAFETY_LABEL}-before-rollback"
+        RUN.note(host, safety_snapshot=safety_id)
+        safety = SafetySnapshot(stack, snapshot_root(host.data), safety_id, changed_parts)
+    elif restores:
+        logger.warning(f"{host.print_prefix}safety_snapshot=skip: NO safety snapshot; this rollback cannot be undone")
+
+    with RUN.phase("stage"):
+        if safety:
+            safety.started()
+        staged = [engine_of(component).stage(stack, component, part, files, sha256s, differs=True)
+                  for component, name, part in changed_parts]
+        if any(staged):
+            parallel.concurrently(name=f"Stage the parts that differ from {snapshot_id}",
+                                  groups=[group for group in staged if group])
+
     with RUN.phase("maintenance_on"):
         if quiesce:
             maintenance.mode(name="Maintenance on", stack=stack, enabled=True, **quiesce, _if=RUN.any_changes)
 
-    with RUN.phase("safety_snapshot"):
-        # before any data is replaced: a rollback that only moves code destroys nothing
-        if restores and not skip_safety:
-            # one id for every host of the run; undo the rollback with --data snapshot=<it>
-            safety_id = f"{RUN.run_id.split('-')[0]}-{SAFETY_LABEL}-before-rollback"
-            RUN.note(host, safety_snapshot=safety_id)
-            snapshot_taken(stack, components, snapshot_root(host.data), safety_id, f"{SAFETY_LABEL}-before-rollback")
-        elif restores:
-            logger.warning(f"{host.print_prefix}safety_snapshot=skip: NO safety snapshot; this rollback cannot be undone")
+    with RUN.phase("safety_in_window"):
+        # parts whose engine displaces no copy: dumped before their restore replaces them
+        if safety:
+            safety.dumped_before_restore([(component, name, part) for component, name, part in changed_parts
+                                          if not engine_of(component).keeps_displaced])
 
     with RUN.phase("stack"):
         stack_ops.at_commit(name=f"Stack at {ref[:12]}", stack=stack, commit=ref, images=images or None,
@@ -234,5 +258,12 @@ def rollback():
             maintenance.mode(name="Maintenance off", stack=stack, enabled=False, **quiesce)
 
     service_verified(stack, components, functional)
+
+    with RUN.phase("safety_snapshot"):
+        # the displaced copies made durable, then dropped: the rollback's undo
+        if safety:
+            safety.completed([(component, name, part) for component, name, part in changed_parts
+                              if engine_of(component).keeps_displaced])
+
     released = lock.released(name="Release the rollback lock", stack=stack, token=LOCKS.token, _if=RUN.any_changes)
     LOCKS.track(host.name, taken, released, stack.dir)

@@ -16,9 +16,9 @@ from pathlib import Path
 # targets. Phase 4 (integrity) runs before maintenance is lifted, so no write lands between
 # a restore and its check.
 # A guarded release (migrate.py) runs the first three; a rollback the rest.
-PHASES = ("pre_migration_snapshot", "release", "watch",
-          "maintenance_on", "safety_snapshot", "stack", "restore", "caches", "verify_integrity", "maintenance_off",
-          "verify_infrastructure", "verify_connectivity", "verify_functionality")
+PHASES = ("pre_migration_snapshot", "release", "watch", "stage",
+          "maintenance_on", "safety_in_window", "stack", "restore", "caches", "verify_integrity", "maintenance_off",
+          "verify_infrastructure", "verify_connectivity", "verify_functionality", "safety_snapshot")
 
 
 def utc_now() -> datetime:

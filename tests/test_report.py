@@ -336,7 +336,7 @@ def test_the_postmortem_fills_the_incident_summary_from_the_record():
     postmortem = report.render_postmortem(record(SUCCEEDED))
     assert "- **Time:** 2026-11-21T12:56:30.00Z (incident started); detected 2026-11-21T12:57:10.00Z;" in postmortem
     assert "- **Trigger:** Automatic - rule: api_error_rate > 50% for 1m" in postmortem
-    assert "- **Rollback Time:** 3m 16.1s (maintenance on to off; target < 5m: met)" in postmortem
+    assert "- **Rollback Time:** 3m 16.1s (staging, then maintenance on to off; target < 5m: met)" in postmortem
     assert "- **Downtime:** 6m 55.8s from the incident's start to verified (target < 10m: met)" in postmortem
 
 

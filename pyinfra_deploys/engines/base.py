@@ -153,6 +153,9 @@ class Engine:
     # (``components --compose``), and the name Layra gives such a component.
     images: ClassVar[tuple[str, ...]] = ()
     layra_name: ClassVar[str | None] = None
+    # whether its restore moves the live data aside (``keep_displaced`` keeps it after the
+    # window) instead of replacing it in place (its safety copy then dumped in the window)
+    keeps_displaced: ClassVar[bool] = False
 
     # Backup
 
@@ -177,10 +180,31 @@ class Engine:
     def describe(self, plan: dict) -> list[str]:
         raise NotImplementedError
 
+    def stage(self, stack, component, descriptor: dict, files: dict, sha256s: dict,
+              differs: bool = False) -> list[Step]:
+        """Before the maintenance window, while the application serves: the snapshot's data
+        built beside the live data and checked against the snapshot's fingerprint, all that
+        grows with the data (steps run in order; the parts of a host side by side). ``differs``:
+        the plan found the part different. [] where the engine stages nothing."""
+        return []
+
     def restore(self, stack, component, descriptor: dict, files: dict, sha256s: dict,
                 differs: bool = False) -> list[Step]:
-        """The part's restore: steps run in order (the parts of a host side by side)."""
+        """Inside the window: the part put at the snapshot, a swap where ``stage`` built the
+        copy, the live data moved aside (the displaced copy). Steps run in order (the parts
+        of a host side by side)."""
         raise NotImplementedError
+
+    def keep_displaced(self, stack, component, name: str, descriptor: dict, directory: str, **options) -> list | None:
+        """After the window: register the operations that write the displaced copy as part
+        ``name`` of the safety snapshot being written in ``directory``. None where the engine
+        displaces no copy: its safety copy is dumped inside the window, before its restore."""
+        return None
+
+    def aside_dropped(self, stack, component, descriptor: dict, **options) -> list:
+        """Once the safety snapshot holding it is verified: register the removal of the
+        displaced copy."""
+        return []
 
     def cache_plan(self, stack, component) -> dict | None:
         """Caches flushed after a rollback's change (None: the component has none)."""

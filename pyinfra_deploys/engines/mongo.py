@@ -63,6 +63,10 @@ class Mongo(ShadowDatabases):
     def matches(self, live, snapshot) -> bool:
         return facts.same_data(live, snapshot)
 
+    def load_arguments(self, descriptor: dict) -> dict:
+        # a displaced copy's archive holds <database>__pre_restore's namespaces
+        return {"source_database": descriptor["source_database"]} if descriptor.get("source_database") else {}
+
     def summary(self, fingerprint: dict) -> str:
         return facts.summary(fingerprint)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pyinfra import host
 
-from facts.shadow import valid_database
+from facts.shadow import PREVIOUS_SUFFIX, valid_database
 from facts.text import moved
 from operations.checks import Check, Probe
 from operations.parallel import Step
@@ -30,6 +30,7 @@ FROM_ENV = {"user_key": "user", "databases_key": "databases"}
 class ShadowDatabases(Engine):
     """An engine whose component lists ``databases``, each restored through a shadow copy."""
 
+    keeps_displaced = True     # the swap moves the live database to <database>__pre_restore
     operations = None          # the engine's operations module (dumped, shadow_loaded, swapped_in)
     fingerprint_fact = None    # its fingerprint fact
     file_argument = ""         # what shadow_loaded calls the part's file
@@ -55,17 +56,51 @@ class ShadowDatabases(Engine):
     def live(self, stack, component, database: str) -> dict:
         return host.get_fact(self.fingerprint_fact, stack=stack, database=database, **component.client)
 
+    def load_arguments(self, descriptor: dict) -> dict:
+        """What ``shadow_loaded`` takes from the part's descriptor besides its file."""
+        return {}
+
+    def loaded(self, stack, component, descriptor: dict, files: dict, sha256s: dict, differs: bool) -> Step:
+        database = descriptor["database"]
+        return Step(self.operations.shadow_loaded,
+                    {"stack": stack, "database": database, "fingerprint": descriptor["fingerprint"],
+                     "live_differs": differs, "sha256": sha256s[descriptor["file"]],
+                     self.file_argument: files[descriptor["file"]], **self.load_arguments(descriptor),
+                     **component.client}, f"{component.name}/{database}")
+
+    def stage(self, stack, component, descriptor: dict, files: dict, sha256s: dict,
+              differs: bool = False) -> list[Step]:
+        # the shadow database loaded and checked while the application serves; a part at
+        # the snapshot when planned has nothing to stage
+        if not differs:
+            return []
+        database = descriptor["database"]
+        return [self.loaded(stack, component, descriptor, files, sha256s, differs),
+                Step(self.operations.shadow_checked, {"stack": stack, "database": database,
+                                                      "fingerprint": descriptor["fingerprint"], **component.client},
+                     f"{component.name}/{database}")]
+
     def restore(self, stack, component, descriptor: dict, files: dict, sha256s: dict,
                 differs: bool = False) -> list[Step]:
-        database, client = descriptor["database"], component.client
-        label = f"{component.name}/{database}"
-        common = {"stack": stack, "database": database, "fingerprint": descriptor["fingerprint"],
-                  "live_differs": differs, **client}
-        return [
-            Step(self.operations.shadow_loaded, {**common, "sha256": sha256s[descriptor["file"]],
-                                                 self.file_argument: files[descriptor["file"]]}, label),
-            Step(self.operations.swapped_in, common, label),
-        ]
+        database = descriptor["database"]
+        swap = Step(self.operations.swapped_in, {"stack": stack, "database": database,
+                                                 "fingerprint": descriptor["fingerprint"], "live_differs": differs,
+                                                 "shadow_checked": differs, **component.client},
+                    f"{component.name}/{database}")
+        # staged and checked before the window: only the swap; a part that matched when
+        # planned is checked again (writes may have landed since) and loaded only if they did
+        return [swap] if differs else [self.loaded(stack, component, descriptor, files, sha256s, differs), swap]
+
+    def keep_displaced(self, stack, component, name: str, descriptor: dict, directory: str, **options) -> list:
+        database = descriptor["database"]
+        return [self.operations.dumped(name=f"Keep the displaced {component.name}/{database}", stack=stack,
+                                       database=database, directory=directory, part=name,
+                                       source=database + PREVIOUS_SUFFIX, **component.client, **options)]
+
+    def aside_dropped(self, stack, component, descriptor: dict, **options) -> list:
+        database = descriptor["database"]
+        return [self.operations.aside_dropped(name=f"Drop the displaced {component.name}/{database}", stack=stack,
+                                              database=database, **component.client, **options)]
 
     def integrity(self, stack, component, descriptor: dict, sha256s: dict) -> Probe:
         def read(services: dict) -> Check:

@@ -130,9 +130,11 @@ def test_a_bad_release_is_rolled_back_on_every_host_with_writes_503_and_reads_se
     assert run.output.count("ok   phase 4 mysql/layra fingerprint") == len(sandbox.hosts)
     assert run.output.count("ok   phase 3 login returns a token") == len(sandbox.hosts)
     assert record["status"] == "succeeded"
-    assert list(record["phases"]) == ["maintenance_on", "safety_snapshot", "stack", "restore", "caches",
+    # staged before the window; the displaced copies made durable after it (MySQL's swap
+    # displaces: nothing of the safety snapshot is dumped inside the window)
+    assert list(record["phases"]) == ["stage", "maintenance_on", "stack", "restore", "caches",
                                       "verify_integrity", "maintenance_off", "verify_infrastructure",
-                                      "verify_connectivity", "verify_functionality"]
+                                      "verify_connectivity", "verify_functionality", "safety_snapshot"]
     assert phase_problems(record) == []
 
     # the client: every read answered, writes answered 503 while maintenance was on
@@ -148,6 +150,16 @@ def test_a_bad_release_is_rolled_back_on_every_host_with_writes_503_and_reads_se
     assert len(reads) >= 20 and set(reads) == {200}, f"reads answered {sorted(set(reads))}"
     assert len(during) >= 10 and set(during) == {503}, f"writes while quiesced answered {sorted(set(during))}"
     assert {code for when, code in writes if window[0] <= when <= window[1]} <= {201, 503}
+    # every write made before the window is in the displaced copy, so in the safety snapshot,
+    # and the report counts it
+    written = sum(1 for when, code in writes if code == 201 and when < quiesced[0])
+    safety = json.loads(client_host.ssh(f"cat {SNAPSHOTS}/{record['hosts'][client_host.name]['safety_snapshot']}"
+                                        "/manifest.json"))
+    aside = safety["parts"]["mysql.layra"]["fingerprint"]["tables"]["knowledge_bases"]["rows"]
+    snapshot_rows = json.loads(client_host.ssh(f"cat {SNAPSHOTS}/{snapshot}/manifest.json"))[
+        "parts"]["mysql.layra"]["fingerprint"]["tables"]["knowledge_bases"]["rows"]
+    assert written >= 1 and aside == snapshot_rows + written, (aside, snapshot_rows, written)
+    assert record["hosts"][client_host.name]["displaced"]["mysql.layra"]["knowledge_bases"] == [aside, snapshot_rows]
 
     # the report: every phase with its duration, the RTO table, the post-mortem draft
     report = subprocess.run([sys.executable, "-m", "pyinfra_deploys.cli", "report", record["run_id"],
@@ -155,6 +167,8 @@ def test_a_bad_release_is_rolled_back_on_every_host_with_writes_503_and_reads_se
     assert report.returncode == 0, report.stderr
     for phase in record["phases"]:
         assert re.search(rf"{phase}\s.*\d+(\.\d+)?\s?s", report.stdout), f"{phase} not in the report"
+    assert (f"`mysql.layra` `knowledge_bases`: {aside} in the displaced copy, {snapshot_rows} restored "
+            f"(+{written})") in report.stdout
     directory = RUNS / record["run_id"]
     assert {"record.json", "report.md", "report.html", "postmortem.md"} <= {p.name for p in directory.iterdir()}
     assert "<svg" in (directory / "report.html").read_text()
