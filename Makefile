@@ -24,11 +24,11 @@ demo: sandbox-up
 	bash sandbox/demo.sh
 
 # The README's test command: unit cases and the e2e tier on the sandbox (never skipped),
-# in two pytest workers, each driving its own two of the sandbox's four hosts (a lane:
-# tests/e2e/conftest.py); a test file runs whole in one worker.
+# in two lanes side by side, each driving its own two of the sandbox's four hosts
+# (tests/lanes.py; a test file runs whole in one lane).
 test: export SANDBOX_HOSTS := 4
 test: sandbox-up
-	$(PY) -m pytest -n 2 --dist loadfile --durations=40
+	$(PY) tests/lanes.py --durations=15
 
 test-unit: install
 	$(PY) -m pytest -m 'not e2e'

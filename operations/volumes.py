@@ -98,12 +98,109 @@ def stop_start(stack: Stack, timeout: int) -> StringCommand:
     )
 
 
+@operation()
+def displaced_archived(stack: Stack, services: list[str], directory: str, part: str, timeout: int = 180):
+    """
+    Archive what a restore of the set displaced (``<path>.pre-restore`` of each volume) into
+    a snapshot, as the set's part: a rollback's safety snapshot, after its window.
+
+    + stack, services, timeout: the set (see the module docstring)
+    + directory: the (partial) snapshot directory on the host
+    + part: the base name of the files written there, e.g. ``milvus``
+
+    Writes what ``dumped`` writes, from the displaced copies, with the services running:
+    nothing uses those directories any more. Nothing happens where no volume of the set
+    has a displaced copy; a set only some of whose volumes have one fails, naming them.
+
+    **Example:**
+
+    .. code:: python
+
+        volumes.displaced_archived(
+            name="Keep the displaced Milvus volumes",
+            stack=Stack("/srv/layra"),
+            services=["milvus-standalone", "milvus-etcd"],
+            directory="/var/backups/layra/20261207T101009Z-safety-before-rollback.partial",
+            part="milvus",
+        )
+    """
+    stack = check_set(stack, services, timeout)
+    checked_path(directory, "directory")
+    if not valid_part_name(part):
+        raise OperationError(f"part name {part!r} is not a plain file name")
+    volume_set = usable_set(stack, services, fingerprint=False)
+    names = sorted(volume_set["volumes"])
+    present = [StringCommand(assign(path=volume_set["volumes"][name]["path"]),
+                             '[ -d "$path.pre-restore" ] && found+=(', QuoteString(name), ")", "|| missing+=(",
+                             QuoteString(name), ");") for name in names]
+    archive, printf_args = archiving(services, volume_set, directory, part, {"displaced": True},
+                                     [StringCommand(":") for _ in names], suffix=".pre-restore")
+    yield StringCommand(
+        library(stack), 'fail() { echo "volume safety copy: $*" >&2; exit 1; };', "found=(); missing=();",
+        *present,
+        'if [ ${#found[@]} -eq 0 ]; then echo "no displaced copy of', QuoteString(", ".join(names)), 'to keep"; exit 0; fi;',
+        '[ ${#missing[@]} -eq 0 ] || fail "displaced copies of ${found[*]} but not of ${missing[*]}";',
+        assign(json_out=f"{directory}/{part}.json"), *archive,
+        "{ umask 077; printf '%s'", *printf_args, '> "$json_out.tmp" && mv "$json_out.tmp" "$json_out"; }',
+        '|| fail "could not write the part descriptor";',
+        _shell_executable="bash",
+    )
+
+
+@operation()
+def aside_dropped(stack: Stack, services: list[str], timeout: int = 180):
+    """
+    Remove what a restore of the set displaced (``<path>.pre-restore``), once a snapshot holds it.
+
+    + stack, services, timeout: the set (see the module docstring)
+
+    **Example:**
+
+    .. code:: python
+
+        volumes.aside_dropped(name="Drop the displaced Milvus volumes", stack=Stack("/srv/layra"),
+                              services=["milvus-standalone", "milvus-etcd"])
+    """
+    stack = check_set(stack, services, timeout)
+    volume_set = usable_set(stack, services, fingerprint=False)
+    yield StringCommand("rm -rf", *(QuoteString(volume_set["volumes"][name]["path"] + ".pre-restore")
+                                    for name in sorted(volume_set["volumes"])))
+
+
 def in_use_check(volume: str) -> StringCommand:
     """Fails when a running container (outside the stopped set) still uses the volume."""
     return StringCommand(
         assign(v=volume), 'users=$(docker ps -q --filter "volume=$v");',
         '[ -z "$users" ] || fail "volume $v is in use by running container(s) $users outside the set";',
     )
+
+
+def archiving(services: list[str], volume_set: dict, directory: str, part: str, extra: dict,
+              checks: list, suffix: str = "") -> tuple[list, list]:
+    """(the shell that archives each volume of the set, from ``<path><suffix>``, into the
+    snapshot directory as ``<part>.<volume>.tar.<zst|gz>``, its fingerprint in ``$fpN``;
+    the ``printf`` arguments that write the part's descriptor with those fingerprints)."""
+    compression = "zstd" if volume_set["zstd"] else "gzip"
+    extension, compress, _ = COMPRESSORS[compression]
+    descriptor = {**extra, "component": part.split(".")[0], "engine": "volumes",
+                  "services": list(services), "volumes": {}, "tool_versions": {"compression": compression}}
+    archive = []
+    for index, (name, volume) in enumerate(sorted(volume_set["volumes"].items())):
+        file = f"{part}.{name}.tar{extension}"
+        descriptor["volumes"][name] = {"file": file, "target": volume["target"], "fingerprint": f"@{index}@"}
+        archive.append(StringCommand(
+            assign(v=name, path=volume["path"] + suffix, out=posixpath.join(directory, file)), checks[index],
+            f'fp{index}=$(fingerprint "$path") || fail "could not read volume $v";',
+            'tar -C "$path" --numeric-owner -cpf - . | ( umask 077;', compress, '> "$out.tmp" )',
+            '&& mv "$out.tmp" "$out" || { rm -f "$out.tmp"; fail "archiving volume $v failed"; };',
+        ))
+    # The descriptor's text around each fingerprint, which only the shell can give.
+    chunks = json.dumps(descriptor, indent=2, sort_keys=True).split('"@')
+    printf_args = [QuoteString(chunks[0])]
+    for chunk in chunks[1:]:
+        index, rest = chunk.split('@"', 1)
+        printf_args += [f'"$fp{index}"', QuoteString(rest)]
+    return archive, printf_args
 
 
 @operation(is_idempotent=False)
@@ -153,30 +250,16 @@ def dumped(stack: Stack, services: list[str], directory: str, part: str, timeout
         raise OperationError(f"part name {part!r} is not a plain file name")
     volume_set = usable_set(stack, services, fingerprint=False)
     compression = "zstd" if volume_set["zstd"] else "gzip"
-    extension, compress, _ = COMPRESSORS[compression]
+    extension = COMPRESSORS[compression][0]
 
     if extra is not None and not isinstance(extra, dict):
         raise OperationError(f"extra must be a mapping, got {extra!r}")
-    descriptor = {**(extra or {}), "component": part.split(".")[0], "engine": "volumes",
-                  "services": list(services), "volumes": {}, "tool_versions": {"compression": compression}}
-    archive, markers = [], []
-    for index, (name, volume) in enumerate(sorted(volume_set["volumes"].items())):
-        file = f"{part}.{name}.tar{extension}"
-        descriptor["volumes"][name] = {"file": file, "target": volume["target"], "fingerprint": f"@{index}@"}
-        archive.append(StringCommand(
-            assign(v=name, path=volume["path"], out=posixpath.join(directory, file)), in_use_check(name),
-            f'fp{index}=$(fingerprint "$path") || fail "could not read volume $v";',
-            'tar -C "$path" --numeric-owner -cpf - . | ( umask 077;', compress, '> "$out.tmp" )',
-            '&& mv "$out.tmp" "$out" || { rm -f "$out.tmp"; fail "archiving volume $v failed"; };',
-        ))
-        markers.append(marker(volume["path"], StringCommand(
-            '"$(sha256sum <', QuoteString(posixpath.join(directory, file)), "| cut -d' ' -f1)\""), f'"$fp{index}"'))
-    # The descriptor's text around each fingerprint, which only the stopped set can give.
-    chunks = json.dumps(descriptor, indent=2, sort_keys=True).split('"@')
-    printf_args = [QuoteString(chunks[0])]
-    for chunk in chunks[1:]:
-        index, rest = chunk.split('@"', 1)
-        printf_args += [f'"$fp{index}"', QuoteString(rest)]
+    archive, printf_args = archiving(services, volume_set, directory, part, extra or {},
+                                     [in_use_check(name) for name in sorted(volume_set["volumes"])])
+    markers = [marker(volume["path"], StringCommand(
+        '"$(sha256sum <', QuoteString(posixpath.join(directory, f"{part}.{name}.tar{extension}")),
+        "| cut -d' ' -f1)\""), f'"$fp{index}"')
+        for index, (name, volume) in enumerate(sorted(volume_set["volumes"].items()))]
 
     logger.info(f"{host.print_prefix}volumes {', '.join(services)}: stopping to archive "
                 f"{', '.join(sorted(volume_set['volumes']))} ({compression})")
@@ -202,8 +285,81 @@ def dumped(stack: Stack, services: list[str], directory: str, part: str, timeout
     )
 
 
+def extraction(name: str, path: str, want: dict) -> StringCommand:
+    """Shell that extracts the volume's archive into ``<path>.layra-restore``, beside the
+    volume on its filesystem, and checks it against the snapshot's fingerprint."""
+    return StringCommand(
+        assign(v=name, path=path, file=want["file"], want=fingerprint_text(want["fingerprint"])),
+        'rm -rf "$path.layra-restore" && mkdir "$path.layra-restore" &&', decompressor(want["file"]), '"$file" |',
+        'tar -C "$path.layra-restore" --numeric-owner -xpf - || fail "$file did not extract";',
+        '[ "$(fingerprint "$path.layra-restore")" = "$want" ]',
+        '|| fail "volume $v: the extracted archive does not match the snapshot\'s fingerprint";',
+    )
+
+
+def archive_checks(volumes: dict) -> list:
+    checks = []
+    for name, want in sorted(volumes.items()):
+        try:
+            checks.append(checksum_checked(want["file"], want["sha256"], f"volume {name}"))
+        except (KeyError, ValueError) as error:
+            raise OperationError(f"volume {name}: {error}") from None
+    return checks
+
+
 @operation()
-def restored(stack: Stack, services: list[str], volumes: dict, timeout: int = 180, milvus: dict | None = None):
+def staged(stack: Stack, services: list[str], volumes: dict, timeout: int = 180):
+    """
+    Extract a snapshot's archives beside the volumes of a set, while its services run: a
+    rollback stages them before its window, so that the window only swaps directories.
+
+    + stack, services, timeout: the set (see the module docstring)
+    + volumes: per volume name, from the snapshot, as ``restored`` takes them
+
+    Every archive's checksum is checked, each is extracted into ``<path>.layra-restore``
+    (on the volume's filesystem: the swap is a rename) and checked against the snapshot's
+    fingerprint; a copy already staged and matching is left as it is. Nothing live is
+    touched. ``restored`` with ``staged`` then swaps these in.
+
+    **Example:**
+
+    .. code:: python
+
+        volumes.staged(
+            name="Stage the Milvus volumes",
+            stack=Stack("/srv/layra"),
+            services=["milvus-standalone", "milvus-etcd"],
+            volumes={"layra_milvus_data": {
+                "file": "/var/backups/layra/20261121T130000Z-pre-migration/milvus.layra_milvus_data.tar.zst",
+                "sha256": "5f1c...",
+                "fingerprint": {"bytes": 41752, "files": 6, "sha256": "0d39..."},
+            }},
+        )
+    """
+    stack = check_set(stack, services, timeout)
+    if not isinstance(volumes, dict) or not volumes:
+        raise OperationError(f"volumes must map volume names to their snapshot files, got {volumes!r}")
+    live = usable_set(stack, services, fingerprint=False)["volumes"]
+    missing = sorted(set(volumes) - set(live))
+    if missing:
+        raise OperationError(f"volume(s) {', '.join(missing)} of the snapshot are not volumes of "
+                             f"{', '.join(services)} on this host")
+    yield from archive_checks(volumes)
+    yield StringCommand(
+        holding_work(stack.dir, f"volumes {', '.join(services)}: stage the snapshot beside them"),
+        library(stack), 'fail() { echo "volume staging: $*" >&2; exit 1; };',
+        *(StringCommand(
+            assign(path=live[name]["path"], want=fingerprint_text(want["fingerprint"])),
+            '[ -d "$path.layra-restore" ] && [ "$(fingerprint "$path.layra-restore")" = "$want" ] ||',
+            "{", extraction(name, live[name]["path"], want), "};",
+        ) for name, want in sorted(volumes.items())),
+        _shell_executable="bash",
+    )
+
+
+@operation()
+def restored(stack: Stack, services: list[str], volumes: dict, timeout: int = 180, milvus: dict | None = None,
+             staged: bool = False):
     """
     Put a volume set back to a snapshot's archives: nothing happens when every volume's
     fingerprint already equals the snapshot's.
@@ -216,6 +372,8 @@ def restored(stack: Stack, services: list[str], volumes: dict, timeout: int = 18
       long as it runs, so they never settle at a fingerprint; a set whose volumes were last
       restored from (or archived at) the snapshot and whose Milvus serves its rows is at the
       snapshot too (``facts.volumes.set_match``)
+    + staged: this run staged the archives beside the volumes (``staged``), checked, under
+      its lock: only the swap is left (stop, rename, start)
 
     Every archive's checksum is checked before anything stops. When any volume differs,
     the whole set is restored: the services stop together; each volume is extracted
@@ -265,23 +423,16 @@ def restored(stack: Stack, services: list[str], volumes: dict, timeout: int = 18
     # left out would come back changed, and out of step with the others.
     differing = sorted(volumes)
 
-    checks, extracts, swaps, markers = [], [], [], []
+    checks = [] if staged else archive_checks({name: volumes[name] for name in differing})
+    extracts, swaps, markers = [], [], []
     for name in differing:
         want = volumes[name]
-        try:
-            checks.append(checksum_checked(want["file"], want["sha256"], f"volume {name}"))
-        except (KeyError, ValueError) as error:
-            raise OperationError(f"volume {name}: {error}") from None
-        decompress = decompressor(want["file"])
         path = live[name]["path"]
         extracts.append(StringCommand(
-            assign(v=name, path=path, file=want["file"], want=fingerprint_text(want["fingerprint"])),
             in_use_check(name),
-            'rm -rf "$path.layra-restore" && mkdir "$path.layra-restore" &&', decompress, '"$file" |',
-            'tar -C "$path.layra-restore" --numeric-owner -xpf - || fail "$file did not extract";',
-            '[ "$(fingerprint "$path.layra-restore")" = "$want" ]',
-            '|| fail "volume $v: the extracted archive does not match the snapshot\'s fingerprint";',
-        ))
+            StringCommand(assign(v=name, path=path),
+                          '[ -d "$path.layra-restore" ] || fail "volume $v: no staged copy at $path.layra-restore";')
+            if staged else extraction(name, path, want)))
         swaps.append(StringCommand(
             assign(path=path), f'rm -f "$path{RESTORED_MARKER}" && rm -rf "$path.pre-restore" && mv "$path" "$path.pre-restore"',
             '&& swapped+=("$path") && mv "$path.layra-restore" "$path" || fail "swapping $path failed";',
@@ -300,8 +451,10 @@ def restored(stack: Stack, services: list[str], volumes: dict, timeout: int = 18
         # data comes back. Either way the set is started again.
         "trap 'rc=$?; if [ $rc -ne 0 ]; then rm -rf \"${staged[@]}\"; if [ ${#swapped[@]} -gt 0 ]; then stop_set \"$@\"; revert;"
         " echo \"volume restore: the previous data is back in place\" >&2; fi; start_set \"$@\"; fi; exit $rc' EXIT;",
+        # staged before the window, the staged copies are only checked to be there
+        *(extracts if staged else []),
         'stop_set "$@" || fail "could not stop $*; nothing was changed";',
-        *extracts, *swaps,
+        *([] if staged else extracts), *swaps,
         'start_set "$@" || fail "$* did not become ready on the restored data";',
         *markers,
         'rm -rf "${staged[@]}";',

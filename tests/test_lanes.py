@@ -30,23 +30,23 @@ def sandbox_of(tmp_path, monkeypatch):
     return make
 
 
-def test_the_second_worker_drives_hosts_3_and_4_named_as_the_first_two(sandbox_of):
-    sandbox_of(4, "gw1")
+def test_the_second_lane_drives_hosts_3_and_4_named_as_the_first_two(sandbox_of):
+    sandbox_of(4, "1")
     lane = conftest.lane_hosts()
     assert [(h["name"], h["address"], h["container"]) for h in lane] == [
         ("sandbox-1", "198.18.1.13", "layra-sandbox-3"), ("sandbox-2", "198.18.1.14", "layra-sandbox-4")]
 
 
 def test_the_sandbox_inventory_holds_only_the_lanes_hosts(sandbox_of):
-    sandbox_of(4, "gw1")
+    sandbox_of(4, "1")
     conftest.lane_hosts()
     inventory = runpy.run_path(str(ROOT / "inventories" / "sandbox.py"))
     assert [(name, data["ssh_hostname"]) for name, data in inventory["app"]] == [
         ("sandbox-1", "198.18.1.13"), ("sandbox-2", "198.18.1.14")]
-    assert os.environ["LAYRA_SANDBOX_HOSTS"].endswith("lanes/gw1/hosts.json")
+    assert os.environ["LAYRA_SANDBOX_HOSTS"].endswith("lanes/1/hosts.json")
 
 
-def test_a_worker_without_hosts_of_its_own_fails_saying_how_many_to_start(sandbox_of):
-    sandbox_of(2, "gw1")
+def test_a_lane_without_hosts_of_its_own_fails_saying_how_many_to_start(sandbox_of):
+    sandbox_of(2, "1")
     with pytest.raises(pytest.fail.Exception, match="SANDBOX_HOSTS=4 make sandbox-up"):
         conftest.lane_hosts()

@@ -158,16 +158,39 @@ class Volumes(Engine):
             lines.append(f"  milvus rows not read: {plan['milvus_error']}")
         return lines
 
+    keeps_displaced = True  # the swap renames each live volume to <path>.pre-restore
+
+    def archives(self, descriptor: dict, files: dict, sha256s: dict) -> dict:
+        return {name: {"file": files[want["file"]], "sha256": sha256s[want["file"]], "fingerprint": want["fingerprint"]}
+                for name, want in descriptor["volumes"].items()}
+
+    def stage(self, stack, component: VolumesComponent, descriptor: dict, files: dict, sha256s: dict,
+              differs: bool = False) -> list[Step]:
+        # every archive extracted beside its volume while the set runs; the window renames
+        if not differs:
+            return []
+        return [Step(operations.staged, {"stack": stack, "services": list(component.services),
+                                         "volumes": self.archives(descriptor, files, sha256s)}, component.name)]
+
     def restore(self, stack, component: VolumesComponent, descriptor: dict, files: dict, sha256s: dict,
                 differs: bool = False) -> list[Step]:
-        wanted = {name: {"file": files[want["file"]], "sha256": sha256s[want["file"]],
-                         "fingerprint": want["fingerprint"]}
-                  for name, want in descriptor["volumes"].items()}
         milvus = ({"milvus": {**component.milvus, "rows": descriptor["milvus_collections"]}}
                   if component.milvus and descriptor.get("milvus_collections") is not None else {})
-        return [Step(operations.restored, {"stack": stack, "services": list(component.services), "volumes": wanted,
+        # staged before the window where the plan found it different: stop, rename, start
+        return [Step(operations.restored, {"stack": stack, "services": list(component.services),
+                                           "volumes": self.archives(descriptor, files, sha256s), "staged": differs,
                                            **milvus},
                      component.name)]
+
+    def keep_displaced(self, stack, component: VolumesComponent, name: str, descriptor: dict, directory: str,
+                       **options) -> list:
+        return [operations.displaced_archived(name=f"Keep the displaced {component.label}", stack=stack,
+                                              services=list(component.services), directory=directory, part=name,
+                                              **options)]
+
+    def aside_dropped(self, stack, component: VolumesComponent, descriptor: dict, **options) -> list:
+        return [operations.aside_dropped(name=f"Drop the displaced {component.label}", stack=stack,
+                                         services=list(component.services), **options)]
 
     def integrity(self, stack, component: VolumesComponent, descriptor: dict, sha256s: dict) -> Probe:
         wanted = wanted_volumes(descriptor, sha256s)

@@ -22,13 +22,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 STATE = Path(os.environ.get("LAYRA_SANDBOX_DIR", ROOT / ".sandbox"))
 STACK = "/srv/layra"
-# A lane: the two hosts one pytest process drives. Under pytest-xdist (`make test` runs
-# two workers on a sandbox of four hosts) worker gwN takes the sandbox's hosts 2N+1 and
-# 2N+2, named sandbox-1 and sandbox-2 for it, as the tests and the sandbox inventories
-# know them (LAYRA_SANDBOX_HOSTS: the lane's hosts file). Alone, a process takes the first two.
-LANE = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+# A lane: the two hosts one pytest process drives. `make test` runs two lanes side by side
+# on a sandbox of four hosts (tests/lanes.py): lane N (LAYRA_TEST_LANE) takes the sandbox's
+# hosts 2N+1 and 2N+2, named sandbox-1 and sandbox-2 for it, as the tests and the sandbox
+# inventories know them (LAYRA_SANDBOX_HOSTS: the lane's hosts file). Alone, a process is
+# lane 0: the first two.
+LANE = os.environ.get("LAYRA_TEST_LANE", "0")
 # Run records of the e2e runs: beside the sandbox's state, not in the operator's runs/.
-RUNS = STATE / "e2e-runs" / LANE
+RUNS = STATE / "e2e-runs" / f"lane{LANE}"
 RUN_LINE = re.compile(r"--> Run (\S+) (succeeded|failed): record (\S+)")
 
 
@@ -132,10 +133,10 @@ def lane_hosts() -> list[dict]:
     """This process's two hosts (``LANE``), written as the lane's hosts file, which every
     pyinfra run of this process reads (LAYRA_SANDBOX_HOSTS)."""
     every = every_host()
-    index = int(LANE.removeprefix("gw"))
+    index = int(LANE)
     mine = every[2 * index:2 * index + 2]
     if len(mine) < 2:
-        pytest.fail(f"pytest worker {LANE} drives sandbox hosts {2 * index + 1} and {2 * index + 2}, and the "
+        pytest.fail(f"test lane {LANE} drives sandbox hosts {2 * index + 1} and {2 * index + 2}, and the "
                     f"sandbox has {len(every)}: SANDBOX_HOSTS={2 * index + 2} make sandbox-up", pytrace=False)
     lane = [{**host, "name": f"sandbox-{number}"} for number, host in enumerate(mine, start=1)]
     lane_file = STATE / "lanes" / LANE / "hosts.json"

@@ -149,8 +149,11 @@ def test_every_stateful_component_round_trips_through_backup_and_rollback(sandbo
         assert etcd(host, "get", "layra/sandbox/seeded", "--print-value-only") == "1.0.0"
         assert (mongo_counts(host), qdrant_points(host), milvus_nearest(host)) == before[host.name]
         assert set(set_states(host).values()) == {"running healthy"}, "the set runs again after the restore"
-        assert host.ssh("ls -d /var/lib/docker/volumes/layra_milvus_data/_data.pre-restore"), \
-            "the replaced data is kept beside the volume"
+        # what the swap displaced is in the safety snapshot, then no longer beside the volume
+        safety = run.record()["hosts"][host.name]["safety_snapshot"]
+        kept = json.loads(host.ssh(f"cat {ROOT}/{safety}/manifest.json"))["parts"]["milvus"]
+        assert kept["displaced"] is True and set(kept["volumes"]) == {"layra_milvus_data", "layra_etcd_data"}
+        assert host.ssh("ls -d /var/lib/docker/volumes/layra_milvus_data/_data.pre-restore 2>/dev/null || true") == ""
 
     again = sandbox.pyinfra("rollback.py", "--data", f"snapshot={snapshot_id}")
     assert again.ok, again.output
