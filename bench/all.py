@@ -23,12 +23,14 @@ from harness import RESULTS, ROOT, STATE, describe_machine, machine, markdown, p
 FULL = {
     "mysql": ["--size-mb", "1024", "--runs", "3"],
     "stack": ["--runs", "3"],
+    "window": ["--scales", "1", "4", "--runs", "1"],
     "redis_flush": ["--keys", "200000", "--runs", "3"],
     "noop": ["--runs", "3", "--hosts", "1,4,10"],
 }
 QUICK = {
     "mysql": ["--size-mb", "100", "--runs", "2"],
     "stack": ["--mysql-mb", "50", "--volume-mb", "50", "--documents", "10000", "--points", "1000", "--runs", "2"],
+    "window": ["--quick"],
     "redis_flush": ["--keys", "200000", "--runs", "2"],
     "noop": ["--runs", "2", "--hosts", "1,4,10"],
 }

@@ -55,7 +55,10 @@ _redis_as_state = {**_components, "redis": {**_components["redis"], "rdb": True}
                    "qdrant": {"engine": "volumes", "services": ["qdrant"]}}
 
 # nginx is the front door: maintenance mode writes its drop-in (writes -> 503) there too.
-_maintenance = {"service": "backend", "nginx_service": "nginx", "dropin": "nginx/layra.d/maintenance.conf"}
+# The sandbox's backend writes only on the requests nginx passes (it runs no consumer):
+# maintenance on stops writes at nginx, without replacing it.
+_maintenance = {"service": "backend", "nginx_service": "nginx", "dropin": "nginx/layra.d/maintenance.conf",
+                "backend_writes": False}
 
 # Verify phase 3, through nginx as users come in. The demo user's password stays on the
 # host, in the stack's env file.

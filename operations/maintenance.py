@@ -108,7 +108,7 @@ def describe(service: str, containers: int, dropin: bool) -> str:
 
 @operation()
 def mode(stack: Stack, enabled: bool, service: str = "backend", nginx_service: str | None = None,
-         dropin: str | None = None, timeout: int = 120):
+         dropin: str | None = None, timeout: int = 120, at_nginx_only: bool = False):
     """
     Switch the stack's maintenance mode (write quiesce) on or off.
 
@@ -120,6 +120,9 @@ def mode(stack: Stack, enabled: bool, service: str = "backend", nginx_service: s
     + dropin: the drop-in file, relative to the stack directory unless absolute, in a
       directory that nginx's configuration includes inside ``server { }`` (bind-mounted)
     + timeout: seconds a recreated container gets to become healthy
+    + at_nginx_only: on, with nginx in front: only the drop-in (writes stop at nginx at
+      once, the backend is not replaced: a rollback's window, seconds shorter); off is
+      always whole
 
     Nothing happens when the env file, every running container of ``service`` and the
     drop-in are already in the wanted state. On, the drop-in comes first (writes stop at
@@ -151,14 +154,19 @@ def mode(stack: Stack, enabled: bool, service: str = "backend", nginx_service: s
         raise OperationError(f"timeout must be a whole number of seconds, got {timeout!r}")
     stack = Stack.of(stack)
 
+    if at_nginx_only and dropin is None:
+        raise OperationError("at_nginx_only needs nginx in front: nginx_service and dropin")
     wanted = "true" if enabled else "false"
     state = host.get_fact(MaintenanceState, stack=stack, service=service, dropin=dropin)
-    env_ok = state["env_file"] == wanted
-    stale = sorted(cid for cid, value in state["containers"].items() if value != wanted)
+    nginx_only = at_nginx_only and enabled
+    env_ok = nginx_only or state["env_file"] == wanted
+    stale = [] if nginx_only else sorted(cid for cid, value in state["containers"].items() if value != wanted)
     dropin_ok = dropin is None or state["dropin"] == ("ours" if enabled else "absent")
     word = "on" if enabled else "off"
     if env_ok and not stale and dropin_ok:
-        host.noop(f"maintenance already {word}: {describe(service, len(state['containers']), dropin is not None)}")
+        host.noop(f"maintenance already on at nginx: the drop-in ({service} not replaced: it writes only "
+                  "through nginx)" if nginx_only else
+                  f"maintenance already {word}: {describe(service, len(state['containers']), dropin is not None)}")
         return
 
     changes = (["nginx drop-in"] if not dropin_ok else []) + (["env file"] if not env_ok else []) + (

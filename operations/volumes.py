@@ -134,7 +134,7 @@ def displaced_archived(stack: Stack, services: list[str], directory: str, part: 
                              '[ -d "$path.pre-restore" ] && found+=(', QuoteString(name), ")", "|| missing+=(",
                              QuoteString(name), ");") for name in names]
     archive, printf_args = archiving(services, volume_set, directory, part, {"displaced": True},
-                                     [StringCommand(":") for _ in names], suffix=".pre-restore")
+                                     suffix=".pre-restore")
     yield StringCommand(
         library(stack), 'fail() { echo "volume safety copy: $*" >&2; exit 1; };', "found=(); missing=();",
         *present,
@@ -176,7 +176,7 @@ def in_use_check(volume: str) -> StringCommand:
 
 
 def archiving(services: list[str], volume_set: dict, directory: str, part: str, extra: dict,
-              checks: list, suffix: str = "") -> tuple[list, list]:
+              checks: list | None = None, suffix: str = "") -> tuple[list, list]:
     """(the shell that archives each volume of the set, from ``<path><suffix>``, into the
     snapshot directory as ``<part>.<volume>.tar.<zst|gz>``, its fingerprint in ``$fpN``;
     the ``printf`` arguments that write the part's descriptor with those fingerprints)."""
@@ -189,7 +189,8 @@ def archiving(services: list[str], volume_set: dict, directory: str, part: str, 
         file = f"{part}.{name}.tar{extension}"
         descriptor["volumes"][name] = {"file": file, "target": volume["target"], "fingerprint": f"@{index}@"}
         archive.append(StringCommand(
-            assign(v=name, path=volume["path"] + suffix, out=posixpath.join(directory, file)), checks[index],
+            assign(v=name, path=volume["path"] + suffix, out=posixpath.join(directory, file)),
+            *([checks[index]] if checks else []),
             f'fp{index}=$(fingerprint "$path") || fail "could not read volume $v";',
             'tar -C "$path" --numeric-owner -cpf - . | ( umask 077;', compress, '> "$out.tmp" )',
             '&& mv "$out.tmp" "$out" || { rm -f "$out.tmp"; fail "archiving volume $v failed"; };',
@@ -424,15 +425,15 @@ def restored(stack: Stack, services: list[str], volumes: dict, timeout: int = 18
     differing = sorted(volumes)
 
     checks = [] if staged else archive_checks({name: volumes[name] for name in differing})
-    extracts, swaps, markers = [], [], []
+    present, extracts, swaps, markers = [], [], [], []
     for name in differing:
         want = volumes[name]
         path = live[name]["path"]
-        extracts.append(StringCommand(
-            in_use_check(name),
-            StringCommand(assign(v=name, path=path),
-                          '[ -d "$path.layra-restore" ] || fail "volume $v: no staged copy at $path.layra-restore";')
-            if staged else extraction(name, path, want)))
+        if staged:
+            present.append(StringCommand(assign(v=name, path=path), '[ -d "$path.layra-restore" ]',
+                                         '|| fail "volume $v: no staged copy at $path.layra-restore";'))
+        # once the set is stopped: nothing else may hold the volume
+        extracts.append(in_use_check(name) if staged else StringCommand(in_use_check(name), extraction(name, path, want)))
         swaps.append(StringCommand(
             assign(path=path), f'rm -f "$path{RESTORED_MARKER}" && rm -rf "$path.pre-restore" && mv "$path" "$path.pre-restore"',
             '&& swapped+=("$path") && mv "$path.layra-restore" "$path" || fail "swapping $path failed";',
@@ -452,9 +453,9 @@ def restored(stack: Stack, services: list[str], volumes: dict, timeout: int = 18
         "trap 'rc=$?; if [ $rc -ne 0 ]; then rm -rf \"${staged[@]}\"; if [ ${#swapped[@]} -gt 0 ]; then stop_set \"$@\"; revert;"
         " echo \"volume restore: the previous data is back in place\" >&2; fi; start_set \"$@\"; fi; exit $rc' EXIT;",
         # staged before the window, the staged copies are only checked to be there
-        *(extracts if staged else []),
+        *present,
         'stop_set "$@" || fail "could not stop $*; nothing was changed";',
-        *([] if staged else extracts), *swaps,
+        *extracts, *swaps,
         'start_set "$@" || fail "$* did not become ready on the restored data";',
         *markers,
         'rm -rf "${staged[@]}";',

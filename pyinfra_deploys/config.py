@@ -180,13 +180,27 @@ def maintenance_from(data) -> dict | None:
     if settings is False:
         return None
     where = "host data 'layra_maintenance'"
-    if not isinstance(settings, dict) or not set(settings) <= {"service", "nginx_service", "dropin"}:
-        raise DeployError(f"{where} must be a mapping with service, nginx_service and dropin, got {settings!r}")
+    if not isinstance(settings, dict) or not set(settings) <= {"service", "nginx_service", "dropin", "backend_writes"}:
+        raise DeployError(f"{where} must be a mapping with service, nginx_service, dropin and backend_writes, "
+                          f"got {settings!r}")
     service, nginx, dropin = settings.get("service", "backend"), settings.get("nginx_service"), settings.get("dropin")
     problem = settings_problem(service, nginx, dropin)
     if problem:
         raise DeployError(f"{where}: {problem}")
+    if not isinstance(settings.get("backend_writes", True), bool):
+        raise DeployError(f"{where}.backend_writes must be true (the backend writes on its own too: consumers, "
+                          f"schedulers) or false (only the requests nginx passes), got {settings['backend_writes']!r}")
     return {"service": service, "nginx_service": nginx, "dropin": dropin}
+
+
+def writes_stop_at_nginx(data, quiesce: dict | None) -> bool:
+    """Whether maintenance on stops every write at nginx alone, so that the rollback's window
+    does not wait for the backend's replacement: nginx in front, and a backend that writes
+    only on the requests nginx passes (``layra_maintenance.backend_writes: false``). Layra's
+    backend runs Kafka consumers in its process: the default, true, replaces it."""
+    settings = setting(data, "layra_maintenance")
+    return bool(quiesce and quiesce["nginx_service"] and isinstance(settings, dict)
+                and settings.get("backend_writes") is False)
 
 
 def rolling_from(data, quiesce: dict | None) -> dict | None:

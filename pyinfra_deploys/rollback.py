@@ -35,6 +35,7 @@ from facts.gather import side_by_side
 from facts.lock import RollbackLock
 from facts.snapshots import SNAPSHOT_ID_RULE, snapshot_dir, valid_snapshot_id
 from facts.stack import ImagesPresent, StackRepo, StackTarget, valid_ref
+from facts.text import human_size
 from operations import lock, maintenance, parallel
 from operations import stack as stack_ops
 
@@ -50,6 +51,7 @@ from .config import (
     stack_from,
     with_env_settings,
     work_wait,
+    writes_stop_at_nginx,
 )
 from .engines import engine_of
 from .engines.base import without_credentials
@@ -74,6 +76,35 @@ def plan_stack(stack, ref: str, images: dict) -> dict:
     target_config = host.get_fact(ComposeTargetConfig, stack=stack, ref=ref) if target else None
     present = host.get_fact(ImagesPresent, ids=sorted(set(images.values()))) if images else []
     return stack_plan(ref, stack.dir, repo, target, services, target_config, images=images, present=present)
+
+
+def part_bytes(descriptor: dict, manifest: dict) -> int:
+    """What a part's files take in the snapshot (compressed): every ``file`` its descriptor names."""
+    names = [descriptor["file"]] if "file" in descriptor else []
+    names += [volume["file"] for volume in (descriptor.get("volumes") or {}).values() if "file" in volume]
+    return sum((manifest["files"].get(name) or {}).get("size", 0) for name in names)
+
+
+def window_plan(changed: list[tuple], manifest: dict, stack_moves: bool, caches: bool) -> dict:
+    """The run's shape for the dry run: what is staged before the maintenance window (its
+    size in the snapshot) and what the window holds, in order."""
+    staged, inside = [], ["maintenance on"] + (["stack"] if stack_moves else [])
+    for component, name, part in changed:
+        engine = engine_of(component)
+        size = human_size(part_bytes(part, manifest))
+        if engine.keeps_displaced:  # it stages, and swaps in the window
+            staged.append(f"{name} ({size})")
+            services = getattr(component, "services", ())
+            inside.append(f"swap {name}" + (f" (stops and starts {', '.join(services)}: the window's floor)"
+                                             if services else ""))
+        else:
+            inside.append(f"restore {name} in place ({size}, its safety copy dumped first: grows with its data)")
+    inside += (["caches"] if caches else []) + ["phase 4", "maintenance off"]
+    return {"part": None, "component": "window", "engine": None, "changes": False,
+            "staged": staged, "inside": inside,
+            "summary": (f"staged before it: {', '.join(staged)}; " if staged else "nothing staged; ")
+                       + "inside it: " + " -> ".join(inside)
+                       + "; after it: the displaced copies kept as the safety snapshot"}
 
 
 def incident_from(data) -> dict:
@@ -161,6 +192,9 @@ def rollback():
     for plan in cache_plans:
         plan["flushes"] = changes
     plans = [stack_change, *(plan for plan in found if plan)]
+    changed = [(component, name, part) for component, name, part in parts if part_plans[name]["changes"]]
+    if changed:
+        plans.append(window_plan(changed, manifest, stack_change["changes"], bool(cache_plans)))
     for plan in plans:
         for line in describe(plan):
             logger.info(f"{host.print_prefix}plan: {line}")
@@ -204,7 +238,10 @@ def rollback():
 
     with RUN.phase("maintenance_on"):
         if quiesce:
-            maintenance.mode(name="Maintenance on", stack=stack, enabled=True, **quiesce, _if=RUN.any_changes)
+            # where every write comes through nginx, it stops there at once, the backend
+            # not replaced (the window seconds shorter); else the backend's own write block too
+            maintenance.mode(name="Maintenance on", stack=stack, enabled=True, **quiesce,
+                             at_nginx_only=writes_stop_at_nginx(host.data, quiesce), _if=RUN.any_changes)
 
     with RUN.phase("safety_in_window"):
         # parts whose engine displaces no copy: dumped before their restore replaces them

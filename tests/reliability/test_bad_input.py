@@ -446,7 +446,7 @@ MALFORMED = [
      "must be the stack's directory (a string), got 5"),
     ("maintenance-with-an-unknown-key", "rollback.py", {"layra_maintenance": {"service": "backend",
                                                                              "nginx": "nginx"}},
-     "layra_maintenance", "must be a mapping with service, nginx_service and dropin"),
+     "layra_maintenance", "must be a mapping with service, nginx_service, dropin and backend_writes"),
     ("functional-checks-a-string", "rollback.py", {"layra_functional_checks": "yes"}, "layra_functional_checks",
      "must be a mapping with base_url"),
     ("functional-checks-login-a-string", "rollback.py",
