@@ -42,9 +42,22 @@ import re
 import shlex
 from datetime import datetime, timezone
 
-from harness import (deploy, host_named, machine, median, progress, ratio, report, row, sandbox, seconds_on_host,
-                     sql, timed)
-from stack import BLOB, DAMAGE, ROOT as SNAPSHOTS, changed, grown, hand_steps, restore_groups, volume_path
+from harness import (
+    deploy,
+    host_named,
+    machine,
+    median,
+    progress,
+    ratio,
+    report,
+    row,
+    sandbox,
+    seconds_on_host,
+    sql,
+    timed,
+)
+from stack import BLOB, DAMAGE, changed, grown, hand_steps, restore_groups, volume_path
+from stack import ROOT as SNAPSHOTS
 
 from pyinfra_deploys.report import raw_spans, run_start, seconds_between
 from tests.e2e.test_engines import MONGO, in_backend

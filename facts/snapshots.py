@@ -266,6 +266,57 @@ class SnapshotManifest(WholeOutputFact):
         return manifest if isinstance(manifest, dict) else None
 
 
+# Inside a partial snapshot's stack/: what the manifest will say besides the files, written
+# as the snapshot starts, so that a later run completing it says what the first one saw.
+PARTIAL_METADATA = "stack/metadata.json"
+
+
+class PartialSnapshot(WholeOutputFact):
+    """
+    Returns what the unfinished snapshot ``<root>/<id>.partial`` holds so far, without
+    reading its data: the parts whose descriptor is a JSON object, the descriptors that
+    are not, and the metadata saved as it started (``PARTIAL_METADATA``, None without it).
+    ``None`` when there is no such directory.
+
+    .. code:: python
+
+        {"parts": ["qdrant.kb_vectors"], "invalid_parts": ["milvus"],
+         "metadata": {"label": "safety-before-rollback", "host": "sandbox-1", "stack": {...}}}
+    """
+
+    def command(self, root: str, snapshot_id: str) -> StringCommand:
+        if not valid_snapshot_id(snapshot_id):
+            raise ValueError(f"snapshot id {snapshot_id!r} is not a valid snapshot id")
+        return StringCommand(
+            "cd", "--", QuoteString(partial_dir(str(root), snapshot_id)), "2>/dev/null || exit 0;", "echo dir;",
+            'for f in ./*.json; do [ -f "$f" ] || continue;',
+            "printf 'part %s %s\\n' \"${f#./}\" \"$(tr -d '\\n' < \"$f\")\"; done;",
+            f"[ ! -f {PARTIAL_METADATA} ] || printf 'metadata %s\\n' \"$(tr -d '\\n' < {PARTIAL_METADATA})\"",
+        )
+
+    def process(self, output):
+        if "dir" not in output:
+            return None
+        found = {"parts": [], "invalid_parts": [], "metadata": None}
+        for line in output:
+            kind, _, rest = line.partition(" ")
+            if kind == "part":
+                name, _, text = rest.partition(" ")
+                valid = isinstance(json_object(text), dict)
+                found["parts" if valid else "invalid_parts"].append(name[: -len(".json")])
+            elif kind == "metadata":
+                found["metadata"] = json_object(rest)
+        return found
+
+
+def json_object(text: str) -> dict | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def parse_sha256sum(lines: list[str]) -> dict[str, str]:
     """``relpath -> sha256`` from ``sha256sum`` lines (``hash  ./path``; GNU escapes odd names)."""
     sums = {}

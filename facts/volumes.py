@@ -63,6 +63,8 @@ def parse_inspect(output: list[str]) -> dict:
                 driver=fields[2], options=options, in_use_by=[c for c in fields[4].split(",") if c])
         elif kind == "size" and len(fields) == 3 and fields[2].isdigit():
             result["volumes"].setdefault(fields[1], {"services": []})["bytes"] = int(fields[2])
+        elif kind == "aside" and len(fields) == 2:
+            result["volumes"].setdefault(fields[1], {"services": []})["aside"] = True
         elif kind == "fingerprint" and len(fields) == 3:
             result["volumes"].setdefault(fields[1], {"services": []})["fingerprint"] = json.loads(fields[2])
         elif kind == "restored" and len(fields) == 3 and fields[2].startswith("{"):
@@ -175,6 +177,8 @@ class VolumeSet(WholeOutputFact):
                                                                       # fingerprint=True
                     "fingerprint": {"bytes": 1048576, "files": 12, "sha256": "9c1e..."},
                     "restored": {"archive_sha256": "5f1c...", "settled": {...}},  # see RESTORED_MARKER
+                    "aside": True,        # only where a restore's displaced copy,
+                                          # <path>.pre-restore, is still beside it
                 },
             },
             "zstd": True,                     # the host has zstd (else archives are gzip)

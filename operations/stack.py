@@ -9,6 +9,9 @@ Every operation here takes the stack as ``stack``:
 
 from __future__ import annotations
 
+import json
+import posixpath
+
 from pyinfra import host
 from pyinfra.api import (
     OperationError,
@@ -27,6 +30,7 @@ from facts.compose import (
     valid_service,
 )
 from facts.shell import assign
+from facts.snapshots import PARTIAL_METADATA
 from facts.stack import (
     ImagesPresent,
     StackRepo,
@@ -39,6 +43,9 @@ from facts.stack import (
 )
 from facts.volumes import library
 from operations.arguments import checked_path
+
+# stack/metadata.json, inside the stack/ directory state_saved writes
+METADATA_NAME = posixpath.basename(PARTIAL_METADATA)
 
 
 def unknown_commit(ref: str, stack_dir: str, remotes: list[str], head: str | None = None) -> str:
@@ -267,12 +274,15 @@ def services_ready(stack: Stack, timeout: int = 120):
 
 
 @operation(is_idempotent=False)
-def state_saved(stack: Stack, directory: str):
+def state_saved(stack: Stack, directory: str, metadata: dict | None = None):
     """
     Save what the stack is into a (partial) snapshot directory, under ``stack/``.
 
     + stack: the stack (see the module docstring)
     + directory: the snapshot directory on the host
+    + metadata: what the snapshot's manifest is to say besides its files, saved last as
+      ``stack/metadata.json`` (``facts.snapshots.PARTIAL_METADATA``): a run that completes
+      a snapshot another run started says what that run saw
 
     Writes ``commit``, ``diff.patch`` (uncommitted changes to tracked files), the compose
     files under ``compose/``, the env file as ``env``, ``containers.json`` (state, health,
@@ -305,6 +315,10 @@ def state_saved(stack: Stack, directory: str):
         compose_command(stack, "config", "--hash", "'*'"), '> "$d/config-hashes" &&',
         # umask 077 made every file 0600 and directory 0700 from its creation; files only, here
         'find "$d" -type f ! -perm 0600 -exec chmod 0600 {} +',
+        # last: its presence says the stack's state is whole
+        *(["&& printf '%s'", QuoteString(json.dumps(metadata, sort_keys=True)),
+           f'> "$d/{METADATA_NAME}.tmp" && mv "$d/{METADATA_NAME}.tmp" "$d/{METADATA_NAME}"']
+          if metadata is not None else []),
         _shell_executable="bash",
     )
 

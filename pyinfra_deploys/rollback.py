@@ -33,7 +33,12 @@ from pyinfra.api import DeployError, deploy
 from facts.compose import ComposeServices, ComposeTargetConfig
 from facts.gather import side_by_side
 from facts.lock import RollbackLock
-from facts.snapshots import SNAPSHOT_ID_RULE, snapshot_dir, valid_snapshot_id
+from facts.snapshots import (
+    SNAPSHOT_ID_RULE,
+    SnapshotCatalog,
+    snapshot_dir,
+    valid_snapshot_id,
+)
 from facts.stack import ImagesPresent, StackRepo, StackTarget, valid_ref
 from facts.text import human_size
 from operations import lock, maintenance, parallel
@@ -107,6 +112,26 @@ def window_plan(changed: list[tuple], manifest: dict, stack_moves: bool, caches:
                        + "; after it: the displaced copies kept as the safety snapshot"}
 
 
+def leftover_safety(earlier: list[tuple], skip_safety: bool, changed: list[tuple]) -> str | None:
+    """Where an earlier run died after a swap and left displaced copies aside: the unfinished
+    safety snapshot this run continues (that run's, the newest), else None (a new one).
+    Refuses to skip the safety snapshot where this run's swaps would replace those copies."""
+    if not earlier:
+        return None
+    names = ", ".join(name for _, name, _ in earlier)
+    replaced = sorted({name for _, name, _ in earlier} & {name for _, name, _ in changed})
+    if skip_safety and replaced:
+        raise DeployError(f"{host.name}: an earlier run left displaced copies aside ({names}), in no complete "
+                          f"snapshot; this run's swaps of {', '.join(replaced)} would replace them: run without "
+                          f"safety_snapshot=skip, which keeps them first")
+    unfinished = [found for found in host.get_fact(SnapshotCatalog, root=snapshot_root(host.data))["partials"]
+                  if found.endswith(f"-{SAFETY_LABEL}-before-rollback")]
+    logger.warning(f"{host.print_prefix}plan: safety: an earlier run left displaced copies aside ({names}): kept "
+                   + (f"first into its unfinished safety snapshot {unfinished[-1]}, which this run completes"
+                      if unfinished else "first into this run's safety snapshot"))
+    return unfinished[-1] if unfinished else None
+
+
 def incident_from(data) -> dict:
     """Times the operator (or the watcher) passes: ``--data detected_at=2026-11-21T12:58:00Z``."""
     incident = {}
@@ -175,11 +200,17 @@ def rollback():
     # the stack, each part and each component's caches: independent reads, side by side.
     # Caches are flushed after the restores: also where Redis was restored from its RDB
     # (its sessions and caches then date from the snapshot).
+    # and whether an earlier run that died left displaced copies aside (kept first, below)
+    displacing = [(component, name, part) for component, name, part in parts if engine_of(component).keeps_displaced]
     stack_change, *found = side_by_side(
         [lambda: plan_stack(stack, ref, images)]
         + [partial(engine_of(component).plan, stack, component, name, part, sha256s) for component, name, part in parts]
         + [partial(engine_of(component).cache_plan, stack, component) for component in components]
+        + [partial(engine_of(component).displaced_present, stack, component, part)
+           for component, name, part in displacing]
     )
+    found, aside = found[:len(found) - len(displacing)], found[len(found) - len(displacing):]
+    earlier = [item for item, present in zip(displacing, aside) if present]
     part_plans = {plan["part"]: plan for plan in found if plan and plan["part"]}
     cache_plans = [plan for plan in found if plan and not plan["part"]]
     for component, name, _ in parts:
@@ -212,18 +243,20 @@ def rollback():
     # Taken before the first change, by the runs that change something; a run that
     # fails on a host releases it there at once (LOCKS), one that dies leaves it stale.
     LOCKS.attach(state)
+    # (also where only an earlier run's safety snapshot is left to finish)
+    locked = (lambda: True) if earlier else RUN.any_changes
     taken = lock.taken(name="Take the rollback lock", stack=stack, holder=LOCKS.holder(RUN.run_id),
-                       breaking=breaking, _if=RUN.any_changes)
+                       breaking=breaking, _if=locked)
 
     # the safety snapshot: started before the window with the stack as it is; the parts
     # the window displaces join it after the window, those it cannot displace inside it
     changed_parts = [(component, name, part) for component, name, part in parts if part_plans[name]["changes"]]
     safety = None
-    if restores and not skip_safety:
-        # one id for every host of the run; undo the rollback with --data snapshot=<it>
-        safety_id = f"{RUN.run_id.split('-')[0]}-{SAFETY_LABEL}-before-rollback"
+    if restores and not skip_safety or earlier:
+        safety_id = leftover_safety(earlier, skip_safety, changed_parts) or \
+            f"{RUN.run_id.split('-')[0]}-{SAFETY_LABEL}-before-rollback"  # one id for every host of the run
         RUN.note(host, safety_snapshot=safety_id)
-        safety = SafetySnapshot(stack, snapshot_root(host.data), safety_id, changed_parts)
+        safety = SafetySnapshot(stack, snapshot_root(host.data), safety_id, changed_parts, earlier)
     elif restores:
         logger.warning(f"{host.print_prefix}safety_snapshot=skip: NO safety snapshot; this rollback cannot be undone")
 
@@ -302,5 +335,5 @@ def rollback():
             safety.completed([(component, name, part) for component, name, part in changed_parts
                               if engine_of(component).keeps_displaced])
 
-    released = lock.released(name="Release the rollback lock", stack=stack, token=LOCKS.token, _if=RUN.any_changes)
+    released = lock.released(name="Release the rollback lock", stack=stack, token=LOCKS.token, _if=locked)
     LOCKS.track(host.name, taken, released, stack.dir)

@@ -7,7 +7,8 @@
 # per service `service <name> <container states>`; per volume mount of its containers
 # `mount <service> <volume> <path on the host> <path in the container>`; per volume
 # `volume <name> <driver> <options json> <running containers using it>` and
-# `size <name> <bytes>` (du: no file is read); then, with with_fingerprint=yes,
+# `size <name> <bytes>` (du: no file is read), `aside <name>` where a restore's displaced
+# copy (<path>.pre-restore) is still beside it; then, with with_fingerprint=yes,
 # `fingerprint <volume> <json>` and `restored <volume> <json>` (the .layra-restored
 # marker beside the volume, facts.volumes.RESTORED_MARKER). Four docker calls in all,
 # whatever the set's size (each costs about 50 ms): the dry run reads this.
@@ -38,6 +39,7 @@ for v in "$@"; do
     "$(awk -F '\t' -v v="$v" '{n = split($2, m, ","); for (i = 1; i <= n; i++) if (m[i] == v) {print substr($1, 1, 12); break}}' "$work/running" | paste -sd, -)"
   path=$(awk -F '\t' -v v="$v" '$3 == v {print $4; exit}' "$work/mounts")
   printf 'size\t%s\t%s\n' "$v" "$(du -sb -- "$path" 2>/dev/null | cut -f1)"
+  [ ! -d "$path.pre-restore" ] || printf 'aside\t%s\n' "$v"
   if [ "$with_fingerprint" = yes ]; then
     printf 'fingerprint\t%s\t%s\n' "$v" "$(fingerprint "$path")" || exit 1
     printf 'restored\t%s\t%s\n' "$v" "$(head -c 4096 "$path.layra-restored" 2>/dev/null)"

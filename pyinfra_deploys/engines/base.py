@@ -201,6 +201,11 @@ class Engine:
         displaces no copy: its safety copy is dumped inside the window, before its restore."""
         return None
 
+    def displaced_present(self, stack, component, descriptor: dict) -> bool:
+        """Whether a displaced copy of the part is aside now, before this run swaps anything:
+        one an earlier run left when it died before its safety snapshot was complete."""
+        return False
+
     def aside_dropped(self, stack, component, descriptor: dict, **options) -> list:
         """Once the safety snapshot holding it is verified: register the removal of the
         displaced copy."""

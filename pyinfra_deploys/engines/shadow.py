@@ -97,6 +97,10 @@ class ShadowDatabases(Engine):
                                        database=database, directory=directory, part=name,
                                        source=database + PREVIOUS_SUFFIX, **component.client, **options)]
 
+    def displaced_present(self, stack, component, descriptor: dict) -> bool:
+        # absent, it costs one query; present (after a run died), a fingerprint of it
+        return bool(self.live(stack, component, descriptor["database"] + PREVIOUS_SUFFIX).get("exists"))
+
     def aside_dropped(self, stack, component, descriptor: dict, **options) -> list:
         database = descriptor["database"]
         return [self.operations.aside_dropped(name=f"Drop the displaced {component.name}/{database}", stack=stack,

@@ -188,6 +188,9 @@ class Volumes(Engine):
                                               services=list(component.services), directory=directory, part=name,
                                               **options)]
 
+    def displaced_present(self, stack, component: VolumesComponent, descriptor: dict) -> bool:
+        return any(volume.get("aside") for volume in self.volume_set(stack, component).values())
+
     def aside_dropped(self, stack, component: VolumesComponent, descriptor: dict, **options) -> list:
         return [operations.aside_dropped(name=f"Drop the displaced {component.label}", stack=stack,
                                          services=list(component.services), **options)]

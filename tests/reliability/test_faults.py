@@ -284,6 +284,39 @@ def test_a_killed_run_mid_restore_leaves_a_stale_lock_that_is_broken_explicitly_
     assert target.checksum() in (target.damaged, target.seeded), "the live database is whole, one side or the other"
 
 
+def test_a_run_killed_while_keeping_the_displaced_copy_leaves_it_aside_and_the_rerun_completes_its_safety_snapshot(
+        target: Target):
+    target.damage()
+    killed = target.start("rollback.py", "--data", f"snapshot={target.base}")
+    try:
+        # after the window: the swap is done, the displaced copy is being dumped into the
+        # safety snapshot
+        target.wait_until_running("mariadb-dump", "--single-transaction", f"{DATABASE}__pre_restore", process=killed)
+    finally:
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait()
+    holder = target.lock()
+    safety = f"{holder['run_id'].split('-')[0]}-safety-before-rollback"
+    assert target.checksum() == target.seeded, "the swap was done"
+    assert f"{DATABASE}__pre_restore" in target.sql("SHOW DATABASES").split(), "the displaced copy is still aside"
+    assert f"{safety}.partial" in target.snapshots() and safety not in target.snapshots()
+
+    rerun = target.rollback_converges("--data", f"break_lock={holder['run_id']}")
+    assert f"continuing the safety snapshot {safety} an earlier run left unfinished: keeping first the copies " \
+           f"it displaced (mysql.{DATABASE})" in rerun.output
+    # that run's safety snapshot, complete: the damaged data its swap displaced, and nothing aside
+    assert safety in target.snapshots() and f"{safety}.partial" not in target.snapshots()
+    manifest = json.loads(target.host.ssh(f"cat {SNAPSHOTS}/{safety}/manifest.json"))
+    assert manifest["parts"][f"mysql.{DATABASE}"]["fingerprint"]["tables"]["blobs"]["rows"] == ROWS - ROWS // 4
+    assert manifest["stack"]["commit"], "the stack state the killed run saved before its window"
+    assert f"{DATABASE}__pre_restore" not in target.sql("SHOW DATABASES").split()
+
+    undo = target.pyinfra("rollback.py", "--data", f"snapshot={safety}", "--data", "safety_snapshot=skip")
+    assert undo.ok, undo.output[-4000:]
+    assert target.checksum() == target.damaged, "the completed safety snapshot undoes the rollback"
+    target.rollback_converges()
+
+
 def orphaned_step(target: Target, seconds: int) -> subprocess.Popen:
     """A data-changing step of a run that is gone, still running on the host: it holds the
     work lock as our steps do (hold_work.sh), for ``seconds``."""
