@@ -111,6 +111,26 @@ def run_start(record: dict) -> datetime | None:
     return min(starts, default=None)
 
 
+def last_window(runs: Path, host_name: str) -> dict | None:
+    """What the newest rollback that succeeded on ``host_name`` took, from the run records
+    under ``runs`` (run ids sort by time): ``{"run_id", "staged_s", "window_s"}``, the
+    window from maintenance on's start to maintenance off's end; None without one."""
+    for path in sorted(runs.glob("*-rollback/record.json"), reverse=True):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        entry = _dict(_dict(record).get("hosts")).get(host_name)
+        spans = raw_spans(record)
+        if _dict(entry).get("status") != "succeeded" or not {"maintenance_on", "maintenance_off"} <= set(spans):
+            continue
+        stage = spans.get("stage") or {}
+        return {"run_id": record.get("run_id"),
+                "staged_s": seconds_between(stage.get("started_at"), stage.get("ended_at")),
+                "window_s": seconds_between(spans["maintenance_on"]["started_at"], spans["maintenance_off"]["ended_at"])}
+    return None
+
+
 def raw_spans(record: dict) -> dict[str, dict]:
     """``{phase: {"started_at", "ended_at"}}`` as datetimes, from ``phases``; from the hosts'
     operations when a partial record has none."""

@@ -30,6 +30,7 @@ from functools import partial
 from pyinfra import host, logger, state
 from pyinfra.api import DeployError, deploy
 
+from facts.capacity import DiskFree
 from facts.compose import ComposeServices, ComposeTargetConfig
 from facts.gather import side_by_side
 from facts.lock import RollbackLock
@@ -44,6 +45,7 @@ from facts.text import human_size
 from operations import lock, maintenance, parallel
 from operations import stack as stack_ops
 
+from .backup import HEADROOM_BYTES
 from .config import (
     DEFAULTS,
     components_from,
@@ -69,6 +71,8 @@ from .lock import (
 )
 from .plan import PLANS, describe, stack_plan
 from .record import RUN
+from .report import duration, last_window
+from .runs import runs_dir
 from .safety import SafetySnapshot
 from .snapshot import SAFETY_LABEL, chosen_snapshot, load_manifest, restorable_parts
 from .verify import integrity_verified, service_verified
@@ -90,9 +94,11 @@ def part_bytes(descriptor: dict, manifest: dict) -> int:
     return sum((manifest["files"].get(name) or {}).get("size", 0) for name in names)
 
 
-def window_plan(changed: list[tuple], manifest: dict, stack_moves: bool, caches: bool) -> dict:
+def window_plan(changed: list[tuple], manifest: dict, stack_moves: bool, caches: bool,
+                last: dict | None = None) -> dict:
     """The run's shape for the dry run: what is staged before the maintenance window (its
-    size in the snapshot) and what the window holds, in order."""
+    size in the snapshot) and what the window holds, in order; and, as a guide to how long
+    they take, what the ``last`` rollback of the host took (``report.last_window``)."""
     staged, inside = [], ["maintenance on"] + (["stack"] if stack_moves else [])
     for component, name, part in changed:
         engine = engine_of(component)
@@ -109,7 +115,35 @@ def window_plan(changed: list[tuple], manifest: dict, stack_moves: bool, caches:
             "staged": staged, "inside": inside,
             "summary": (f"staged before it: {', '.join(staged)}; " if staged else "nothing staged; ")
                        + "inside it: " + " -> ".join(inside)
-                       + "; after it: the displaced copies kept as the safety snapshot"}
+                       + "; after it: the displaced copies kept as the safety snapshot"
+                       + (f"; the last rollback here ({last['run_id']}) staged in {duration(last['staged_s'])}, "
+                          f"its window lasted {duration(last['window_s'])}" if last else "")}
+
+
+def staging_room_checked(stack, changed: list[tuple]):
+    """Refuses (DeployError), before anything is staged, where a filesystem lacks room for
+    the copies staged on it beside the live data (a database server whose disk fills stops
+    serving), naming how many MiB are missing."""
+    mounts: dict[str, dict] = {}
+    for component, name, part in changed:
+        for path, size in engine_of(component).staging_needs(stack, component, part):
+            disk = host.get_fact(DiskFree, path=path)
+            entry = mounts.setdefault(disk["mount"], {"bytes": HEADROOM_BYTES, "free": disk["free_kb"] * 1024,
+                                                      "parts": []})
+            entry["bytes"] += size
+            entry["parts"] += [name] if name not in entry["parts"] else []
+    problem = missing_room(mounts)
+    if problem:
+        raise DeployError(f"{host.name}: {problem}")
+
+
+def missing_room(mounts: dict[str, dict]) -> str | None:
+    """What lacks room, per filesystem: ``{mount: {"bytes": needed, "free": bytes, "parts": [...]}}``."""
+    short = [f"staging {', '.join(entry['parts'])} beside the live data needs about {entry['bytes'] / 2**20:.0f} MiB "
+             f"on {mount}, {entry['free'] / 2**20:.0f} MiB are free: "
+             f"{(entry['bytes'] - entry['free']) / 2**20:.0f} MiB missing"
+             for mount, entry in sorted(mounts.items()) if entry["free"] < entry["bytes"]]
+    return "; ".join(short) + "; nothing was changed" if short else None
 
 
 def leftover_safety(earlier: list[tuple], skip_safety: bool, changed: list[tuple]) -> str | None:
@@ -225,7 +259,8 @@ def rollback():
     plans = [stack_change, *(plan for plan in found if plan)]
     changed = [(component, name, part) for component, name, part in parts if part_plans[name]["changes"]]
     if changed:
-        plans.append(window_plan(changed, manifest, stack_change["changes"], bool(cache_plans)))
+        plans.append(window_plan(changed, manifest, stack_change["changes"], bool(cache_plans),
+                                 last_window(runs_dir(), host.name)))
     for plan in plans:
         for line in describe(plan):
             logger.info(f"{host.print_prefix}plan: {line}")
@@ -248,6 +283,8 @@ def rollback():
     taken = lock.taken(name="Take the rollback lock", stack=stack, holder=LOCKS.holder(RUN.run_id),
                        breaking=breaking, _if=locked)
 
+    staging_room_checked(stack, [(component, name, part) for component, name, part in parts
+                                 if part_plans[name]["changes"]])
     # the safety snapshot: started before the window with the stack as it is; the parts
     # the window displaces join it after the window, those it cannot displace inside it
     changed_parts = [(component, name, part) for component, name, part in parts if part_plans[name]["changes"]]

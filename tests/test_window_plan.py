@@ -1,11 +1,15 @@
 """The dry run's shape of a rollback (pyinfra_deploys/rollback.window_plan): what is staged
-before the maintenance window, and what the window holds, in order."""
+before the maintenance window, and what the window holds, in order; and the room staging
+needs beside the live data (missing_room)."""
 
 from __future__ import annotations
 
+import json
+
 from pyinfra_deploys.config import components_from
 from pyinfra_deploys.plan import describe
-from pyinfra_deploys.rollback import window_plan
+from pyinfra_deploys.report import last_window
+from pyinfra_deploys.rollback import missing_room, window_plan
 
 COMPONENTS = {c.name: c for c in components_from({"layra_components": {
     "mysql": {"engine": "mysql", "databases": ["layra"]},
@@ -46,3 +50,35 @@ def test_the_dry_run_prints_the_shape_on_one_line():
     assert line == ("window: staged before it: mysql.layra (3.0 MiB); inside it: maintenance on -> stack -> swap "
                     "mysql.layra -> caches -> phase 4 -> maintenance off; after it: the displaced copies kept as the "
                     "safety snapshot")
+
+
+def test_staging_is_refused_naming_the_mib_missing_on_each_filesystem_short_of_room():
+    mib = 2**20
+    mounts = {"/var/lib/docker": {"bytes": 900 * mib, "free": 600 * mib, "parts": ["mysql.layra", "milvus"]},
+              "/srv": {"bytes": 10 * mib, "free": 50 * mib, "parts": ["qdrant"]}}
+    assert missing_room(mounts) == ("staging mysql.layra, milvus beside the live data needs about 900 MiB on "
+                                    "/var/lib/docker, 600 MiB are free: 300 MiB missing; nothing was changed")
+
+
+def test_staging_with_room_everywhere_is_not_refused():
+    assert missing_room({"/": {"bytes": 1, "free": 2, "parts": ["milvus"]}}) is None
+
+
+def record(run_id: str, status: str, phases: dict) -> str:
+    return json.dumps({"run_id": run_id, "kind": "rollback", "hosts": {"sandbox-1": {"status": status}},
+                       "phases": {name: {"started_at": start, "ended_at": end} for name, (start, end) in phases.items()}})
+
+
+def test_the_plan_names_what_the_hosts_last_succeeded_rollback_took(tmp_path):
+    window = {"stage": ("2026-12-07T10:00:00Z", "2026-12-07T10:00:40Z"),
+              "maintenance_on": ("2026-12-07T10:00:41Z", "2026-12-07T10:00:42Z"),
+              "maintenance_off": ("2026-12-07T10:00:55Z", "2026-12-07T10:00:59Z")}
+    for run_id, status in (("20261207T100000Z-rollback", "succeeded"), ("20261207T110000Z-rollback", "failed")):
+        (tmp_path / run_id).mkdir()
+        (tmp_path / run_id / "record.json").write_text(record(run_id, status, window))
+    last = last_window(tmp_path, "sandbox-1")
+    assert last == {"run_id": "20261207T100000Z-rollback", "staged_s": 40.0, "window_s": 18.0}
+    assert last_window(tmp_path, "sandbox-2") is None
+    plan = window_plan([(COMPONENTS["mysql"], "mysql.layra", PARTS["mysql.layra"])], MANIFEST, False, False, last)
+    assert plan["summary"].endswith("; the last rollback here (20261207T100000Z-rollback) staged in 40.0s, "
+                                    "its window lasted 18.0s")

@@ -20,8 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from pyinfra import host
+
 from facts.compose import SECRET_KEY_NAME, valid_service
 from facts.secrets import KEY_PATTERN
+from facts.volumes import VolumeSet
 from operations.checks import Check, Probe
 from operations.parallel import Step
 
@@ -188,6 +191,12 @@ class Engine:
         the plan found the part different. [] where the engine stages nothing."""
         return []
 
+    def staging_needs(self, stack, component, descriptor: dict) -> list[tuple[str, int]]:
+        """Where on the host ``stage`` builds the part's copy and about how many bytes it takes
+        there, ``[(path, bytes)]``: checked against the free space before anything is
+        staged. [] where the engine stages nothing there, or cannot tell (not checked)."""
+        return []
+
     def restore(self, stack, component, descriptor: dict, files: dict, sha256s: dict,
                 differs: bool = False) -> list[Step]:
         """Inside the window: the part put at the snapshot, a swap where ``stage`` built the
@@ -249,6 +258,13 @@ class Engine:
 
     def propose(self, service, settings: dict, why: list[str], todo: list[str]):
         """Fill ``settings`` for a compose service of this engine (what the file shows)."""
+
+
+def data_path(stack, service: str, target: str) -> str | None:
+    """The host path of the named volume mounted at ``target`` in ``service``'s containers
+    (None: no such volume, e.g. a bind mount)."""
+    volumes = host.get_fact(VolumeSet, stack=stack, services=[service], fingerprint=False)["volumes"]
+    return next((volume["path"] for volume in volumes.values() if volume.get("target") == target), None)
 
 
 def without_credentials(plan: dict, component: Component) -> dict:

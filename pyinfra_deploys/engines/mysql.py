@@ -62,6 +62,7 @@ class Mysql(ShadowDatabases):
     images = ("mysql", "mysql-server", "mariadb", "percona", "percona-server")
     operations, fingerprint_fact, file_argument = operations, facts.MysqlFingerprint, "dump_file"
     ping_fact, ping_answer = facts.MysqlPing, "mysqld is alive"
+    data_target = "/var/lib/mysql"
 
     def matches(self, live, snapshot) -> bool:
         return facts.same_data(live, snapshot)

@@ -15,7 +15,7 @@ from operations.checks import Check, Probe
 from operations.parallel import Step
 
 from ..compose_file import key_from
-from .base import ENV_KEY_RULE, Engine, each, env_key, setting
+from .base import ENV_KEY_RULE, Engine, data_path, each, env_key, setting
 
 DATABASES = setting("be a list of plain database names (letters, digits, _; at most 48)", each(valid_database), (),
                     plural=True)
@@ -36,6 +36,7 @@ class ShadowDatabases(Engine):
     file_argument = ""         # what shadow_loaded calls the part's file
     ping_fact = None           # its ping fact, and what a server that answers says
     ping_answer = ""
+    data_target = ""           # the server's data directory in its container, where the shadow grows
 
     def matches(self, live: dict | None, snapshot: dict) -> bool:
         """The one "live equals the snapshot" decision (the facts module's, which the
@@ -79,6 +80,13 @@ class ShadowDatabases(Engine):
                 Step(self.operations.shadow_checked, {"stack": stack, "database": database,
                                                       "fingerprint": descriptor["fingerprint"], **component.client},
                      f"{component.name}/{database}")]
+
+    def staging_needs(self, stack, component, descriptor: dict) -> list[tuple[str, int]]:
+        # the shadow takes about what the live database takes (its estimate), on the
+        # server's data volume
+        size = self.estimate(stack, component, descriptor) if self.data_target else 0
+        path = data_path(stack, component.service, self.data_target) if size else None
+        return [(path, size)] if path else []
 
     def restore(self, stack, component, descriptor: dict, files: dict, sha256s: dict,
                 differs: bool = False) -> list[Step]:

@@ -188,8 +188,14 @@ class Volumes(Engine):
                                               services=list(component.services), directory=directory, part=name,
                                               **options)]
 
+    def staging_needs(self, stack, component: VolumesComponent, descriptor: dict) -> list[tuple[str, int]]:
+        # each archive extracted beside its volume, as big as the snapshot's fingerprint says
+        live = self.volume_set(stack, component, fingerprint=False)
+        return [(live[name]["path"], (want.get("fingerprint") or {}).get("bytes", 0))
+                for name, want in sorted(descriptor["volumes"].items()) if name in live]
+
     def displaced_present(self, stack, component: VolumesComponent, descriptor: dict) -> bool:
-        return any(volume.get("aside") for volume in self.volume_set(stack, component).values())
+        return any(volume.get("aside") for volume in self.volume_set(stack, component, fingerprint=False).values())
 
     def aside_dropped(self, stack, component: VolumesComponent, descriptor: dict, **options) -> list:
         return [operations.aside_dropped(name=f"Drop the displaced {component.label}", stack=stack,
