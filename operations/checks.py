@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from functools import partial
 
 from pyinfra import host, logger
-from pyinfra.api import OperationError, operation
+from pyinfra.api import OperationError
 
 from facts.capacity import DiskFree, MemoryUsage
 from facts.compose import ComposeServices, Stack
 from facts.gather import side_by_side
 from facts.http import FunctionalChecks, HttpResponse, functional_spec
 from facts.shell import failing
+from operations.decorator import operation
 
 
 @dataclass

@@ -7,10 +7,11 @@ same stack is refused, naming who holds it and since when.
 
 from __future__ import annotations
 
-from pyinfra.api import OperationError, operation
+from pyinfra.api import OperationError
 
 from facts.compose import Stack
 from facts.lock import marker, release_command, take_command
+from operations.decorator import operation
 
 
 @operation()

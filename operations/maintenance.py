@@ -19,7 +19,7 @@ is edited in place through a temporary file, and of each container's environment
 from __future__ import annotations
 
 from pyinfra import host, logger
-from pyinfra.api import OperationError, QuoteString, StringCommand, operation
+from pyinfra.api import OperationError, QuoteString, StringCommand
 
 from facts.compose import Stack, compose_command, replaced_command
 from facts.maintenance import (
@@ -33,6 +33,7 @@ from facts.maintenance import (
     settings_problem,
 )
 from facts.shell import assign
+from operations.decorator import operation
 
 
 def env_set(stack: Stack, value: str) -> StringCommand:

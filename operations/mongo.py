@@ -23,7 +23,7 @@ the next restore.
 from __future__ import annotations
 
 from pyinfra import host
-from pyinfra.api import OperationError, QuoteString, StringCommand, operation
+from pyinfra.api import OperationError, QuoteString, StringCommand
 
 from facts.compose import Stack
 from facts.lock import holding_work
@@ -43,6 +43,7 @@ from facts.shadow import PREVIOUS_SUFFIX, SHADOW_SUFFIX
 from facts.shell import assign, failing
 from facts.snapshots import checksum_checked, descriptor_written, valid_part_name
 from operations.arguments import checked_database, checked_path
+from operations.decorator import operation
 
 # Moves the live collections to <db>__pre_restore and the shadow's into <db>, one
 # renameCollection each (across databases: a copy, then a drop, on the server). Any

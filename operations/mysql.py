@@ -23,7 +23,7 @@ until the next restore.
 from __future__ import annotations
 
 from pyinfra import host
-from pyinfra.api import OperationError, QuoteString, StringCommand, operation
+from pyinfra.api import OperationError, QuoteString, StringCommand
 
 from facts.compose import Stack
 from facts.gather import side_by_side
@@ -42,6 +42,7 @@ from facts.shadow import PREVIOUS_SUFFIX, SHADOW_SUFFIX
 from facts.shell import COMPRESSORS, assign, decompressor, failing
 from facts.snapshots import checksum_checked, descriptor_written, valid_part_name
 from operations.arguments import checked_database, checked_path
+from operations.decorator import operation
 
 
 def check_names(database: str, **paths: str):

@@ -28,7 +28,7 @@ from itertools import chain
 import gevent
 from paramiko import SSHException
 from pyinfra import host, logger, state
-from pyinfra.api import FunctionCommand, OperationError, StringCommand, operation
+from pyinfra.api import FunctionCommand, OperationError, StringCommand
 from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
 from pyinfra.api.command import PyinfraCommand
 from pyinfra.api.exceptions import PyinfraError
@@ -36,6 +36,7 @@ from pyinfra.api.util import print_host_combined_output
 from pyinfra.context import ctx_config, ctx_host, ctx_state
 
 from facts.shell import UnreadableOutput
+from operations.decorator import operation
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,7 +24,7 @@ import json
 import posixpath
 
 from pyinfra import host, logger
-from pyinfra.api import OperationError, QuoteString, StringCommand, operation
+from pyinfra.api import OperationError, QuoteString, StringCommand
 
 from facts.compose import Stack
 from facts.lock import holding_work
@@ -45,6 +45,7 @@ from facts.secrets import KEY_PATTERN
 from facts.shell import assign, script
 from facts.snapshots import checksum_checked, descriptor_written, valid_part_name
 from operations.arguments import checked_path
+from operations.decorator import operation
 
 # Qdrant's official image keeps snapshots in /qdrant/snapshots/<collection>/.
 SNAPSHOTS_PATH = "/qdrant/snapshots"

@@ -20,7 +20,7 @@ from __future__ import annotations
 import posixpath
 
 from pyinfra import host, logger
-from pyinfra.api import OperationError, QuoteString, StringCommand, operation
+from pyinfra.api import OperationError, QuoteString, StringCommand
 
 from facts.compose import Stack, compose_command
 from facts.lock import holding_work
@@ -44,6 +44,7 @@ from facts.shell import script
 from facts.snapshots import checksum_checked, descriptor_written, valid_part_name
 from facts.volumes import library
 from operations.arguments import checked_path
+from operations.decorator import operation
 
 STOP_TIMEOUT = 120  # seconds `docker compose stop` lets Redis save before it is killed
 

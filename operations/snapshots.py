@@ -28,7 +28,7 @@ import posixpath
 from datetime import datetime, timezone
 
 from pyinfra import host, logger
-from pyinfra.api import OperationError, QuoteString, StringCommand, operation
+from pyinfra.api import OperationError, QuoteString, StringCommand
 
 from facts.shell import absolute_path, failing, text_written
 from facts.snapshots import (
@@ -46,6 +46,7 @@ from facts.snapshots import (
     valid_label,
     valid_snapshot_id,
 )
+from operations.decorator import operation
 
 METADATA_KEYS = ("created", "host", "label", "stack")
 

@@ -17,7 +17,6 @@ from pyinfra.api import (
     OperationError,
     QuoteString,
     StringCommand,
-    operation,
 )
 
 from facts.compose import (
@@ -43,6 +42,7 @@ from facts.stack import (
 )
 from facts.volumes import library
 from operations.arguments import checked_path
+from operations.decorator import operation
 
 # stack/metadata.json, inside the stack/ directory state_saved writes
 METADATA_NAME = posixpath.basename(PARTIAL_METADATA)

@@ -24,7 +24,7 @@ import json
 import posixpath
 
 from pyinfra import host, logger
-from pyinfra.api import OperationError, QuoteString, StringCommand, operation
+from pyinfra.api import OperationError, QuoteString, StringCommand
 
 from facts.compose import Stack, compose_command, valid_service
 from facts.lock import holding_work
@@ -42,6 +42,7 @@ from facts.volumes import (
     volume_problems,
 )
 from operations.arguments import checked_path
+from operations.decorator import operation
 
 STOP_TIMEOUT = 60  # seconds `docker compose stop` grants each service to shut down cleanly
 
