@@ -32,7 +32,7 @@ from facts.maintenance import (
     running_ids,
     settings_problem,
 )
-from facts.shell import assign
+from facts.shell import assign, script
 from operations.decorator import operation
 
 
@@ -71,7 +71,8 @@ def containers_checked(stack: Stack, service: str, value: str) -> StringCommand:
 
 
 def dropin_changed(stack: Stack, nginx_service: str, path: str, enabled: bool) -> StringCommand:
-    """Write (atomically) or remove the drop-in, then test and reload nginx.
+    """Write (atomically) or remove the drop-in, then test and reload nginx, and wait until
+    it serves the new configuration.
 
     A written drop-in that nginx rejects, or does not load at all (its directory is not
     mounted, or not included), is removed again, nginx reloaded, and the command fails
@@ -94,10 +95,13 @@ def dropin_changed(stack: Stack, nginx_service: str, path: str, enabled: bool) -
             'rm -f -- "$f" || fail "could not remove the nginx drop-in $f";',
             'out=$(ngx -t -q 2>&1) || fail "nginx configuration fails its test without the drop-in: $out";',
         ]
+    # reloaded: once nginx serves the new configuration, not when it was told to
+    # (scripts/nginx_reload.sh)
+    reloaded = compose_command(stack, "exec", "-T", QuoteString(nginx_service), "sh", "-c",
+                               QuoteString(script("nginx_reload", "operations")))
     return StringCommand(
         "umask 022;", assign(f=path),
-        'fail() { echo "$*" >&2; exit 1; };', *ngx, *change,
-        "ngx -s reload",
+        'fail() { echo "$*" >&2; exit 1; };', *ngx, *change, reloaded,
     )
 
 

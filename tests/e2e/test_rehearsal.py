@@ -37,12 +37,17 @@ from .conftest import ROOT, RUNS, STACK, STATE, Run, Sandbox, SandboxHost
 
 SOURCE, STAGING = "inventories/sandbox_prod.py", "inventories/sandbox_staging.py"
 SNAPSHOTS = "/var/backups/layra"
-ENV = {**os.environ, "LAYRA_SANDBOX_DIR": str(STATE), "LAYRA_RUNS_DIR": str(RUNS), "COLUMNS": "200"}
+
+
+def env() -> dict:
+    """Read when a run starts, not at import: the lane's hosts file (LAYRA_SANDBOX_HOSTS) is
+    set by the sandbox fixture, after this module is imported."""
+    return {**os.environ, "LAYRA_SANDBOX_DIR": str(STATE), "LAYRA_RUNS_DIR": str(RUNS), "COLUMNS": "200"}
 
 
 def pyinfra(inventory: str, deploy: str, *args: str) -> Run:
     result = subprocess.run([sys.executable, "-m", "pyinfra", "-y", inventory, deploy, *args], cwd=ROOT,
-                            capture_output=True, text=True, timeout=600, env=ENV)
+                            capture_output=True, text=True, timeout=600, env=env())
     return Run(result.returncode, result.stdout + result.stderr)
 
 
@@ -102,7 +107,7 @@ def backup(host: SandboxHost, label: str) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "pyinfra", "-y", "inventories/sandbox.py", "backup.py", "--limit", host.name,
          "--data", f"snapshot={snapshot_id}"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env())
     return process, snapshot_id
 
 
@@ -142,7 +147,7 @@ def test_a_rehearsal_copies_restores_and_rolls_back_staging_and_leaves_productio
     rehearsal = subprocess.run(
         [sys.executable, "-m", "pyinfra_deploys.cli", "rehearse", "--staging", STAGING, "--source", SOURCE,
          "--snapshot", prod_snapshot, "--release", "v1.1.0", "--watch-window", "10", "--runs-dir", str(RUNS)],
-        cwd=ROOT, capture_output=True, text=True, timeout=900, env=ENV)
+        cwd=ROOT, capture_output=True, text=True, timeout=900, env=env())
 
     output = rehearsal.stdout + rehearsal.stderr
     assert rehearsal.returncode == 0, output[-5000:]
