@@ -116,8 +116,7 @@ def window_plan(changed: list[tuple], manifest: dict, stack_moves: bool, caches:
             "summary": (f"staged before it: {', '.join(staged)}; " if staged else "nothing staged; ")
                        + "inside it: " + " -> ".join(inside)
                        + "; after it: the displaced copies kept as the safety snapshot"
-                       + (f"; the last rollback here ({last['run_id']}) staged in {duration(last['staged_s'])}, "
-                          f"its window lasted {duration(last['window_s'])}" if last else "")}
+                       + last_took(last)}
 
 
 def staging_room_checked(stack, changed: list[tuple]):
@@ -164,6 +163,14 @@ def leftover_safety(earlier: list[tuple], skip_safety: bool, changed: list[tuple
                    + (f"first into its unfinished safety snapshot {unfinished[-1]}, which this run completes"
                       if unfinished else "first into this run's safety snapshot"))
     return unfinished[-1] if unfinished else None
+
+
+def last_took(last: dict | None) -> str:
+    """``; the last rollback here (<run>) staged in 40.0s, its window lasted 18.0s``: what
+    its record has of the two, or nothing."""
+    took = ([f"staged in {duration(last['staged_s'])}"] if last and last["staged_s"] is not None else []) + \
+        ([f"its window lasted {duration(last['window_s'])}"] if last and last["window_s"] is not None else [])
+    return f"; the last rollback here ({last['run_id']}) {', '.join(took)}" if took else ""
 
 
 def incident_from(data) -> dict:

@@ -9,7 +9,7 @@ import json
 from pyinfra_deploys.config import components_from
 from pyinfra_deploys.plan import describe
 from pyinfra_deploys.report import last_window
-from pyinfra_deploys.rollback import missing_room, window_plan
+from pyinfra_deploys.rollback import last_took, missing_room, window_plan
 
 COMPONENTS = {c.name: c for c in components_from({"layra_components": {
     "mysql": {"engine": "mysql", "databases": ["layra"]},
@@ -65,8 +65,9 @@ def test_staging_with_room_everywhere_is_not_refused():
 
 
 def record(run_id: str, status: str, phases: dict) -> str:
+    spans = {name: {"started_at": start, "ended_at": end} for name, (start, end) in phases.items()}
     return json.dumps({"run_id": run_id, "kind": "rollback", "hosts": {"sandbox-1": {"status": status}},
-                       "phases": {name: {"started_at": start, "ended_at": end} for name, (start, end) in phases.items()}})
+                       "phases": spans})
 
 
 def test_the_plan_names_what_the_hosts_last_succeeded_rollback_took(tmp_path):
@@ -82,3 +83,10 @@ def test_the_plan_names_what_the_hosts_last_succeeded_rollback_took(tmp_path):
     plan = window_plan([(COMPONENTS["mysql"], "mysql.layra", PARTS["mysql.layra"])], MANIFEST, False, False, last)
     assert plan["summary"].endswith("; the last rollback here (20261207T100000Z-rollback) staged in 40.0s, "
                                     "its window lasted 18.0s")
+
+
+def test_what_the_last_rollback_did_not_record_is_left_out():
+    assert last_took({"run_id": "r", "staged_s": None, "window_s": 1.5}) == \
+        "; the last rollback here (r) its window lasted 1.5s"
+    assert last_took({"run_id": "r", "staged_s": None, "window_s": None}) == ""
+    assert last_took(None) == ""
