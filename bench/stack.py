@@ -104,10 +104,12 @@ def hand_steps(host, snapshot_id: str) -> dict[str, str]:
         f"find {volume_path(host, name)} -mindepth 1 -delete && "
         f"zstd -q -dc {directory}/{volume['file']} | tar -xpf - -C {volume_path(host, name)}"
         for name, volume in milvus["volumes"].items())
+    # each pattern in its logical database ({db, pattern}; a plain pattern is database 0's)
     flushes = " && ".join(
-        f"docker compose exec -T -e REDISCLI_AUTH redis sh -c "
-        f"{shlex.quote(f'redis-cli --scan --pattern {shlex.quote(pattern)} | xargs -r redis-cli del >/dev/null')}"
-        for pattern in CACHE_PATTERNS)
+        "docker compose exec -T -e REDISCLI_AUTH redis sh -c " + shlex.quote(
+            f"redis-cli -n {db} --scan --pattern {shlex.quote(pattern)} | xargs -r redis-cli -n {db} del >/dev/null")
+        for db, pattern in ((entry.get("db", 0), entry["pattern"]) if isinstance(entry, dict) else (0, entry)
+                            for entry in CACHE_PATTERNS))
     return {
         "mysql": f"zstd -q -dc {directory}/{mysql['file']} | {HAND_MYSQL} mariadb -uroot layra",
         "mongodb": f"{restore_mongo} < {directory}/{mongo['file']} >/dev/null 2>&1",
