@@ -17,3 +17,14 @@ PREVIOUS_SUFFIX = "__pre_restore"
 
 def valid_database(name) -> bool:
     return isinstance(name, str) and bool(DATABASE_PATTERN.match(name))
+
+
+def staged_copy_problem(engine: str, database: str, shadow: dict, fingerprint: dict, same, summary) -> str | None:
+    """Why the staged shadow copy of ``<engine>/<database>`` cannot be swapped in (None: it
+    matches the snapshot's ``fingerprint``), by the engine's own ``same`` decision and
+    ``summary`` words."""
+    if same(shadow, fingerprint):
+        return None
+    found = summary(shadow) if shadow.get("exists") else "no shadow copy"
+    return (f"{engine}/{database}: the staged copy does not match the snapshot ({found}, want "
+            f"{summary(fingerprint)}); the live database was not touched")

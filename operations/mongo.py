@@ -39,7 +39,7 @@ from facts.mongo import (
     script,
     summary,
 )
-from facts.shadow import PREVIOUS_SUFFIX, SHADOW_SUFFIX
+from facts.shadow import PREVIOUS_SUFFIX, SHADOW_SUFFIX, staged_copy_problem
 from facts.shell import assign, failing
 from facts.snapshots import checksum_checked, descriptor_written, valid_part_name
 from operations.arguments import checked_database, checked_path
@@ -250,12 +250,11 @@ def shadow_checked(stack: Stack, database: str, fingerprint: dict, service: str 
     check_names(database)
     shadow = host.get_fact(MongoFingerprint, stack=stack, database=database + SHADOW_SUFFIX, service=service,
                            user=user, password_key=password_key, auth_db=auth_db)
-    if same_data(shadow, fingerprint):
+    problem = staged_copy_problem("mongo", database, shadow, fingerprint, same_data, summary)
+    if problem:
+        yield failing(problem)
+    else:
         host.noop(f"mongo/{database}: the staged copy matches the snapshot ({summary(fingerprint)})")
-        return
-    found = summary(shadow) if shadow.get("exists") else "no shadow copy"
-    yield failing(f"mongo/{database}: the staged copy does not match the snapshot ({found}, want "
-                  f"{summary(fingerprint)}); the live database was not touched")
 
 
 @operation()

@@ -38,7 +38,7 @@ from facts.mysql import (
     same_data,
     summary,
 )
-from facts.shadow import PREVIOUS_SUFFIX, SHADOW_SUFFIX
+from facts.shadow import PREVIOUS_SUFFIX, SHADOW_SUFFIX, staged_copy_problem
 from facts.shell import COMPRESSORS, assign, decompressor, failing
 from facts.snapshots import checksum_checked, descriptor_written, valid_part_name
 from operations.arguments import checked_database, checked_path
@@ -218,12 +218,11 @@ def shadow_checked(stack: Stack, database: str, fingerprint: dict, service: str 
     check_names(database)
     shadow = host.get_fact(MysqlFingerprint, stack=stack, database=database + SHADOW_SUFFIX, service=service,
                            user=user, password_key=password_key)
-    if same_data(shadow, fingerprint):
+    problem = staged_copy_problem("mysql", database, shadow, fingerprint, same_data, summary)
+    if problem:
+        yield failing(problem)
+    else:
         host.noop(f"mysql/{database}: the staged copy matches the snapshot ({summary(fingerprint)})")
-        return
-    found = summary(shadow) if shadow.get("exists") else "no shadow copy"
-    yield failing(f"mysql/{database}: the staged copy does not match the snapshot ({found}, want "
-                  f"{summary(fingerprint)}); the live database was not touched")
 
 
 @operation()

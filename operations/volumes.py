@@ -287,6 +287,19 @@ def dumped(stack: Stack, services: list[str], directory: str, part: str, timeout
     )
 
 
+def snapshot_volumes_checked(volumes, volume_set: dict, services: list[str]) -> dict:
+    """The set's live volumes (``VolumeSet``'s), once every volume the snapshot names is one
+    of them; refuses (OperationError) otherwise."""
+    if not isinstance(volumes, dict) or not volumes:
+        raise OperationError(f"volumes must map volume names to their snapshot files, got {volumes!r}")
+    live = volume_set["volumes"]
+    missing = sorted(set(volumes) - set(live))
+    if missing:
+        raise OperationError(f"volume(s) {', '.join(missing)} of the snapshot are not volumes of "
+                             f"{', '.join(services)} on this host")
+    return live
+
+
 def extraction(name: str, path: str, want: dict) -> StringCommand:
     """Shell that extracts the volume's archive into ``<path>.layra-restore``, beside the
     volume on its filesystem, and checks it against the snapshot's fingerprint."""
@@ -339,13 +352,7 @@ def staged(stack: Stack, services: list[str], volumes: dict, timeout: int = 180)
         )
     """
     stack = check_set(stack, services, timeout)
-    if not isinstance(volumes, dict) or not volumes:
-        raise OperationError(f"volumes must map volume names to their snapshot files, got {volumes!r}")
-    live = usable_set(stack, services, fingerprint=False)["volumes"]
-    missing = sorted(set(volumes) - set(live))
-    if missing:
-        raise OperationError(f"volume(s) {', '.join(missing)} of the snapshot are not volumes of "
-                             f"{', '.join(services)} on this host")
+    live = snapshot_volumes_checked(volumes, usable_set(stack, services, fingerprint=False), services)
     yield from archive_checks(volumes)
     yield StringCommand(
         holding_work(stack.dir, f"volumes {', '.join(services)}: stage the snapshot beside them"),
@@ -402,14 +409,7 @@ def restored(stack: Stack, services: list[str], volumes: dict, timeout: int = 18
         )
     """
     stack = check_set(stack, services, timeout)
-    if not isinstance(volumes, dict) or not volumes:
-        raise OperationError(f"volumes must map volume names to their snapshot files, got {volumes!r}")
-    volume_set = usable_set(stack, services)
-    live = volume_set["volumes"]
-    missing = sorted(set(volumes) - set(live))
-    if missing:
-        raise OperationError(f"volume(s) {', '.join(missing)} of the snapshot are not volumes of "
-                             f"{', '.join(services)} on this host")
+    live = snapshot_volumes_checked(volumes, usable_set(stack, services), services)
     wanted = {name: (want.get("fingerprint"), want.get("sha256")) for name, want in volumes.items()}
     how = set_match(live, wanted)
     if not all(how.values()) and milvus:
