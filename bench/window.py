@@ -308,7 +308,7 @@ def cleaned_up(box, host, before: str | None, taken: list[str]) -> None:
     # what the restores moved aside: the displaced copies of the grown data
     for action in (lambda: sql(host, "DROP TABLE IF EXISTS layra__pre_restore.bench_rows, layra__restore.bench_rows", ""),
                    lambda: in_backend(host, "import pymongo; c = pymongo.MongoClient('mongodb', 27017); "
-                                            "c['layra__pre_restore'].bench.drop(); c['layra__restore'].bench.drop()"),
+                                            "c['layra']['__pre_restore__bench'].drop(); c['layra']['__restore__bench'].drop()"),
                    lambda: host.ssh(f"p={shlex.quote(volume_path(host))}.pre-restore; rm -f \"$p/{BLOB}\" \"$p/{DAMAGE}\"")):
         try:
             action()

@@ -68,12 +68,20 @@ PING_JS = script("ping", "print(EJSON.stringify(db.adminCommand({ping: 1})));\n"
 
 VERSIONS_JS = script("versions", "print(EJSON.stringify({server: db.version()}));\n")
 
-# Counts and dbHash's md5 per collection (views and system.* left out): the same for a
-# copy under another database name. dbHash holds a shared lock on the database while it
-# reads; a server without it (CommandNotFound, code 59) gives counts only.
+# The copies a restore keeps beside the live collections, in the same database (a rename
+# within one database is a metadata change; across databases it copies every document):
+# the staged copy being restored, and the displaced copy it replaced.
+COPIES = {"live": "", "shadow": "__restore__", "aside": "__pre_restore__"}
+
+# Counts and dbHash's md5 per collection of one copy (its prefix stripped; views and
+# system.* left out): the same for the live collections and a copy of them. The live copy
+# is every collection without a copy's prefix. dbHash holds a shared lock on the database
+# while it reads; a server without it (CommandNotFound, code 59) gives counts only.
 FINGERPRINT_JS = script("fingerprint", """\
-const target = db.getSiblingDB(env.LAYRA_DB);
-const infos = target.getCollectionInfos({}, {nameOnly: true});
+const target = db.getSiblingDB(env.LAYRA_DB), prefix = env.LAYRA_PREFIX || "";
+const copies = (env.LAYRA_COPY_PREFIXES || "").split(" ").filter((each) => each !== "");
+const infos = target.getCollectionInfos({}, {nameOnly: true}).filter((info) => prefix !== ""
+  ? info.name.startsWith(prefix) : !copies.some((each) => info.name.startsWith(each)));
 const names = infos.filter((info) => info.type === "collection" && !info.name.startsWith("system."))
   .map((info) => info.name).sort();
 const fingerprint = {exists: infos.length > 0, collections: {}, md5: null};
@@ -88,12 +96,25 @@ if (names.length > 0) {
   }
 }
 for (const name of names) {
-  fingerprint.collections[name] = {count: target.getCollection(name).countDocuments({}), md5: hashes[name] || null};
+  fingerprint.collections[name.slice(prefix.length)] = {
+    count: target.getCollection(name).countDocuments({}), md5: hashes[name] || null};
 }
 print(EJSON.stringify(fingerprint));
 """)
 
-DROP_JS = script("drop", "print(EJSON.stringify(db.getSiblingDB(env.LAYRA_DB).dropDatabase()));\n")
+# Every collection of one copy (never the live one: LAYRA_PREFIX is required).
+DROP_JS = script("drop", """\
+const target = db.getSiblingDB(env.LAYRA_DB), prefix = env.LAYRA_PREFIX || "";
+if (prefix === "") throw new Error("no copy prefix: the live collections are never dropped");
+const names = target.getCollectionNames().filter((name) => name.startsWith(prefix));
+for (const name of names) target.getCollection(name).drop();
+print(EJSON.stringify({ok: 1, dropped: names.length}));
+""")
+
+# The names of every collection and view in the database: cheap, no data read.
+NAMES_JS = script("names", """\
+print(EJSON.stringify({names: db.getSiblingDB(env.LAYRA_DB).getCollectionNames()}));
+""")
 
 
 
@@ -133,12 +154,26 @@ def mongosh(stack: Stack, service: str, user: str, password_key: str | None, aut
     )
 
 
-def fingerprint_command(stack: Stack, database: str, service: str, user: str, password_key: str | None,
-                        auth_db: str) -> StringCommand:
-    """Prints the JSON line `MongoFingerprint` parses."""
+def database_env(database: str) -> dict:
+    """The parameter naming ``database`` to our scripts, once it is a plain name."""
     if not valid_database(database):
         raise ValueError(f"database {database!r} is not a plain name (letters, digits, _; at most 48)")
-    return mongosh(stack, service, user, password_key, auth_db, FINGERPRINT_JS, LAYRA_DB=database)
+    return {"LAYRA_DB": database}
+
+
+def copy_env(database: str, copy: str = "live") -> dict:
+    """The parameters naming one copy of ``database`` (see ``COPIES``) to our scripts."""
+    if copy not in COPIES:
+        raise ValueError(f"not a copy of a database: {copy!r} (one of {', '.join(COPIES)})")
+    if copy == "live":
+        return {**database_env(database), "LAYRA_COPY_PREFIXES": " ".join(p for p in COPIES.values() if p)}
+    return {**database_env(database), "LAYRA_PREFIX": COPIES[copy]}
+
+
+def fingerprint_command(stack: Stack, database: str, service: str, user: str, password_key: str | None,
+                        auth_db: str, copy: str = "live") -> StringCommand:
+    """Prints the JSON line `MongoFingerprint` parses."""
+    return mongosh(stack, service, user, password_key, auth_db, FINGERPRINT_JS, **copy_env(database, copy))
 
 
 def json_line(output: list[str], what: str) -> dict:
@@ -177,10 +212,12 @@ class MongoPing(MongoFactBase):
 
 class MongoFingerprint(MongoFactBase):
     """
-    Returns what a database holds, independent of its name: each collection's document
-    count and ``dbHash`` md5, and dbHash's md5 over them all (``None`` where the server has
-    no ``dbHash``). Views and ``system.*`` collections are left out. ``exists`` is false
-    when the database has no collection, which is when MongoDB lists no such database.
+    Returns what one copy of a database holds, independent of its name: each collection's
+    document count and ``dbHash`` md5, and dbHash's md5 over them all (``None`` where the
+    server has no ``dbHash``). Views and ``system.*`` collections are left out. ``copy`` is
+    ``live`` (default: every collection without a copy's prefix), ``shadow`` (the staged
+    ``__restore__<collection>``) or ``aside`` (the displaced ``__pre_restore__<collection>``),
+    named without the prefix. ``exists`` is false when the copy has no collection.
 
     .. code:: python
 
@@ -192,8 +229,8 @@ class MongoFingerprint(MongoFactBase):
     """
 
     def command(self, stack: Stack, database: str, service: str = "mongodb", user: str = "root",
-                password_key: str | None = PASSWORD_KEY, auth_db: str = "admin") -> StringCommand:
-        return fingerprint_command(Stack.of(stack), database, service, user, password_key, auth_db)
+                password_key: str | None = PASSWORD_KEY, auth_db: str = "admin", copy: str = "live") -> StringCommand:
+        return fingerprint_command(Stack.of(stack), database, service, user, password_key, auth_db, copy)
 
     def process(self, output):
         answer = json_line(output, "fingerprint")
@@ -204,9 +241,29 @@ class MongoFingerprint(MongoFactBase):
         return {"exists": bool(answer.get("exists")), "collections": collections, "md5": answer.get("md5")}
 
 
+class MongoCollectionNames(MongoFactBase):
+    """
+    Returns the names of every collection and view in a database, copies included: no data
+    is read.
+
+    .. code:: python
+
+        ["conversations", "__pre_restore__conversations"]
+    """
+
+    def command(self, stack: Stack, database: str, service: str = "mongodb", user: str = "root",
+                password_key: str | None = PASSWORD_KEY, auth_db: str = "admin") -> StringCommand:
+        return mongosh(Stack.of(stack), service, user, password_key, auth_db, NAMES_JS, **database_env(database))
+
+    def process(self, output):
+        return sorted(str(name) for name in json_line(output, "collection names")["names"])
+
+
 def same_data(live: dict | None, snapshot: dict | None) -> bool:
-    """Whether two fingerprints describe the same database content."""
-    keys = ("exists", "collections", "md5")
+    """Whether two fingerprints describe the same database content: each collection's count
+    and md5. (dbHash's md5 over them all adds nothing, and whether it covers the collections'
+    names, which differ between a copy and the live collections, is the server's business.)"""
+    keys = ("exists", "collections")
     return bool(live) and bool(snapshot) and all(live.get(k) == snapshot.get(k) for k in keys)
 
 

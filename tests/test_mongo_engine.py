@@ -19,13 +19,16 @@ import pytest
 
 from facts.compose import Stack
 from facts.mongo import (
+    COPIES,
     DROP_JS,
     FINGERPRINT_JS,
+    NAMES_JS,
     PING_JS,
     TOOL_SHIM,
     VERSIONS_JS,
     MongoFingerprint,
     MongoVersions,
+    copy_env,
     mongo_tool,
     same_data,
     summary,
@@ -36,7 +39,8 @@ from tests.whole_output import read_whole
 ROOT = Path(__file__).parents[1]
 STANDINS = ROOT / "sandbox/stack/release-1.0.0/standins/mongo-tools"
 CASES = Path(__file__).parent / "operations"
-SCRIPTS = {"ping": PING_JS, "versions": VERSIONS_JS, "fingerprint": FINGERPRINT_JS, "drop": DROP_JS, "swap": SWAP_JS}
+SCRIPTS = {"ping": PING_JS, "versions": VERSIONS_JS, "fingerprint": FINGERPRINT_JS, "drop": DROP_JS,
+           "names": NAMES_JS, "swap": SWAP_JS}
 PASSWORD = "it's \"q\": #$x \\ `y`"
 
 
@@ -82,11 +86,15 @@ def test_mongodump_streams_one_database_as_a_gzipped_archive():
         "--gzip",
         # https://www.mongodb.com/docs/database-tools/mongodump/#std-option-mongodump.--db
         "--db=layra",
+        # https://www.mongodb.com/docs/database-tools/mongodump/#std-option-mongodump.--excludeCollectionsWithPrefix
+        # (the copies a restore keeps beside the live collections)
+        "--excludeCollectionsWithPrefix=__restore__",
+        "--excludeCollectionsWithPrefix=__pre_restore__",
     ]
 
 
 def test_mongorestore_loads_the_archive_under_the_shadow_name():
-    [argv] = tool_argvs(case_commands("shadow_loaded", "checks_the_checksum_then_restores_into_the_shadow_database"),
+    [argv] = tool_argvs(case_commands("shadow_loaded", "checks_the_checksum_then_restores_into_the_shadow_collections"),
                         "mongorestore")
     assert argv == [
         # https://www.mongodb.com/docs/database-tools/mongorestore/#std-option-mongorestore.--username
@@ -108,12 +116,13 @@ def test_mongorestore_loads_the_archive_under_the_shadow_name():
         # https://www.mongodb.com/docs/database-tools/mongorestore/#std-option-mongorestore.--nsFrom
         "--nsFrom=layra.*",
         # https://www.mongodb.com/docs/database-tools/mongorestore/#std-option-mongorestore.--nsTo
-        "--nsTo=layra__restore.*",
+        # (within the same database: the swap is a rename within it)
+        "--nsTo=layra.__restore__*",
     ]
 
 
 def test_mongosh_runs_one_script_quietly_without_a_startup_file():
-    argvs = tool_argvs(case_commands("swapped_in", "moves_the_collections_across_once_the_shadow_copy_matches"), "mongosh")
+    argvs = tool_argvs(case_commands("swapped_in", "renames_the_collections_within_the_database_once_the_shadow_copy_matches"), "mongosh")
     # https://www.mongodb.com/docs/mongodb-shell/reference/options/#std-option-mongosh.--quiet
     # https://www.mongodb.com/docs/mongodb-shell/reference/options/#std-option-mongosh.--norc
     # https://www.mongodb.com/docs/mongodb-shell/reference/options/#std-option-mongosh.--eval
@@ -223,23 +232,35 @@ def test_scripts_take_their_parameters_from_the_environment_only():
 
 NODE = shutil.which("node")
 
-# A fake mongosh world for node: databases of collections holding n documents; collections
-# named v_* are views; renaming FAIL_ON fails as a server error would.
+# A fake mongosh world for node: databases of collections holding n documents (a
+# collection's md5 is "md5-<n>"); collections named v_* are views; renaming FAIL_ON fails
+# as a server error would. The swap only renames within a database.
 FAKE_MONGOSH = """
 const server = JSON.parse(process.env.SEED);
 globalThis.print = (text) => console.log(text);
 globalThis.EJSON = {stringify: (value) => JSON.stringify(value)};
+const split = (ns) => [ns.slice(0, ns.indexOf(".")), ns.slice(ns.indexOf(".") + 1)];
 function database(name) {
+  const collections = () => server[name] || {};
   return {
     auth: () => ({ok: 1}),
-    getCollectionInfos: () => Object.keys(server[name] || {})
+    getCollectionInfos: () => Object.keys(collections())
       .map((each) => ({name: each, type: each.startsWith("v_") ? "view" : "collection"})),
-    dropDatabase: () => { delete server[name]; return {ok: 1, dropped: name}; },
+    getCollectionNames: () => Object.keys(collections()),
+    getCollection: (coll) => ({
+      countDocuments: () => collections()[coll],
+      drop: () => { delete collections()[coll]; return true; },
+    }),
     runCommand: (command) => {
+      if (command.dbHash === 1) {
+        const hashes = Object.fromEntries(command.collections.map((c) => [c, `md5-${collections()[c]}`]));
+        return {collections: hashes, md5: "md5-all", ok: 1};
+      }
       if (name !== "admin" || !command.renameCollection || command.dropTarget !== true) throw new Error("unexpected");
       if (command.renameCollection === process.env.FAIL_ON) throw Object.assign(new Error("boom"), {code: 8000});
-      const [fromDb, fromColl] = command.renameCollection.split("."), [toDb, toColl] = command.to.split(".");
-      (server[toDb] = server[toDb] || {})[toColl] = server[fromDb][fromColl];
+      const [fromDb, fromColl] = split(command.renameCollection), [toDb, toColl] = split(command.to);
+      if (fromDb !== toDb) throw new Error("a rename across databases copies every document");
+      server[toDb][toColl] = server[fromDb][fromColl];
       delete server[fromDb][fromColl];
       return {ok: 1};
     },
@@ -249,19 +270,25 @@ globalThis.db = {getSiblingDB: database};
 process.on("exit", () => console.log("STATE " + JSON.stringify(server)));
 """
 
+COPIES_ENV = {"LAYRA_SHADOW_PREFIX": COPIES["shadow"], "LAYRA_ASIDE_PREFIX": COPIES["aside"]}
 
-def run_swap(tmp_path, seed, fail_on=""):
-    path = tmp_path / "swap.js"
-    path.write_text(FAKE_MONGOSH + SWAP_JS)
-    env = {**os.environ, "SEED": json.dumps(seed), "FAIL_ON": fail_on, "LAYRA_DB": "layra",
-           "LAYRA_SHADOW": "layra__restore", "LAYRA_PREVIOUS": "layra__pre_restore"}
+
+def run_script(tmp_path, js, seed, fail_on="", **env):
+    path = tmp_path / "script.js"
+    path.write_text(FAKE_MONGOSH + js)
+    env = {**os.environ, "SEED": json.dumps(seed), "FAIL_ON": fail_on, **env}
     run = subprocess.run([NODE, str(path)], env=env, capture_output=True, text=True)
     lines = run.stdout.splitlines()
     state = json.loads(lines[-1].removeprefix("STATE "))
     return run.returncode, lines[:-1], run.stderr, {db: colls for db, colls in state.items() if colls}
 
 
-SEED = {"layra": {"users": 2, "old": 1}, "layra__restore": {"users": 3, "kbs": 1}, "layra__pre_restore": {"junk": 9}}
+def run_swap(tmp_path, seed, fail_on=""):
+    return run_script(tmp_path, SWAP_JS, seed, fail_on, LAYRA_DB="layra", **COPIES_ENV)
+
+
+SEED = {"layra": {"users": 2, "old": 1, "__restore__users": 3, "__restore__kbs": 1, "__pre_restore__junk": 9},
+        "other": {"users": 5}}
 
 
 def test_every_script_is_valid_javascript(tmp_path):
@@ -271,20 +298,57 @@ def test_every_script_is_valid_javascript(tmp_path):
         assert check.returncode == 0, (name, check.stderr)
 
 
-def test_the_swap_moves_live_aside_and_the_shadow_in(tmp_path):
+def test_the_swap_renames_live_aside_and_the_shadow_in_within_the_database(tmp_path):
     status, out, _, state = run_swap(tmp_path, SEED)
     assert status == 0 and json.loads(out[-1]) == {"ok": 1, "moved": 2, "swapped": 2}
-    assert state == {"layra": {"users": 3, "kbs": 1}, "layra__pre_restore": {"users": 2, "old": 1}}
+    assert state == {"layra": {"users": 3, "kbs": 1, "__pre_restore__users": 2, "__pre_restore__old": 1},
+                     "other": {"users": 5}}
 
 
 def test_a_failed_swap_puts_every_collection_back(tmp_path):
-    status, _, stderr, state = run_swap(tmp_path, SEED, fail_on="layra__restore.users")
+    status, _, stderr, state = run_swap(tmp_path, SEED, fail_on="layra.__restore__users")
     assert status != 0 and "layra was put back as it was" in stderr
-    assert state == {"layra": {"users": 2, "old": 1}, "layra__restore": {"users": 3, "kbs": 1}}
+    assert state == {"layra": {"users": 2, "old": 1, "__restore__users": 3, "__restore__kbs": 1},
+                     "other": {"users": 5}}
+
+
+def test_the_swap_refuses_a_database_with_nothing_staged(tmp_path):
+    seed = {"layra": {"users": 2}}
+    status, _, stderr, state = run_swap(tmp_path, seed)
+    assert status != 0 and "holds no staged collection" in stderr and state == seed
+
+
+@pytest.mark.parametrize("copy, collections", [
+    ("live", {"users": {"count": 2, "md5": "md5-2"}, "old": {"count": 1, "md5": "md5-1"}}),
+    ("shadow", {"users": {"count": 3, "md5": "md5-3"}, "kbs": {"count": 1, "md5": "md5-1"}}),
+    ("aside", {"junk": {"count": 9, "md5": "md5-9"}}),
+])
+def test_a_fingerprint_reads_one_copy_named_without_its_prefix(tmp_path, copy, collections):
+    status, out, _, _ = run_script(tmp_path, FINGERPRINT_JS, SEED, **copy_env("layra", copy))
+    assert status == 0 and MongoFingerprint().process(read_whole(out)) == {
+        "exists": True, "collections": collections, "md5": "md5-all"}
+
+
+def test_a_copy_and_the_live_collections_with_the_same_documents_are_the_same_data(tmp_path):
+    seed = {"layra": {"users": 2, "__restore__users": 2}}
+    live, shadow = ({**copy_env("layra", copy)} for copy in ("live", "shadow"))
+    answers = [MongoFingerprint().process(read_whole(run_script(tmp_path, FINGERPRINT_JS, seed, **env)[1]))
+               for env in (live, shadow)]
+    assert same_data(*answers)
+
+
+def test_dropping_a_copy_drops_its_collections_only(tmp_path):
+    status, _, _, state = run_script(tmp_path, DROP_JS, SEED, **copy_env("layra", "shadow"))
+    assert status == 0 and state == {"layra": {"users": 2, "old": 1, "__pre_restore__junk": 9}, "other": {"users": 5}}
+
+
+def test_the_live_collections_are_never_dropped(tmp_path):
+    status, _, stderr, state = run_script(tmp_path, DROP_JS, SEED, LAYRA_DB="layra")
+    assert status != 0 and "never dropped" in stderr and state == SEED
 
 
 def test_the_swap_refuses_views_before_changing_anything(tmp_path):
-    seed = {**SEED, "layra": {"users": 2, "v_active": 0}}
+    seed = {**SEED, "layra": {"users": 2, "v_active": 0, "__restore__users": 3}}
     status, _, stderr, state = run_swap(tmp_path, seed)
     assert status != 0 and "nothing was changed" in stderr
     assert state == seed
@@ -343,9 +407,9 @@ def test_the_stand_in_reads_yaml_passwords_in_every_quoting():
 
 
 def test_the_stand_in_renames_namespaces_like_ns_from_and_ns_to():
-    rename = standin.renamer({"--nsInclude": ["layra.*"], "--nsFrom": ["layra.*"], "--nsTo": ["layra__restore.*"]})
-    assert rename("layra.users") == "layra__restore.users"
-    assert rename("layra.fs.files") == "layra__restore.fs.files"
+    rename = standin.renamer({"--nsInclude": ["layra.*"], "--nsFrom": ["layra.*"], "--nsTo": ["layra.__restore__*"]})
+    assert rename("layra.users") == "layra.__restore__users"
+    assert rename("layra.fs.files") == "layra.__restore__fs.files"
     assert rename("other.users") is None
 
 

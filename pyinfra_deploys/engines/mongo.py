@@ -1,14 +1,19 @@
 """
 MongoDB: one part per database (``<component>.<database>``), a ``mongodump --archive
---gzip`` each (``operations.mongo.dumped``). A restore loads the archive into the shadow
-database ``<database>__restore`` and moves its collections in once the copy matches the
-snapshot's fingerprint (``operations.mongo.shadow_loaded``, ``swapped_in``). The
-fingerprint (``facts.mongo``) is ``dbHash`` and the document count per collection.
+--gzip`` each (``operations.mongo.dumped``). A restore loads the archive into shadow
+collections ``__restore__<collection>`` of the same database and renames them in once
+the copy matches the snapshot's fingerprint (``operations.mongo.shadow_loaded``,
+``swapped_in``): within one database a rename is a change of the catalog, so the window's
+swap does not grow with the data. The live collections it replaces stay beside them as
+``__pre_restore__<collection>``, the displaced copy. The fingerprint (``facts.mongo``) is
+``dbHash`` and the document count per collection.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from pyinfra import host
 
 from facts import mongo as facts
 from operations import mongo as operations
@@ -64,8 +69,15 @@ class Mongo(ShadowDatabases):
         return facts.same_data(live, snapshot)
 
     def load_arguments(self, descriptor: dict) -> dict:
-        # a displaced copy's archive holds <database>__pre_restore's namespaces
-        return {"source_database": descriptor["source_database"]} if descriptor.get("source_database") else {}
+        # a displaced copy's archive holds its prefixed collections (an earlier release's:
+        # the <database>__pre_restore database's)
+        return {key: descriptor[key] for key in ("source_prefix", "source_database") if descriptor.get(key)}
+
+    def displaced_dump(self, database: str) -> dict:
+        return {"displaced": True}
+
+    def displaced_fingerprint(self, stack, component, database: str) -> dict:
+        return host.get_fact(facts.MongoFingerprint, stack=stack, database=database, copy="aside", **component.client)
 
     def summary(self, fingerprint: dict) -> str:
         return facts.summary(fingerprint)
@@ -78,7 +90,8 @@ class Mongo(ShadowDatabases):
         lines = self.describe_changes(plan, "collections", "document")
         if plan["changes"]:
             lines += [f"  collection {c} added" for c in plan["collections_added"]]
-            lines += [f"  collection {c} dropped (kept in the __pre_restore database)" for c in plan["collections_dropped"]]
+            lines += [f"  collection {c} dropped (kept aside as {facts.COPIES['aside']}{c})"
+                      for c in plan["collections_dropped"]]
         return lines
 
     def propose(self, service, settings: dict, why: list[str], todo: list[str]):

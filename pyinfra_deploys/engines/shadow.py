@@ -30,7 +30,7 @@ FROM_ENV = {"user_key": "user", "databases_key": "databases"}
 class ShadowDatabases(Engine):
     """An engine whose component lists ``databases``, each restored through a shadow copy."""
 
-    keeps_displaced = True     # the swap moves the live database to <database>__pre_restore
+    keeps_displaced = True     # the swap moves the live data aside (the engine says where)
     operations = None          # the engine's operations module (dumped, shadow_loaded, swapped_in)
     fingerprint_fact = None    # its fingerprint fact
     file_argument = ""         # what shadow_loaded calls the part's file
@@ -99,15 +99,29 @@ class ShadowDatabases(Engine):
         # planned is checked again (writes may have landed since) and loaded only if they did
         return [swap] if differs else [self.loaded(stack, component, descriptor, files, sha256s, differs), swap]
 
+    def displaced_dump(self, database: str) -> dict:
+        """What the engine's ``dumped`` takes to read the copy a swap moved aside: here the
+        database ``<database>__pre_restore``."""
+        return {"source": database + PREVIOUS_SUFFIX}
+
+    def displaced_fingerprint(self, stack, component, database: str) -> dict:
+        """The fingerprint of the copy a swap moved aside."""
+        return self.live(stack, component, database + PREVIOUS_SUFFIX)
+
     def keep_displaced(self, stack, component, name: str, descriptor: dict, directory: str, **options) -> list:
         database = descriptor["database"]
         return [self.operations.dumped(name=f"Keep the displaced {component.name}/{database}", stack=stack,
                                        database=database, directory=directory, part=name,
-                                       source=database + PREVIOUS_SUFFIX, **component.client, **options)]
+                                       **self.displaced_dump(database), **component.client, **options)]
+
+    def holds_data(self, fingerprint: dict) -> bool:
+        """Whether a copy with this fingerprint holds anything to keep (a swap that died
+        before it moved anything may leave an empty one)."""
+        return bool(fingerprint.get("exists"))
 
     def displaced_present(self, stack, component, descriptor: dict) -> bool:
         # absent, it costs one query; present (after a run died), a fingerprint of it
-        return bool(self.live(stack, component, descriptor["database"] + PREVIOUS_SUFFIX).get("exists"))
+        return self.holds_data(self.displaced_fingerprint(stack, component, descriptor["database"]))
 
     def aside_dropped(self, stack, component, descriptor: dict, **options) -> list:
         database = descriptor["database"]
