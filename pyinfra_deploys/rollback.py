@@ -147,7 +147,7 @@ def missing_room(mounts: dict[str, dict]) -> str | None:
 
 def leftover_safety(earlier: list[tuple], skip_safety: bool, changed: list[tuple]) -> str | None:
     """Where an earlier run died after a swap and left displaced copies aside: the unfinished
-    safety snapshot this run continues (that run's, the newest), else None (a new one).
+    safety snapshot that keeps them (that run's, the newest), else None (a new one).
     Refuses to skip the safety snapshot where this run's swaps would replace those copies."""
     if not earlier:
         return None
@@ -159,9 +159,12 @@ def leftover_safety(earlier: list[tuple], skip_safety: bool, changed: list[tuple
                           f"safety_snapshot=skip, which keeps them first")
     unfinished = [found for found in host.get_fact(SnapshotCatalog, root=snapshot_root(host.data))["partials"]
                   if found.endswith(f"-{SAFETY_LABEL}-before-rollback")]
+    into = f"its unfinished safety snapshot {unfinished[-1]}" if unfinished else "a safety snapshot"
     logger.warning(f"{host.print_prefix}plan: safety: an earlier run left displaced copies aside ({names}): kept "
-                   + (f"first into its unfinished safety snapshot {unfinished[-1]}, which this run completes"
-                      if unfinished else "first into this run's safety snapshot"))
+                   + (f"first into {into}, completed before this run's window (this run's swaps of "
+                      f"{', '.join(replaced)} displace newer copies: they go to this run's own safety snapshot)"
+                      if replaced else f"first into {into}, which this run completes" if unfinished
+                      else "first into this run's safety snapshot"))
     return unfinished[-1] if unfinished else None
 
 
@@ -295,16 +298,27 @@ def rollback():
     # the safety snapshot: started before the window with the stack as it is; the parts
     # the window displaces join it after the window, those it cannot displace inside it
     changed_parts = [(component, name, part) for component, name, part in parts if part_plans[name]["changes"]]
-    safety = None
+    safety = earlier_safety = None
+    own_id = f"{RUN.run_id.split('-')[0]}-{SAFETY_LABEL}-before-rollback"  # one id for every host of the run
+    earlier_id = leftover_safety(earlier, skip_safety, changed_parts)
+    if {name for _, name, _ in earlier} & {name for _, name, _ in changed_parts}:
+        # this run's swaps displace parts again whose earlier displaced copy is aside: both
+        # are kept, each in its own snapshot (the earlier one completed before the window)
+        earlier_safety = SafetySnapshot(stack, snapshot_root(host.data),
+                                        earlier_id or f"{own_id.split('-')[0]}-earlier-{SAFETY_LABEL}-before-rollback",
+                                        [], earlier)
+        RUN.note(host, earlier_safety_snapshot=earlier_safety.id)
+        earlier, earlier_id = [], None
     if restores and not skip_safety or earlier:
-        safety_id = leftover_safety(earlier, skip_safety, changed_parts) or \
-            f"{RUN.run_id.split('-')[0]}-{SAFETY_LABEL}-before-rollback"  # one id for every host of the run
-        RUN.note(host, safety_snapshot=safety_id)
-        safety = SafetySnapshot(stack, snapshot_root(host.data), safety_id, changed_parts, earlier)
+        RUN.note(host, safety_snapshot=earlier_id or own_id)
+        safety = SafetySnapshot(stack, snapshot_root(host.data), earlier_id or own_id, changed_parts, earlier)
     elif restores:
         logger.warning(f"{host.print_prefix}safety_snapshot=skip: NO safety snapshot; this rollback cannot be undone")
 
     with RUN.phase("stage"):
+        if earlier_safety:
+            earlier_safety.started()
+            earlier_safety.completed([])
         if safety:
             safety.started()
         staged = [engine_of(component).stage(stack, component, part, files, sha256s, differs=True)

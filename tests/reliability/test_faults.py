@@ -317,6 +317,104 @@ def test_a_run_killed_while_keeping_the_displaced_copy_leaves_it_aside_and_the_r
     target.rollback_converges()
 
 
+SECOND = DATABASE + "_b"
+
+
+def test_a_run_killed_between_two_components_swaps_is_finished_by_the_rerun_with_its_safety_snapshot(
+        target: Target, tmp_path):
+    """Two components, each a MySQL database: the second's swap waits on a table lock held
+    by another session, so the run is killed with the first swapped and the second not."""
+    components = {**COMPONENTS, "mysql_b": {**COMPONENTS["mysql"], "databases": [SECOND]}}
+    inventory = inventory_file(tmp_path, {HOST: {**DATA, "layra_components": components}})
+    second = f"SELECT COUNT(*), SUM(CRC32(body)) FROM {SECOND}.blobs"
+    target.sql(f"DROP DATABASE IF EXISTS {SECOND}; DROP DATABASE IF EXISTS {SECOND}__restore; "
+               f"DROP DATABASE IF EXISTS {SECOND}__pre_restore; CREATE DATABASE {SECOND}; "
+               f"USE {SECOND}; CREATE TABLE blobs (id INT PRIMARY KEY, body TEXT NOT NULL); "
+               f"INSERT INTO blobs SELECT seq, MD5(seq) FROM seq_1_to_1000")
+    seeded_second = target.sql(second)
+    backup = target.pyinfra("backup.py", "--data", "label=two", inventory=inventory)
+    assert backup.ok, backup.output[-4000:]
+    both = new_snapshot(backup)
+    target.damage()
+    target.sql(f"DELETE FROM {SECOND}.blobs WHERE id % 2 = 0")
+    damaged_second = target.sql(second)
+    holder = subprocess.Popen(["docker", "exec", target.container, "sh", "-c",
+                               'cd /srv/layra && MYSQL_PWD=$(sed -n "s/^MYSQL_ROOT_PASSWORD=//p" .env) '
+                               "docker compose exec -T -e MYSQL_PWD mysql mariadb -uroot -e "
+                               f"'LOCK TABLES {SECOND}.blobs READ; SELECT SLEEP(300)'"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    waiting = (f"SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'RENAME TABLE%{SECOND}%' "
+               "AND STATE LIKE '%metadata lock%'")
+    killed = target.start("rollback.py", "--data", f"snapshot={both}", inventory=inventory)
+    try:
+        deadline = time.monotonic() + 180
+        while not (target.checksum() == target.seeded and target.sql(waiting)):
+            assert killed.poll() is None, f"the run ended before the second swap:\n{killed.stdout.read()[-3000:]}"
+            assert time.monotonic() < deadline, "the first component was not swapped with the second one waiting"
+            time.sleep(0.2)
+    finally:
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait()
+        for query in target.sql(waiting).split():
+            target.sql(f"KILL QUERY {query}")  # the killed run's RENAME, left queued in the server
+        os.killpg(holder.pid, signal.SIGKILL)
+        holder.wait()
+    for session in target.sql("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE '%SLEEP(300)%' "
+                              "AND INFO NOT LIKE '%PROCESSLIST%'").split():
+        target.sql(f"KILL {session}")  # the lock holder's session, its client gone
+    lock = target.lock()
+    safety = f"{lock['run_id'].split('-')[0]}-safety-before-rollback"
+    assert target.checksum() == target.seeded and target.sql(second) == damaged_second, "one swapped, one not"
+    assert f"{DATABASE}__pre_restore" in target.sql("SHOW DATABASES").split(), "the first's displaced copy aside"
+    assert f"{safety}.partial" in target.snapshots()
+
+    rerun = target.pyinfra("rollback.py", "--data", f"snapshot={both}", "--data", f"break_lock={lock['run_id']}",
+                           inventory=inventory)
+    assert rerun.ok, rerun.output[-4000:]
+    assert f"continuing the safety snapshot {safety} an earlier run left unfinished: keeping first the copies " \
+           f"it displaced (mysql.{DATABASE})" in rerun.output
+    assert target.checksum() == target.seeded and target.sql(second) == seeded_second
+    manifest = json.loads(target.host.ssh(f"cat {SNAPSHOTS}/{safety}/manifest.json"))
+    rows = {name: part["fingerprint"]["tables"]["blobs"]["rows"] for name, part in manifest["parts"].items()}
+    # the first's copy the killed run displaced, the second's this run displaced (the killed
+    # run's swap of it never moved a table: its empty aside database is no copy)
+    assert rows == {f"mysql.{DATABASE}": ROWS - ROWS // 4, f"mysql_b.{SECOND}": 500}
+    databases = target.sql("SHOW DATABASES").split()
+    assert not {f"{DATABASE}__pre_restore", f"{SECOND}__pre_restore", f"{SECOND}__restore"} & set(databases)
+    assert target.lock() is None and target.services_running()
+    again = target.pyinfra("rollback.py", "--data", f"snapshot={both}", inventory=inventory)
+    assert again.ok, again.output[-3000:]
+    assert f"mysql_b/{SECOND}: no change: already matches the snapshot" in again.output
+    target.sql(f"DROP DATABASE IF EXISTS {SECOND}")
+
+
+def test_a_write_after_a_killed_runs_swap_is_kept_in_the_reruns_own_safety_snapshot_beside_the_killed_runs(
+        target: Target):
+    target.damage()
+    killed = target.start("rollback.py", "--data", f"snapshot={target.base}")
+    try:
+        target.wait_until_running("mariadb-dump", "--single-transaction", f"{DATABASE}__pre_restore", process=killed)
+    finally:
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait()
+    holder = target.lock()
+    earlier = f"{holder['run_id'].split('-')[0]}-safety-before-rollback"
+    target.sql(f"INSERT INTO {DATABASE}.blobs VALUES ({ROWS + 1}, 'written after the swap')")
+
+    rerun = target.rollback_converges("--data", f"break_lock={holder['run_id']}")
+    assert f"kept first into its unfinished safety snapshot {earlier}, completed before this run's window" \
+        in rerun.output
+    own = f"{run_id(rerun.output).split('-')[0]}-safety-before-rollback"
+    assert {earlier, own} <= set(target.snapshots())
+
+    def rows(snapshot: str) -> int:
+        manifest = json.loads(target.host.ssh(f"cat {SNAPSHOTS}/{snapshot}/manifest.json"))
+        return manifest["parts"][f"mysql.{DATABASE}"]["fingerprint"]["tables"]["blobs"]["rows"]
+    assert rows(earlier) == ROWS - ROWS // 4, "the killed run's undo: the damaged data it displaced"
+    assert rows(own) == ROWS + 1, "the rerun's undo: the restored data with the write made since"
+    assert f"{DATABASE}__pre_restore" not in target.sql("SHOW DATABASES").split()
+
+
 def orphaned_step(target: Target, seconds: int) -> subprocess.Popen:
     """A data-changing step of a run that is gone, still running on the host: it holds the
     work lock as our steps do (hold_work.sh), for ``seconds``."""
