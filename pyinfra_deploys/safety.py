@@ -15,7 +15,9 @@ A run that died after a swap, before its safety snapshot was complete, left disp
 copies aside and its snapshot unfinished (``<id>.partial``). The next rollback on the host
 finds them: it continues that snapshot (its stack state is the one saved before the dead
 run's window), keeps those copies into it first, before any swap of its own could replace
-them, and completes it; what the dead run dumped already is not dumped again.
+them, and completes it; what the dead run dumped already is not dumped again. Where its own
+swaps displace one of those parts again, that snapshot is completed before its window and
+its own displaced copies go to its own safety snapshot: both are kept.
 """
 
 from __future__ import annotations
@@ -58,9 +60,6 @@ class SafetySnapshot:
             "label": f"{SAFETY_LABEL}-before-rollback", "host": host.name, "stack": stack_metadata(stack)}
         self.stack_saved = bool((unfinished or {}).get("metadata"))
         self.room_checked()
-
-    def kept_first(self, name: str) -> bool:
-        return any(name == earlier for _, earlier, _ in self.earlier)
 
     def room_checked(self):
         needed = HEADROOM_BYTES + 1024 * 1024 + sum(
@@ -116,15 +115,15 @@ class SafetySnapshot:
                                                         _ignore_errors=True)
 
     def completed(self, parts: list[tuple]):
-        """After the window: the displaced copies of ``parts`` written in (a part kept first
-        from an earlier run's copy keeps that one: it is older, the data before any
-        rollback), the snapshot completed and verified, and only then the aside copies dropped."""
+        """After the window: the displaced copies of ``parts`` written in, the snapshot
+        completed and verified, and only then the aside copies dropped. (None of ``parts``
+        is one kept first from an earlier run: where this run swaps such a part again, the
+        rollback completes that run's snapshot before its window and keeps its own in another.)"""
         if self.done:
             return
         for component, name, descriptor in parts:
-            if not self.kept_first(name):
-                self.steps += engine_of(component).keep_displaced(self.stack, component, name, descriptor,
-                                                                  self.directory, _ignore_errors=True)
+            self.steps += engine_of(component).keep_displaced(self.stack, component, name, descriptor,
+                                                              self.directory, _ignore_errors=True)
         snapshots.completed(name=f"Complete snapshot {self.id}", root=self.root, snapshot_id=self.id,
                             metadata=self.metadata, _if=lambda: not self.failed())
         # not abandoned: what it holds may be the only copy of data restored in place
