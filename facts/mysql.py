@@ -12,12 +12,14 @@ deploy's verify step comparing fingerprints.
 
 from __future__ import annotations
 
+import json
 import re
 
 from pyinfra.api import QuoteString, StringCommand
 
 from .compose import Stack, compose_command
 from .secrets import export_from_env_file
+from .shadow import valid_database
 from .shell import (
     COMPRESSOR_PROBE,
     COMPRESSORS,
@@ -27,6 +29,7 @@ from .shell import (
     host_name,
     parse_probe,
     probe,
+    script,
 )
 from .text import counted
 
@@ -62,19 +65,25 @@ def server_flavor(server_version: str) -> str:
 # fails (ERROR 3546), and the load would stay out of the binary log. MariaDB's dump tool
 # has no such option (and refuses it).
 DUMP_OPTIONS = {MARIADB: (), MYSQL: ("--set-gtid-purged=OFF",)}
+# Where the server keeps a binlog: the coordinates the dump is consistent with, written as
+# comments in its head (operations/scripts/binlog_coordinates.sh reads them).
+COORDINATE_OPTIONS = {MARIADB: ("--master-data=2",), MYSQL: ("--source-data=2",)}
 
 
-def client_function(stack: Stack, service: str, user: str, password_key: str | None) -> StringCommand:
+def client_function(stack: Stack, service: str, user: str, password_key: str | None,
+                    name: str = "m") -> StringCommand:
     """Defines ``m TOOL ARGS...`` in the shell: a client program run in the service, speaking
-    ``utf8mb4`` with the server."""
+    ``utf8mb4`` with the server. ``name="mb"`` defines ``mb`` for the binlog reader
+    (``mb -binlog``), which takes no character set."""
     export = [export_from_env_file(stack.env_path, password_key, "MYSQL_PWD")] if password_key else []
     env = ["-e", "MYSQL_PWD"] if password_key else []
+    charset = [] if name == "mb" else [f"--default-character-set={CHARSET}"]
     return StringCommand(
         *export,
-        "m() { tool=$1; shift;",
+        f"{name}() {{ tool=$1; shift;",
         compose_command(stack, "exec", "-T", *env, QuoteString(service),
                         "sh", "-c", QuoteString(CLIENT_SHIM), "sh", '"$tool"', "-u", QuoteString(user),
-                        f"--default-character-set={CHARSET}", '"$@";'),
+                        *charset, '"$@";'),
         "};",
     )
 
@@ -375,3 +384,213 @@ class MysqlVersions(MysqlFactBase):
         return {"server": server, "flavor": server_flavor(server),
                 "dump": lines[1].split(", for")[0] if len(lines) > 1 else "",
                 "compression": lines[2] if len(lines) > 2 and lines[2] in COMPRESSORS else "gzip"}
+
+
+# The binlog position the server writes at now, and its GTID position, per flavor (MySQL
+# 8.2 and later name the status statement after the binary log, not the source).
+BINLOG_SQL = {
+    MARIADB: ("SELECT @@log_bin, @@binlog_format, @@binlog_row_image, @@gtid_binlog_pos", "SHOW MASTER STATUS"),
+    MYSQL: ("SELECT @@log_bin, @@binlog_format, @@binlog_row_image, @@gtid_executed", "SHOW BINARY LOG STATUS"),
+}
+
+
+class MysqlBinlog(MysqlFactBase):
+    """
+    Returns whether the server keeps a binlog that a point-in-time rollback can replay
+    (``log_bin`` on, ``format`` ROW, ``row_image`` FULL), the binlog files it still has,
+    oldest first, and the position it writes at now (file, position, GTID position).
+    ``flavor`` is the server's (``MysqlVersions``).
+
+    .. code:: python
+
+        {"log_bin": True, "format": "ROW", "row_image": "FULL",
+         "files": ["binlog.000001", "binlog.000002"],
+         "file": "binlog.000002", "position": 1234, "gtid": "0-1-42"}
+        {"log_bin": False, "format": "MIXED", "row_image": "FULL", "files": [],
+         "file": None, "position": None, "gtid": ""}
+    """
+
+    def command(self, stack: Stack, service: str = "mysql", user: str = "root",
+                password_key: str | None = PASSWORD_KEY, flavor: str = MARIADB) -> StringCommand:
+        variables, status = BINLOG_SQL[flavor]
+        return StringCommand(
+            client_function(Stack.of(stack), service, user, password_key),
+            f'echo variables && m "" -N -B -e "{variables}" </dev/null &&',
+            # SHOW BINARY LOGS fails where the binlog is off: asked only where it is on
+            'if m "" -N -B -e "SELECT @@log_bin" </dev/null | grep -qx 1; then echo files &&',
+            f'm "" -N -B -e "SHOW BINARY LOGS" </dev/null && echo status && m "" -N -B -e "{status}" </dev/null; fi',
+        )
+
+    def process(self, output):
+        sections, current = {}, None
+        for line in output:
+            if line in ("variables", "files", "status"):
+                current = sections.setdefault(line, [])
+            elif current is not None and line.strip():
+                current.append(line.split("\t"))
+        if not sections.get("variables") or len(sections["variables"][0]) < 4:
+            raise UnreadableOutput(f"{host_name()}: the MySQL server's binlog settings could not be read")
+        log_bin, binlog_format, row_image, gtid = sections["variables"][0][:4]
+        status = (sections.get("status") or [[None, None]])[0]
+        if log_bin == "1" and status[0] is None:
+            raise UnreadableOutput(f"{host_name()}: the binlog is on but the server gave no binlog position")
+        return {"log_bin": log_bin == "1", "format": binlog_format.upper(), "row_image": row_image.upper(),
+                "files": [row[0] for row in sections.get("files", [])],
+                "file": status[0], "position": int(status[1]) if status[1] is not None else None,
+                "gtid": "" if gtid == "NULL" else gtid.replace("\\n", "")}
+
+
+def replay_refusal(binlog: dict) -> str | None:
+    """Why the server's binlog cannot be replayed for a point-in-time rollback (None: it can)."""
+    if not binlog["log_bin"]:
+        return "the server keeps no binlog (log_bin is off)"
+    wrong = [f"{name} is {binlog[key]}, not {want}" for key, name, want in
+             (("format", "binlog_format", "ROW"), ("row_image", "binlog_row_image", "FULL")) if binlog[key] != want]
+    return "; ".join(wrong) if wrong else None
+
+
+BINLOG_FILE = re.compile(r"^[A-Za-z0-9._-]{1,200}\Z")
+BINLOG_TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\Z")
+
+
+class BinlogPoint(WholeOutputFact):
+    """
+    Returns a binlog point saved in a file on the host (a snapshot's
+    ``<part>.binlog-coordinates``, a release's point), or ``None`` where there is none.
+    A file that is not such a point fails the fact.
+
+    .. code:: python
+
+        {"file": "binlog.000002", "position": 1234, "gtid": "0-1-42", "at": "2026-12-07T14:00:00Z"}
+    """
+
+    def command(self, path: str) -> StringCommand:
+        return StringCommand("cat", "--", QuoteString(path), "2>/dev/null || true")
+
+    def process(self, output):
+        text = "\n".join(output).strip()
+        if not text:
+            return None
+        try:
+            point = json.loads(text)
+            if BINLOG_FILE.match(point["file"]) and isinstance(point["position"], int):
+                return point
+        except (ValueError, KeyError, TypeError):
+            pass
+        raise UnreadableOutput(f"{host_name()}: not a binlog point: {text[:120]!r}")
+
+
+class MysqlPrimaryKeys(MysqlFactBase):
+    """
+    Returns each table's primary key columns by position (1 = the first column), as the
+    binlog's row events number them.
+
+    .. code:: python
+
+        {"knowledge_bases": [1], "kb_members": [1, 2]}
+    """
+
+    def command(self, stack: Stack, database: str, service: str = "mysql", user: str = "root",
+                password_key: str | None = PASSWORD_KEY) -> StringCommand:
+        return StringCommand(
+            client_function(Stack.of(stack), service, user, password_key), assign(db=database),
+            'm "" -N -B -e "SELECT c.table_name, GROUP_CONCAT(c.ordinal_position ORDER BY s.seq_in_index)'
+            " FROM information_schema.statistics s JOIN information_schema.columns c"
+            " ON c.table_schema = s.table_schema AND c.table_name = s.table_name AND c.column_name = s.column_name"
+            " WHERE s.table_schema = '$db' AND s.index_name = 'PRIMARY' GROUP BY c.table_name\" </dev/null",
+        )
+
+    def process(self, output):
+        keys = {}
+        for line in output:
+            if line.strip():
+                table, _, positions = line.partition("\t")
+                keys[table] = [int(p) for p in positions.split(",")]
+        return keys
+
+
+def binlog_range(files: list[str], start: int | None = None, stop: int | None = None,
+                 start_time: str | None = None, stop_time: str | None = None) -> list:
+    """The binlog reader's arguments for a range: positions apply to the first and the last
+    of ``files``, times (``YYYY-MM-DD HH:MM:SS``, UTC) to all of them."""
+    if not files or not all(BINLOG_FILE.match(f) for f in files):
+        raise ValueError(f"not binlog file names: {files!r}")
+    for time in (start_time, stop_time):
+        if time is not None and not BINLOG_TIME.match(time):
+            raise ValueError(f"not a binlog time (YYYY-MM-DD HH:MM:SS): {time!r}")
+    args = [f"--start-position={int(start)}"] if start is not None else []
+    args += [f"--stop-position={int(stop)}"] if stop is not None else []
+    args += [QuoteString(f"--start-datetime={start_time}")] if start_time else []
+    args += [QuoteString(f"--stop-datetime={stop_time}")] if stop_time else []
+    return args + [QuoteString(f) for f in files]
+
+
+class MysqlBinlogChanges(MysqlFactBase):
+    """
+    Returns what a range of the binlog (``binlog_range``'s arguments) changes in one
+    database: rows inserted, updated and deleted per table, the primary keys of the first
+    ``limit`` rows of each (``keys``: the table's positions, ``MysqlPrimaryKeys``), the
+    statements other than DML that name the database (``ddl``), and the transactions.
+    Read through the server (``mariadb-binlog -R``), every database's events, by
+    ``scripts/binlog_changes.sh``.
+
+    .. code:: python
+
+        {"tables": {"knowledge_bases": [2, 1, 0]},
+         "keys": {"knowledge_bases": [["INSERT", "4"], ["INSERT", "5"], ["UPDATE", "1"]]},
+         "ddl": [], "transactions": 3}
+    """
+
+    def command(self, stack: Stack, database: str, files: list, start: int | None = None, stop: int | None = None,
+                start_time: str | None = None, stop_time: str | None = None, keys: dict | None = None,
+                limit: int = 100, service: str = "mysql", user: str = "root",
+                password_key: str | None = PASSWORD_KEY) -> StringCommand:
+        if not valid_database(database):
+            raise ValueError(f"database {database!r} is not a plain name")
+        primary = " ".join(f"{table}:{','.join(str(int(p)) for p in positions)}"
+                           for table, positions in sorted((keys or {}).items()) if valid_database(table))
+        return StringCommand(
+            client_function(Stack.of(stack), service, user, password_key, name="mb"),
+            "mb -binlog -R -v --base64-output=DECODE-ROWS", *binlog_range(files, start, stop, start_time, stop_time),
+            "</dev/null | env", QuoteString(f"DB={database}"), QuoteString(f"PKS={primary}"), f"LIMIT={int(limit)}",
+            "sh -c", QuoteString(script("binlog_changes")),
+        )
+
+    def process(self, output):
+        found = {"tables": {}, "keys": {}, "ddl": [], "transactions": None}
+        for line in output:
+            kind, _, rest = line.partition("\t")
+            fields = rest.split("\t")
+            if kind == "rows" and len(fields) == 4:
+                found["tables"][fields[0]] = [int(n) for n in fields[1:]]
+            elif kind == "key" and len(fields) == 3:
+                found["keys"].setdefault(fields[0], []).append(fields[1:])
+            elif kind == "ddl":
+                found["ddl"].append(rest)
+            elif kind == "transactions":
+                found["transactions"] = int(rest)
+        if found["transactions"] is None or not output or output[-1] != "end":
+            raise UnreadableOutput(f"{host_name()}: the binlog could not be read whole")
+        return found
+
+
+class ReplayTarget(WholeOutputFact):
+    """
+    Returns what a point-in-time rollback saved after its replay (``operations.mysql.
+    replay_target_saved``): the snapshot and point it replayed (``label``) and the
+    fingerprint the replayed copy had, which a rerun finds live; ``None`` where none was saved.
+
+    .. code:: python
+
+        {"label": "20261207T140000Z-pre-migration until binlog.000002:5678",
+         "fingerprint": {"exists": True, "tables": {...}, ...}}
+    """
+
+    def command(self, path: str) -> StringCommand:
+        return StringCommand("cat", "--", QuoteString(path), "2>/dev/null || true")
+
+    def process(self, output):
+        lines = [line for line in output if line.strip()]
+        if not lines:
+            return None
+        return {"label": lines[0], "fingerprint": parse_fingerprint(lines[1:])}

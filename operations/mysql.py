@@ -29,17 +29,23 @@ from facts.compose import Stack
 from facts.gather import side_by_side
 from facts.lock import holding_work
 from facts.mysql import (
+    BINLOG_SQL,
+    COORDINATE_OPTIONS,
     DUMP_OPTIONS,
+    MYSQL,
     PASSWORD_KEY,
+    BinlogPoint,
+    MysqlBinlog,
     MysqlFingerprint,
     MysqlVersions,
+    binlog_range,
     client_function,
     fingerprint_command,
     same_data,
     summary,
 )
 from facts.shadow import PREVIOUS_SUFFIX, SHADOW_SUFFIX, staged_copy_problem
-from facts.shell import COMPRESSORS, assign, decompressor, failing
+from facts.shell import COMPRESSORS, assign, decompressor, failing, script
 from facts.snapshots import checksum_checked, descriptor_written, valid_part_name
 from operations.arguments import checked_database, checked_path
 from operations.decorator import operation
@@ -74,7 +80,11 @@ def dumped(stack: Stack, database: str, directory: str, part: str, service: str 
     container and is compressed on the host (zstd where it has it: the dump is then bound
     by the server, not by the compressor); the file appears under its final name only
     once the whole dump succeeded. The fingerprint is taken before the dump and again
-    after it: if they differ, writes were not quiesced and the dump is refused.
+    after it: if they differ, writes were not quiesced and the dump is refused. Where the
+    server keeps a binlog, the dump also records the binlog coordinates it is consistent
+    with (``--master-data=2``, MySQL's ``--source-data=2``: a global read lock for
+    a moment at its start) in ``<part>.binlog-coordinates`` (JSON: ``{"file", "position", "gtid"}``),
+    which the descriptor names as ``binlog_coordinates``: where a point-in-time replay starts.
 
     **Example:**
 
@@ -103,8 +113,18 @@ def dumped(stack: Stack, database: str, directory: str, part: str, service: str 
         yield failing(f"database {database!r} does not exist in service {service!r}")
         return
     versions = host.get_fact(MysqlVersions, stack=stack, service=service, user=user, password_key=password_key)
-    suffix, compress, _ = COMPRESSORS[versions["compression"]]
+    suffix, compress, decompress = COMPRESSORS[versions["compression"]]
     dump_file = f"{part}.sql{suffix}"
+    # the binlog coordinates this dump is consistent with, where the server keeps a binlog
+    # (a displaced copy is no point in the binlog's history)
+    coordinates = source is None and host.get_fact(MysqlBinlog, stack=stack, service=service, user=user,
+                                                   password_key=password_key, flavor=versions["flavor"])["log_bin"]
+    binlog_file = f"{part}.binlog-coordinates"  # not .json: that suffix is a descriptor
+    coordinates_read = [
+        "{", decompress, '< "$dump.tmp" 2>/dev/null || :; } | head -c 65536 | sh -c',
+        QuoteString(script("binlog_coordinates", "operations")), '> "$out.binlog.tmp" &&',
+        'chmod 0600 "$out.binlog.tmp" && mv "$out.binlog.tmp"', QuoteString(f"{directory}/{binlog_file}"), "&&",
+    ] if coordinates else []
 
     fingerprint_again = fingerprint_command(stack, read, service, user, password_key)
     yield bash(
@@ -113,9 +133,10 @@ def dumped(stack: Stack, database: str, directory: str, part: str, service: str 
         "(", client_function(stack, service, user, password_key),
         assign(db=read),
         'm -dump --single-transaction --routines --triggers --events --hex-blob --no-tablespaces'
-        ' --skip-dump-date', *DUMP_OPTIONS[versions["flavor"]], '"$db" </dev/null', ") |", compress,
+        ' --skip-dump-date', *DUMP_OPTIONS[versions["flavor"]],
+        *(COORDINATE_OPTIONS[versions["flavor"]] if coordinates else ()), '"$db" </dev/null', ") |", compress,
         '> "$dump.tmp" &&',
-        "(", fingerprint_again, ') > "$out.fingerprint.after" &&',
+        "(", fingerprint_again, ') > "$out.fingerprint.after" &&', *coordinates_read,
         'if ! cmp -s "$out.fingerprint.before" "$out.fingerprint.after"; then',
         'rm -f "$dump.tmp" "$out.fingerprint.before" "$out.fingerprint.after";',
         "echo", QuoteString(f"{read} changed while it was dumped (writes not quiesced); dump refused"),
@@ -126,7 +147,7 @@ def dumped(stack: Stack, database: str, directory: str, part: str, service: str 
     descriptor = {
         "component": part.split(".")[0], "engine": "mysql", "service": service, "database": database,
         "file": dump_file, "fingerprint": fingerprint,
-        "tool_versions": versions,
+        "tool_versions": versions, **({"binlog_coordinates": binlog_file} if coordinates else {}),
     }
     yield from descriptor_written(directory, part, descriptor)
 
@@ -244,6 +265,176 @@ def aside_dropped(stack: Stack, database: str, service: str = "mysql", user: str
     yield bash(
         client_function(stack, service, user, password_key), assign(previous=database + PREVIOUS_SUFFIX),
         'm "" -e "DROP DATABASE IF EXISTS \\`$previous\\`" </dev/null',
+    )
+
+
+@operation()
+def binlog_point_saved(stack: Stack, path: str, service: str = "mysql", user: str = "root",
+                       password_key: str | None = PASSWORD_KEY):
+    """
+    Save where the server's binlog is now into a file on the host: the point a
+    point-in-time rollback replays up to (``rollback.py --data until=migration``).
+
+    + path: the file written (JSON: ``{"file", "position", "gtid", "at"}``, 0600)
+
+    The guarded release (``migrate.py``) saves it immediately before the release's stack
+    comes up (and its migration runs). Nothing happens where the server keeps no binlog:
+    such a release can only be rolled back to its snapshot.
+
+    **Example:**
+
+    .. code:: python
+
+        mysql.binlog_point_saved(
+            name="Save the binlog point before the release",
+            stack=Stack("/srv/layra"),
+            path="/srv/layra/.git/layra-release-point.mysql.json",
+        )
+    """
+    checked_path(path, "path")
+    login = dict(stack=stack, service=service, user=user, password_key=password_key)
+    flavor = host.get_fact(MysqlVersions, **login)["flavor"]
+    if not host.get_fact(MysqlBinlog, flavor=flavor, **login)["log_bin"]:
+        host.noop(f"mysql ({service}): no binlog: no point to save (a rollback of this release goes back to "
+                  "its snapshot, the writes since are not replayed)")
+        return
+    variables, status = BINLOG_SQL[flavor]
+    yield bash(
+        "umask 077;", client_function(stack, service, user, password_key), assign(out=path),
+        f'point=$(m "" -N -B -e "{status}" </dev/null) && gtid=$(m "" -N -B -e "{variables}" </dev/null) &&',
+        'set -- $point && gtid=$(printf "%s" "$gtid" | cut -f4) &&',
+        'case "$2" in ""|*[!0-9]*) echo "unexpected binlog position: $point" >&2; exit 1;; esac &&',
+        'case "$1$gtid" in *[!A-Za-z0-9._,-]*) echo "unexpected binlog position: $point $gtid" >&2; exit 1;; esac &&',
+        'printf \'{"file": "%s", "position": %s, "gtid": "%s", "at": "%s"}\\n\' "$1" "$2" "$gtid"',
+        '"$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$out.tmp" && mv "$out.tmp" "$out"',
+    )
+
+
+@operation()
+def shadow_replayed(stack: Stack, database: str, replay: dict, service: str = "mysql", user: str = "root",
+                    password_key: str | None = PASSWORD_KEY):
+    """
+    Replay onto the shadow copy ``<database>__restore`` the binlog's row events for the
+    database in a range: the writes made after the snapshot, up to a point before the
+    release's migration (a point-in-time rollback).
+
+    + replay: the range, as ``engines.mysql`` plans it: ``files`` (the binlog files, from
+      the snapshot's to the point's), ``start`` (the snapshot's position in the first),
+      ``stop`` (a position in the last) or ``stop_time`` (``YYYY-MM-DD HH:MM:SS`` UTC)
+
+    ``mariadb-binlog -R --database=<db> --rewrite-db=<db>-><db>__restore`` (``mysqlbinlog
+    --skip-gtids`` on MySQL: it would skip transactions the server already executed) reads
+    the range through the server and the client applies it to the shadow with
+    ``sql_log_bin=0`` (the replay is not logged again). Run once the shadow is loaded and
+    checked against the snapshot (``shadow_checked``): the swap then moves it in. A replay
+    that fails leaves the live database untouched (the next run loads the shadow again).
+
+    **Example:**
+
+    .. code:: python
+
+        mysql.shadow_replayed(
+            name="Replay layra up to the migration",
+            stack=Stack("/srv/layra"),
+            database="layra",
+            replay={"files": ["binlog.000002"], "start": 1234, "stop": 5678},
+        )
+    """
+    check_names(database)
+    try:
+        reading = binlog_range(replay["files"], replay.get("start"), replay.get("stop"),
+                               stop_time=replay.get("stop_time"))
+    except (KeyError, ValueError) as error:
+        raise OperationError(f"mysql/{database}: not a binlog range to replay: {error}") from None
+    login = dict(stack=stack, service=service, user=user, password_key=password_key)
+    flavor = host.get_fact(MysqlVersions, **login)["flavor"]
+    shadow = database + SHADOW_SUFFIX
+    yield bash(
+        holding_work(stack.dir, f"mysql/{database}: replay the binlog onto the shadow copy"),
+        client_function(stack, service, user, password_key), client_function(stack, service, user, password_key,
+                                                                            name="mb"),
+        "{ echo 'SET SESSION sql_log_bin = 0;' &&",
+        "mb -binlog -R", QuoteString(f"--database={database}"), QuoteString(f"--rewrite-db={database}->{shadow}"),
+        *(("--skip-gtids",) if flavor == MYSQL else ()), *reading, "</dev/null; } |", 'm ""',
+        "|| {", "echo", QuoteString(f"mysql/{database}: the binlog replay onto {shadow} failed; "
+                                    "the live database was not touched"), ">&2; exit 1; }",
+    )
+
+
+@operation()
+def replay_target_saved(stack: Stack, database: str, path: str, label: str, service: str = "mysql",
+                        user: str = "root", password_key: str | None = PASSWORD_KEY):
+    """
+    Save the fingerprint of the replayed shadow copy ``<database>__restore`` with what was
+    replayed (``label``: snapshot and point): the target of a point-in-time rollback, which
+    verify phase 4 checks the live database against, and a rerun finds live (it changes
+    nothing then). Read back by ``facts.mysql.ReplayTarget``.
+
+    + path: the file written (0600; beside the rollback lock)
+    + label: one line naming the snapshot and the point
+
+    **Example:**
+
+    .. code:: python
+
+        mysql.replay_target_saved(
+            name="Save the replayed layra's fingerprint",
+            stack=Stack("/srv/layra"),
+            database="layra",
+            path="/srv/layra/.git/layra-point-in-time.mysql.layra",
+            label="20261207T140000Z-pre-migration until binlog.000002:5678",
+        )
+    """
+    check_names(database, path=path)
+    if "\n" in label:
+        raise OperationError("label must be one line")
+    yield bash(
+        "umask 077;", assign(out=path), "{ printf '%s\\n'", QuoteString(label), "&&",
+        fingerprint_command(stack, database + SHADOW_SUFFIX, service, user, password_key),
+        '; } > "$out.tmp" && mv "$out.tmp" "$out"',
+    )
+
+
+@operation()
+def binlog_exported(stack: Stack, database: str, replay: dict, path: str, until_path: str | None = None,
+                    service: str = "mysql", user: str = "root", password_key: str | None = PASSWORD_KEY):
+    """
+    Export the binlog's events for the database from a point on (the writes a
+    point-in-time rollback did not replay) into an SQL file an operator can review and
+    replay by hand: ``mariadb-binlog --database=<db> -v`` (each row event as a ``BINLOG``
+    statement, with its rows as ``###`` comments).
+
+    + replay: the range (``files``, ``start`` or ``start_time``: the point)
+    + path: the file written, 0600 (in the safety snapshot)
+    + until_path: a binlog point saved on the host (``binlog_point_saved``) where the
+      export ends: the rollback saves one as its window begins, so that its own swap and
+      the writes after its window are not in the export
+
+    **Example:**
+
+    .. code:: python
+
+        mysql.binlog_exported(
+            name="Export the writes after the point",
+            stack=Stack("/srv/layra"),
+            database="layra",
+            replay={"files": ["binlog.000002"], "start": 5678},
+            path="/var/backups/layra/20261207T150000Z-safety-before-rollback.partial/mysql.layra.after-point.sql",
+        )
+    """
+    check_names(database, path=path)
+    end = host.get_fact(BinlogPoint, path=until_path) if until_path else None
+    files = list(replay.get("files") or [])
+    if end and end["file"] in files:
+        files = files[:files.index(end["file"]) + 1]
+    try:
+        reading = binlog_range(files, replay.get("start"), end and end["position"], start_time=replay.get("start_time"))
+    except (KeyError, ValueError) as error:
+        raise OperationError(f"mysql/{database}: not a binlog range to export: {error}") from None
+    yield bash(
+        "umask 077;", client_function(stack, service, user, password_key, name="mb"), assign(out=path),
+        "mb -binlog -R -v", QuoteString(f"--database={database}"), *reading, '</dev/null > "$out.tmp" &&',
+        'mv "$out.tmp" "$out"',
     )
 
 

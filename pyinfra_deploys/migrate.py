@@ -35,6 +35,7 @@ from .config import (
     stack_from,
     with_env_settings,
 )
+from .engines import engine_of
 from .record import RUN
 from .runs import VALUE_OPTIONS
 from .triggers import Decision, RuleError, load_rules, seconds
@@ -180,6 +181,9 @@ def migrate():
         timeout = ready_timeout(host.data)
         # the incident starts with the release: a migration can damage data as it starts
         python.call(name="Note the release time", function=released, _if=nothing_failed)
+        # where a point-in-time rollback of this release replays up to (until=migration)
+        for component in components:
+            engine_of(component).release_point_saved(stack, component, _if=nothing_failed)
         # A failed release is not the end of the run: the watch rolls it back.
         GUARD.deployed[host.name] = [
             stack_ops.at_commit(name=f"Release {commit}", stack=stack, commit=commit,

@@ -62,6 +62,7 @@ from .config import (
 )
 from .engines import engine_of
 from .engines.base import without_credentials
+from .engines.mysql_point import parse_until
 from .lock import (
     LOCKS,
     lock_refusal,
@@ -168,6 +169,44 @@ def leftover_safety(earlier: list[tuple], skip_safety: bool, changed: list[tuple
     return unfinished[-1] if unfinished else None
 
 
+def point_wanted(data, wanted) -> dict | None:
+    """``--data until=<point>``, parsed (engines.mysql_point), refused from its text alone."""
+    if not data.get("until"):
+        return None
+    if not wanted:
+        raise DeployError("until= replays the binlog onto a snapshot: give --data snapshot=<id> with it")
+    try:
+        return parse_until(data.get("until"))
+    except ValueError as error:
+        raise DeployError(str(error)) from None
+
+
+def points_planned(stack, parts: list[tuple], part_plans: dict, until: dict, snapshot_id: str, directory: str,
+                   manifest: dict) -> list[tuple]:
+    """Each changed part's replay up to ``until`` in its plan (or its refusal: the plan's
+    error), and in its descriptor for the steps; a part already at that target is no change."""
+    planned = []
+    for component, name, part in parts:
+        plan = part_plans[name]
+        replay = None
+        if plan["changes"]:
+            replay = engine_of(component).point_in_time(stack, component, {**part, "snapshot_id": snapshot_id},
+                                                         until, directory, manifest.get("created"))
+            if replay is None:
+                logger.info(f"{host.print_prefix}plan: {plan['component']}: until= does not apply (no log to "
+                            f"replay): restored to the snapshot")
+        if replay:
+            plan["point_in_time"] = replay
+            if "error" in replay:
+                plan["error"] = replay["error"]
+            elif replay.get("at_target"):
+                plan["changes"] = False
+            else:
+                part = {**part, "point_in_time": replay}
+        planned.append((component, name, part))
+    return planned
+
+
 def last_took(last: dict | None) -> str:
     """``; the last rollback here (<run>) staged in 40.0s, its window lasted 18.0s``: what
     its record has of the two, or nothing."""
@@ -213,10 +252,12 @@ def rollback():
     if ref and (not isinstance(ref, str) or not valid_ref(ref)):
         raise DeployError(f"commit {ref!r} is not a valid git ref (sha, tag or branch)")
     skip_safety = str(host.data.get("safety_snapshot", "")).lower() == "skip"
+    until = point_wanted(host.data, wanted)
     breaking = lock_to_break(host.data)
     every_host_reached(state)
     components = with_env_settings(stack, components)
-    RUN.start(state, "rollback", target={"snapshot": wanted, "commit": ref}, incident=incident_from(host.data))
+    RUN.start(state, "rollback", target={"snapshot": wanted, "commit": ref, **({"until": until["text"]} if until else {})},
+              incident=incident_from(host.data))
     holder = host.get_fact(RollbackLock, stack_dir=stack.dir)
     refusal = lock_refusal(stack.dir, holder, breaking)
     if refusal:
@@ -261,6 +302,8 @@ def rollback():
         without_credentials(part_plans[name], component)
     for plan in cache_plans:
         without_credentials(plan, next(c for c in components if c.name == plan["component"]))
+    if until:
+        parts = points_planned(stack, parts, part_plans, until, snapshot_id, directory, manifest)
     # Cache flushes alone do not make a rollback: they follow a change, they do not cause one.
     restores = any(plan["changes"] for plan in part_plans.values())
     changes = stack_change["changes"] or restores

@@ -220,6 +220,19 @@ class Engine:
         displaced copy."""
         return []
 
+    def point_in_time(self, stack, component, descriptor: dict, until: dict, snapshot_dir: str,
+                      created: str | None) -> dict | None:
+        """A point-in-time rollback of the part (``until=``): its replay plan, ``{"error"}``
+        where it is refused, None where the engine keeps no log to replay (the part is
+        restored to the snapshot)."""
+        return None
+
+    def release_point_saved(self, stack, component, **options) -> list:
+        """Immediately before a guarded release: register what saves the point a
+        point-in-time rollback of that release replays up to (MySQL: its binlog position).
+        [] where the engine has no such point."""
+        return []
+
     def cache_plan(self, stack, component) -> dict | None:
         """Caches flushed after a rollback's change (None: the component has none)."""
         return None

@@ -73,6 +73,14 @@ class Mongo(ShadowDatabases):
         # the <database>__pre_restore database's)
         return {key: descriptor[key] for key in ("source_prefix", "source_database") if descriptor.get(key)}
 
+    def point_in_time(self, stack, component, descriptor: dict, until: dict, snapshot_dir: str,
+                      created: str | None) -> dict:
+        # the oplog would be MongoDB's log: see the README's point-in-time section
+        return {"error": f"mongo/{descriptor['database']}: until={until['text']} refused: MongoDB's writes can only "
+                         "be replayed from the oplog of a replica set (mongorestore --oplogReplay), which cannot be "
+                         "combined with the namespace renames its shadow copy needs; nothing was changed (a rollback "
+                         "to the snapshot alone, without until=, is possible)"}
+
     def displaced_dump(self, database: str) -> dict:
         return {"displaced": True}
 

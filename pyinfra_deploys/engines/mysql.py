@@ -17,8 +17,10 @@ from pyinfra import host
 
 from facts import mysql as facts
 from operations import mysql as operations
+from operations.parallel import Step
 
 from ..compose_file import env_of, password_from
+from . import mysql_point as point
 from .base import (
     PASSWORD_KEY_RULE,
     SERVICE_RULE,
@@ -67,6 +69,64 @@ class Mysql(ShadowDatabases):
     def matches(self, live, snapshot) -> bool:
         return facts.same_data(live, snapshot)
 
+    def release_point_saved(self, stack, component, **options) -> list:
+        return [operations.binlog_point_saved(name=f"Save {component.name}'s binlog point before the release",
+                                              stack=stack, path=point.release_point_path(stack, component),
+                                              **component.client, **options)]
+
+    def point_in_time(self, stack, component, descriptor: dict, until: dict, snapshot_dir: str,
+                      created: str | None) -> dict:
+        plan = point.plan(stack, component, descriptor, until, snapshot_dir, created)
+        if "error" not in plan:
+            live = self.live(stack, component, descriptor["database"])
+            plan["at_target"] = point.at_target(stack, component, descriptor, plan["label"], live)
+        return plan
+
+    def stage(self, stack, component, descriptor: dict, files: dict, sha256s: dict,
+              differs: bool = False) -> list[Step]:
+        steps = super().stage(stack, component, descriptor, files, sha256s, differs)
+        replay = descriptor.get("point_in_time")
+        if steps and replay:
+            # the checked snapshot copy, then the writes after it up to the point
+            database = descriptor["database"]
+            steps += [Step(operations.shadow_replayed, {"stack": stack, "database": database,
+                                                        "replay": replay["replay"], **component.client},
+                           f"{component.name}/{database}"),
+                      Step(operations.replay_target_saved,
+                           {"stack": stack, "database": database, "label": replay["label"],
+                            "path": point.target_path(stack, component, database), **component.client},
+                           f"{component.name}/{database}")]
+        return steps
+
+    def target(self, stack, component, descriptor: dict) -> dict:
+        # a point-in-time rollback's target is what it replayed to, saved when it did
+        if not descriptor.get("point_in_time"):
+            return descriptor["fingerprint"]
+        saved = host.get_fact(facts.ReplayTarget, path=point.target_path(stack, component, descriptor["database"]))
+        return saved["fingerprint"] if saved else {"exists": False}
+
+    def keep_displaced(self, stack, component, name: str, descriptor: dict, directory: str, **options) -> list:
+        kept = super().keep_displaced(stack, component, name, descriptor, directory, **options)
+        replay = descriptor.get("point_in_time")
+        if replay and replay["displaced"]["tables"]:
+            kept.append(operations.binlog_exported(
+                name=f"Export the writes after the point on {component.name}/{descriptor['database']}",
+                stack=stack, database=descriptor["database"], replay=replay["after"],
+                path=f"{directory}/{name}.after-point.sql",
+                until_path=point.window_point_path(stack, component), **component.client, **options))
+        return kept
+
+    def restore(self, stack, component, descriptor: dict, files: dict, sha256s: dict,
+                differs: bool = False) -> list[Step]:
+        steps = super().restore(stack, component, descriptor, files, sha256s, differs)
+        if descriptor.get("point_in_time"):
+            # writes are stopped: where the binlog is now ends the export of what was not replayed
+            steps.insert(0, Step(operations.binlog_point_saved, {"stack": stack,
+                                                                 "path": point.window_point_path(stack, component),
+                                                                 **component.client},
+                                 f"{component.name}/{descriptor['database']}"))
+        return steps
+
     def holds_data(self, fingerprint: dict) -> bool:
         # the swap creates <database>__pre_restore, then moves the tables in: killed between
         # the two, it leaves the database empty
@@ -87,9 +147,14 @@ class Mysql(ShadowDatabases):
         return {"part": part, **database_plan(component.name, descriptor["database"], live, descriptor["fingerprint"])}
 
     def describe(self, plan: dict) -> list[str]:
+        replay = plan.get("point_in_time") or {}
+        if replay.get("at_target"):
+            return [f"{plan['component']}: no change: already the snapshot replayed {replay['point']}"]
         lines = self.describe_changes(plan, "tables", "row")
         if not plan["changes"]:
             return lines
+        if replay and "error" not in replay:
+            lines += point.describe(replay)
         lines += [f"  table {table} added" for table in plan["tables_added"]]
         lines += [f"  table {table} dropped (kept in the __pre_restore database)" for table in plan["tables_dropped"]]
         schema = plan.get("schema")
@@ -107,6 +172,12 @@ class Mysql(ShadowDatabases):
         settings["user"] = "root"  # whose password MYSQL_ROOT_PASSWORD is
         password_from(service, env_of(service, "MYSQL_ROOT_PASSWORD", "MARIADB_ROOT_PASSWORD"), settings, why, todo)
         databases_from(service, ("MYSQL_DATABASE", "MARIADB_DATABASE"), settings, why, todo)
+
+
+def release_point_path(stack, component) -> str:
+    """Where the last guarded release saved the binlog point of ``component``'s server
+    (``rollback.py --data until=migration`` replays up to it): beside the rollback lock."""
+    return f"{stack.dir}/.git/layra-release-point.{component.name}.json"
 
 
 def database_plan(name: str, database: str, live: dict, snapshot: dict) -> dict:

@@ -128,13 +128,20 @@ class ShadowDatabases(Engine):
         return [self.operations.aside_dropped(name=f"Drop the displaced {component.name}/{database}", stack=stack,
                                               database=database, **component.client, **options)]
 
+    def target(self, stack, component, descriptor: dict) -> dict:
+        """The fingerprint the restored part must have, read when verify phase 4 runs: the
+        snapshot's (MySQL's point-in-time rollback: what it replayed to)."""
+        return descriptor["fingerprint"]
+
     def integrity(self, stack, component, descriptor: dict, sha256s: dict) -> Probe:
         def read(services: dict) -> Check:
             live = self.live(stack, component, descriptor["database"])
-            ok = self.matches(live, descriptor["fingerprint"])
+            want = self.target(stack, component, descriptor)
+            what = "the snapshot" if want is descriptor["fingerprint"] else "the replayed target"
+            ok = self.matches(live, want)
             return Check(4, f"{component.name}/{descriptor['database']} fingerprint",
-                         self.summary(live) + ("" if ok else ", differs from the snapshot"),
-                         f"the snapshot's: {self.summary(descriptor['fingerprint'])}", ok)
+                         self.summary(live) + ("" if ok else f", differs from {what}"),
+                         f"{what}'s: {self.summary(want)}", ok)
         return Probe(read)
 
     def ping(self, stack, component) -> Probe:
