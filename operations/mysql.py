@@ -425,7 +425,16 @@ def binlog_exported(stack: Stack, database: str, replay: dict, path: str, until_
     check_names(database, path=path)
     end = host.get_fact(BinlogPoint, path=until_path) if until_path else None
     files = list(replay.get("files") or [])
-    if end and end["file"] in files:
+    if end and files and end["file"] not in files:
+        # the binlog rotated since the plan: the files up to the end's, as the server has them now
+        login = dict(stack=stack, service=service, user=user, password_key=password_key)
+        flavor = host.get_fact(MysqlVersions, **login)["flavor"]
+        now = host.get_fact(MysqlBinlog, flavor=flavor, **login)["files"]
+        if files[0] not in now or end["file"] not in now:
+            raise OperationError(f"mysql/{database}: binlog files {files[0]} to {end['file']} are not all on the "
+                                 f"server: the writes after the point cannot be exported")
+        files = now[now.index(files[0]):]
+    if end:
         files = files[:files.index(end["file"]) + 1]
     try:
         reading = binlog_range(files, replay.get("start"), end and end["position"], start_time=replay.get("start_time"))

@@ -183,25 +183,25 @@ def point_wanted(data, wanted) -> dict | None:
 
 def points_planned(stack, parts: list[tuple], part_plans: dict, until: dict, snapshot_id: str, directory: str,
                    manifest: dict) -> list[tuple]:
-    """Each changed part's replay up to ``until`` in its plan (or its refusal: the plan's
-    error), and in its descriptor for the steps; a part already at that target is no change."""
+    """Each part's replay up to ``until`` in its plan (or its refusal: the plan's error), and
+    in its descriptor for the steps. A part at the snapshot changes where the replay has
+    writes to bring; one already at the replayed target does not change."""
     planned = []
     for component, name, part in parts:
         plan = part_plans[name]
-        replay = None
-        if plan["changes"]:
-            replay = engine_of(component).point_in_time(stack, component, {**part, "snapshot_id": snapshot_id},
-                                                         until, directory, manifest.get("created"))
-            if replay is None:
-                logger.info(f"{host.print_prefix}plan: {plan['component']}: until= does not apply (no log to "
-                            f"replay): restored to the snapshot")
+        replay = engine_of(component).point_in_time(stack, component, {**part, "snapshot_id": snapshot_id}, until,
+                                                     directory, manifest.get("created"), plan["changes"])
+        if replay is None and plan["changes"]:
+            logger.info(f"{host.print_prefix}plan: {plan['component']}: until= does not apply (no log to "
+                        f"replay): restored to the snapshot")
         if replay:
             plan["point_in_time"] = replay
             if "error" in replay:
                 plan["error"] = replay["error"]
             elif replay.get("at_target"):
                 plan["changes"] = False
-            else:
+            elif plan["changes"] or replay["replayed"]["transactions"]:
+                plan["changes"] = True
                 part = {**part, "point_in_time": replay}
         planned.append((component, name, part))
     return planned

@@ -34,7 +34,8 @@ EXPECTED = {
     "tests/e2e/test_rehearsal.py": 250, "tests/reliability/test_faults.py": 250,
     "tests/e2e/test_engines.py": 190, "tests/e2e/test_watch.py": 170,
     "tests/reliability/test_secrets.py": 130, "tests/e2e/test_stack_rollback.py": 110,
-    "tests/e2e/test_hostile_names.py": 80, "unit": 70, "tests/reliability/test_bad_input.py": 40,
+    "tests/e2e/test_hostile_names.py": 80, "unit": 80, "tests/reliability/test_bad_input.py": 40,
+    "tests/e2e/test_point_in_time.py": 240,
 }
 SUMMARY = re.compile(r"^=+ (.*) in [\d.]+s(?: \(.*\))? =+$")
 COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|deselected|xfailed|xpassed|warnings?)")

@@ -8,7 +8,8 @@
 #   key   <table> <INSERT|UPDATE|DELETE> <k1,k2>   the first LIMIT rows' primary keys
 #   ddl   <statement, first 200 characters>        a statement other than DML naming DB
 #   transactions <n>                                the transactions with a row event of DB
-#   end
+#   end                                             only where the reader printed its footer
+# A reader that stopped short (an error, a file gone) prints no footer: then no `end`, and exit 1.
 awk -v db="$DB" -v pks="$PKS" -v limit="${LIMIT:-100}" '
   BEGIN {
     n = split(pks, each, " ")
@@ -29,11 +30,17 @@ awk -v db="$DB" -v pks="$PKS" -v limit="${LIMIT:-100}" '
     if (stmt == "") return
     s = stmt; stmt = ""
     sub(/\/\*!\*\/;$/, "", s)
-    if (s ~ /^(BEGIN|COMMIT|ROLLBACK|START TRANSACTION|SET |use |DELIMITER|XA |SAVEPOINT|RELEASE )/) return
-    if (s !~ /^(CREATE|ALTER|DROP|RENAME|TRUNCATE|OPTIMIZE|REPAIR|ANALYZE|GRANT|REVOKE)[ \t]/) return
+    # the text as the client sent it: any case, leading blanks and comments
+    while (s ~ /^[ \t]+/ || s ~ /^\/\*[^!]/) {
+      sub(/^[ \t]+/, "", s)
+      if (s ~ /^\/\*[^!]/) { if (!sub(/^\/\*([^*]|\*[^\/])*\*\//, "", s)) break }
+    }
+    upper = toupper(s)
+    if (upper ~ /^(BEGIN|COMMIT|ROLLBACK|START TRANSACTION|SET |USE |DELIMITER|XA |SAVEPOINT|RELEASE )/) return
+    if (upper !~ /^(CREATE|ALTER|DROP|RENAME|TRUNCATE|OPTIMIZE|REPAIR|ANALYZE|GRANT|REVOKE)[ \t]/) return
     named = index(s, qdb) || index(s, " " db ".") || s ~ ("[ \t]" db "([ \t;]|$)")
     # unqualified, it is on the session database; a database statement names its own
-    if (named || (current_db == db && s !~ /^[A-Z]+ (DATABASE|SCHEMA)/ && index(s, ".") == 0))
+    if (named || (current_db == db && upper !~ /^[A-Z]+ (DATABASE|SCHEMA)/ && index(s, ".") == 0))
       printf "ddl\t%s\n", substr(s, 1, 200)
   }
   /^### (INSERT INTO|UPDATE|DELETE FROM) / {
@@ -59,12 +66,15 @@ awk -v db="$DB" -v pks="$PKS" -v limit="${LIMIT:-100}" '
   /^# at [0-9]+/ { flush_row(); statement_done(); next }
   /^(COMMIT|ROLLBACK)/ { flush_row(); statement_done(); in_tx = 0; next }
   /^use `/ { split($0, u, "`"); current_db = u[2]; next }
-  /^#/ || /^\/\*/ { next }
+  /PSEUDO_SLAVE_MODE=0/ { footer = 1; next }
+  /^#/ || /^\/\*!/ || /^\/\*M!/ { next }
   { stmt = (stmt == "" ? $0 : stmt " " $0) }
   /\/\*!\*\/;$/ { statement_done() }
   END {
     flush_row(); statement_done()
     for (t in seen) printf "rows\t%s\t%d\t%d\t%d\n", t, ins[t], upd[t], del[t]
-    printf "transactions\t%d\nend\n", transactions
+    printf "transactions\t%d\n", transactions
+    if (!footer) { print "the binlog reader stopped before its end (see above)" > "/dev/stderr"; exit 1 }
+    print "end"
   }
 '

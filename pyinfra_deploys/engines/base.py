@@ -221,10 +221,10 @@ class Engine:
         return []
 
     def point_in_time(self, stack, component, descriptor: dict, until: dict, snapshot_dir: str,
-                      created: str | None) -> dict | None:
-        """A point-in-time rollback of the part (``until=``): its replay plan, ``{"error"}``
-        where it is refused, None where the engine keeps no log to replay (the part is
-        restored to the snapshot)."""
+                      created: str | None, differs: bool) -> dict | None:
+        """A point-in-time rollback of the part (``until=``; ``differs``: the live part is not
+        at the snapshot): its replay plan, ``{"error"}`` where it is refused, None where the
+        engine keeps no log to replay (a part that differs is restored to the snapshot)."""
         return None
 
     def release_point_saved(self, stack, component, **options) -> list:

@@ -74,8 +74,10 @@ class Mongo(ShadowDatabases):
         return {key: descriptor[key] for key in ("source_prefix", "source_database") if descriptor.get(key)}
 
     def point_in_time(self, stack, component, descriptor: dict, until: dict, snapshot_dir: str,
-                      created: str | None) -> dict:
+                      created: str | None, differs: bool) -> dict | None:
         # the oplog would be MongoDB's log: see the README's point-in-time section
+        if not differs:
+            return None
         return {"error": f"mongo/{descriptor['database']}: until={until['text']} refused: MongoDB's writes can only "
                          "be replayed from the oplog of a replica set (mongorestore --oplogReplay), which cannot be "
                          "combined with the namespace renames its shadow copy needs; nothing was changed (a rollback "

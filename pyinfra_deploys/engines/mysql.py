@@ -75,7 +75,7 @@ class Mysql(ShadowDatabases):
                                               **component.client, **options)]
 
     def point_in_time(self, stack, component, descriptor: dict, until: dict, snapshot_dir: str,
-                      created: str | None) -> dict:
+                      created: str | None, differs: bool) -> dict:
         plan = point.plan(stack, component, descriptor, until, snapshot_dir, created)
         if "error" not in plan:
             live = self.live(stack, component, descriptor["database"])
@@ -172,12 +172,6 @@ class Mysql(ShadowDatabases):
         settings["user"] = "root"  # whose password MYSQL_ROOT_PASSWORD is
         password_from(service, env_of(service, "MYSQL_ROOT_PASSWORD", "MARIADB_ROOT_PASSWORD"), settings, why, todo)
         databases_from(service, ("MYSQL_DATABASE", "MARIADB_DATABASE"), settings, why, todo)
-
-
-def release_point_path(stack, component) -> str:
-    """Where the last guarded release saved the binlog point of ``component``'s server
-    (``rollback.py --data until=migration`` replays up to it): beside the rollback lock."""
-    return f"{stack.dir}/.git/layra-release-point.{component.name}.json"
 
 
 def database_plan(name: str, database: str, live: dict, snapshot: dict) -> dict:

@@ -37,7 +37,10 @@ def parse_until(value) -> dict:
     if text == "migration":
         return {"kind": "migration", "text": text}
     if TIME.match(text):
-        when = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        try:
+            when = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        except ValueError:
+            raise ValueError(f"until={text!r} is not a real UTC time: give {UNTIL_FORMS}") from None
         return {"kind": "time", "text": text, "time": when.strftime("%Y-%m-%d %H:%M:%S"), "at": when}
     match = POSITION.match(text)
     if match:
