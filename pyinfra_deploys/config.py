@@ -45,6 +45,9 @@ DEFAULTS = {
     # How long a run waits for the data-changing steps of an earlier run (killed, or cut off
     # from the host: they go on running there) to end before it refuses, naming them
     "layra_work_wait": 60,
+    # MiB a rollback keeps free on each filesystem beyond the copies it stages there (a
+    # database server whose disk fills stops serving)
+    "layra_staging_headroom_mb": 64,
     "layra_disk_paths": None,
     "layra_min_disk_free_pct": 10,
     "layra_max_memory_used_pct": 85,
@@ -139,6 +142,15 @@ def work_wait(data) -> int:
         raise DeployError(f"host data 'layra_work_wait' must be a whole number of seconds from 0 to 86400 "
                           f"(e.g. 60), got {value!r}")
     return value
+
+
+def staging_headroom(data) -> int:
+    """``layra_staging_headroom_mb``: bytes kept free beyond the staged copies, per filesystem."""
+    value = setting(data, "layra_staging_headroom_mb")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 2**30:
+        raise DeployError(f"host data 'layra_staging_headroom_mb' must be a whole number of MiB from 0 "
+                          f"(e.g. 64), got {value!r}")
+    return value * 2**20
 
 
 def percent(data, key: str) -> float:

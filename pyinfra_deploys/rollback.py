@@ -45,7 +45,6 @@ from facts.text import human_size
 from operations import lock, maintenance, parallel
 from operations import stack as stack_ops
 
-from .backup import HEADROOM_BYTES
 from .config import (
     DEFAULTS,
     components_from,
@@ -56,6 +55,7 @@ from .config import (
     rolling_from,
     snapshot_root,
     stack_from,
+    staging_headroom,
     with_env_settings,
     work_wait,
     writes_stop_at_nginx,
@@ -120,15 +120,15 @@ def window_plan(changed: list[tuple], manifest: dict, stack_moves: bool, caches:
                        + last_took(last)}
 
 
-def staging_room_checked(stack, changed: list[tuple]):
+def staging_room_checked(stack, changed: list[tuple], headroom: int):
     """Refuses (DeployError), before anything is staged, where a filesystem lacks room for
-    the copies staged on it beside the live data (a database server whose disk fills stops
-    serving), naming how many MiB are missing."""
+    the copies staged on it beside the live data plus ``headroom`` bytes (a database server
+    whose disk fills stops serving), naming how many MiB are missing."""
     mounts: dict[str, dict] = {}
     for component, name, part in changed:
         for path, size in engine_of(component).staging_needs(stack, component, part):
             disk = host.get_fact(DiskFree, path=path)
-            entry = mounts.setdefault(disk["mount"], {"bytes": HEADROOM_BYTES, "free": disk["free_kb"] * 1024,
+            entry = mounts.setdefault(disk["mount"], {"bytes": headroom, "free": disk["free_kb"] * 1024,
                                                       "parts": []})
             entry["bytes"] += size
             entry["parts"] += [name] if name not in entry["parts"] else []
@@ -337,7 +337,7 @@ def rollback():
                        breaking=breaking, _if=locked)
 
     staging_room_checked(stack, [(component, name, part) for component, name, part in parts
-                                 if part_plans[name]["changes"]])
+                                 if part_plans[name]["changes"]], staging_headroom(host.data))
     # the safety snapshot: started before the window with the stack as it is; the parts
     # the window displaces join it after the window, those it cannot displace inside it
     changed_parts = [(component, name, part) for component, name, part in parts if part_plans[name]["changes"]]

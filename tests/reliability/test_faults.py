@@ -284,36 +284,49 @@ def test_a_killed_run_mid_restore_leaves_a_stale_lock_that_is_broken_explicitly_
     assert target.checksum() in (target.damaged, target.seeded), "the live database is whole, one side or the other"
 
 
-def test_a_run_killed_while_keeping_the_displaced_copy_leaves_it_aside_and_the_rerun_completes_its_safety_snapshot(
-        target: Target):
+def killed_while_keeping_the_displaced_copy(target: Target) -> dict:
+    """A rollback of the damaged database SIGKILLed after its window: the swap is done, the
+    displaced copy is being dumped into the safety snapshot. The lock it left."""
     target.damage()
     killed = target.start("rollback.py", "--data", f"snapshot={target.base}")
     try:
-        # after the window: the swap is done, the displaced copy is being dumped into the
-        # safety snapshot
         target.wait_until_running("mariadb-dump", "--single-transaction", f"{DATABASE}__pre_restore", process=killed)
     finally:
         os.killpg(killed.pid, signal.SIGKILL)
         killed.wait()
-    holder = target.lock()
-    safety = f"{holder['run_id'].split('-')[0]}-safety-before-rollback"
+    return target.lock()
+
+
+def test_a_run_killed_while_keeping_the_displaced_copy_is_completed_by_the_rerun_which_keeps_a_later_write_in_its_own(
+        target: Target):
+    holder = killed_while_keeping_the_displaced_copy(target)
+    earlier = f"{holder['run_id'].split('-')[0]}-safety-before-rollback"
     assert target.checksum() == target.seeded, "the swap was done"
     assert f"{DATABASE}__pre_restore" in target.sql("SHOW DATABASES").split(), "the displaced copy is still aside"
-    assert f"{safety}.partial" in target.snapshots() and safety not in target.snapshots()
+    assert f"{earlier}.partial" in target.snapshots() and earlier not in target.snapshots()
+    # a user's write on the restored data: the rerun swaps again, displacing it
+    target.sql(f"INSERT INTO {DATABASE}.blobs VALUES ({ROWS + 1}, 'written after the swap')")
 
     rerun = target.rollback_converges("--data", f"break_lock={holder['run_id']}")
-    assert f"continuing the safety snapshot {safety} an earlier run left unfinished: keeping first the copies " \
+    assert f"kept first into its unfinished safety snapshot {earlier}, completed before this run's window" \
+        in rerun.output
+    assert f"continuing the safety snapshot {earlier} an earlier run left unfinished: keeping first the copies " \
            f"it displaced (mysql.{DATABASE})" in rerun.output
-    # that run's safety snapshot, complete: the damaged data its swap displaced, and nothing aside
-    assert safety in target.snapshots() and f"{safety}.partial" not in target.snapshots()
-    manifest = json.loads(target.host.ssh(f"cat {SNAPSHOTS}/{safety}/manifest.json"))
-    assert manifest["parts"][f"mysql.{DATABASE}"]["fingerprint"]["tables"]["blobs"]["rows"] == ROWS - ROWS // 4
-    assert manifest["stack"]["commit"], "the stack state the killed run saved before its window"
+    own = f"{run_id(rerun.output).split('-')[0]}-safety-before-rollback"
+    assert {earlier, own} <= set(target.snapshots()) and f"{earlier}.partial" not in target.snapshots()
+
+    def manifest(snapshot: str) -> dict:
+        return json.loads(target.host.ssh(f"cat {SNAPSHOTS}/{snapshot}/manifest.json"))
+    assert manifest(earlier)["parts"][f"mysql.{DATABASE}"]["fingerprint"]["tables"]["blobs"]["rows"] == \
+        ROWS - ROWS // 4, "the killed run's undo: the damaged data it displaced"
+    assert manifest(earlier)["stack"]["commit"], "the stack state the killed run saved before its window"
+    assert manifest(own)["parts"][f"mysql.{DATABASE}"]["fingerprint"]["tables"]["blobs"]["rows"] == ROWS + 1, \
+        "the rerun's undo: the restored data with the write made since"
     assert f"{DATABASE}__pre_restore" not in target.sql("SHOW DATABASES").split()
 
-    undo = target.pyinfra("rollback.py", "--data", f"snapshot={safety}", "--data", "safety_snapshot=skip")
+    undo = target.pyinfra("rollback.py", "--data", f"snapshot={earlier}", "--data", "safety_snapshot=skip")
     assert undo.ok, undo.output[-4000:]
-    assert target.checksum() == target.damaged, "the completed safety snapshot undoes the rollback"
+    assert target.checksum() == target.damaged, "the completed safety snapshot undoes the killed run's rollback"
     target.rollback_converges()
 
 
@@ -388,31 +401,23 @@ def test_a_run_killed_between_two_components_swaps_is_finished_by_the_rerun_with
     target.sql(f"DROP DATABASE IF EXISTS {SECOND}")
 
 
-def test_a_write_after_a_killed_runs_swap_is_kept_in_the_reruns_own_safety_snapshot_beside_the_killed_runs(
-        target: Target):
+def test_staging_without_room_on_the_servers_filesystem_is_refused_naming_the_mib_missing_and_changes_nothing(
+        target: Target, tmp_path):
+    # a full disk, as the plan sees it: more headroom asked than the filesystem has free
+    # (the sizes, the free space and the refusal are the real ones of sandbox-1)
+    inventory = inventory_file(tmp_path, {HOST: {**DATA, "layra_staging_headroom_mb": 2**30}})
     target.damage()
-    killed = target.start("rollback.py", "--data", f"snapshot={target.base}")
-    try:
-        target.wait_until_running("mariadb-dump", "--single-transaction", f"{DATABASE}__pre_restore", process=killed)
-    finally:
-        os.killpg(killed.pid, signal.SIGKILL)
-        killed.wait()
-    holder = target.lock()
-    earlier = f"{holder['run_id'].split('-')[0]}-safety-before-rollback"
-    target.sql(f"INSERT INTO {DATABASE}.blobs VALUES ({ROWS + 1}, 'written after the swap')")
-
-    rerun = target.rollback_converges("--data", f"break_lock={holder['run_id']}")
-    assert f"kept first into its unfinished safety snapshot {earlier}, completed before this run's window" \
-        in rerun.output
-    own = f"{run_id(rerun.output).split('-')[0]}-safety-before-rollback"
-    assert {earlier, own} <= set(target.snapshots())
-
-    def rows(snapshot: str) -> int:
-        manifest = json.loads(target.host.ssh(f"cat {SNAPSHOTS}/{snapshot}/manifest.json"))
-        return manifest["parts"][f"mysql.{DATABASE}"]["fingerprint"]["tables"]["blobs"]["rows"]
-    assert rows(earlier) == ROWS - ROWS // 4, "the killed run's undo: the damaged data it displaced"
-    assert rows(own) == ROWS + 1, "the rerun's undo: the restored data with the write made since"
-    assert f"{DATABASE}__pre_restore" not in target.sql("SHOW DATABASES").split()
+    before = target.snapshots()
+    refused = target.pyinfra("rollback.py", "--data", f"snapshot={target.base}", inventory=inventory)
+    assert not refused.ok
+    match = re.search(rf"{HOST}: staging mysql\.{DATABASE} beside the live data needs about (\d+) MiB on (\S+), "
+                      r"(\d+) MiB are free: (\d+) MiB missing; nothing was changed", refused.output)
+    assert match, refused.output[-3000:]
+    needed, free, missing = (int(match[i]) for i in (1, 3, 4))
+    assert needed > 2**30 and abs(needed - free - missing) <= 1
+    assert target.checksum() == target.damaged and not target.shadow_left()
+    assert target.lock() is None and target.snapshots() == before, "no lock taken, no safety snapshot started"
+    target.rollback_converges()
 
 
 def orphaned_step(target: Target, seconds: int) -> subprocess.Popen:
