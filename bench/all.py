@@ -25,7 +25,7 @@ FULL = {
     "stack": ["--runs", "3"],
     "window": ["--scales", "1", "4", "--runs", "1"],
     "redis_flush": ["--keys", "200000", "--runs", "3"],
-    "replay": ["--rows", "300000", "--runs", "3"],
+    "replay": ["--rows", "1000000", "--batch", "10000", "--runs", "3"],
     "noop": ["--runs", "3", "--hosts", "1,4,10"],
 }
 QUICK = {
@@ -33,7 +33,7 @@ QUICK = {
     "stack": ["--mysql-mb", "50", "--volume-mb", "50", "--documents", "10000", "--points", "1000", "--runs", "2"],
     "window": ["--quick"],
     "redis_flush": ["--keys", "200000", "--runs", "2"],
-    "replay": ["--rows", "100000", "--runs", "2"],
+    "replay": ["--rows", "300000", "--runs", "2"],
     "noop": ["--runs", "2", "--hosts", "1,4,10"],
 }
 NOOP_HOSTS = 10

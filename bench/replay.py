@@ -3,7 +3,7 @@ The binlog replay of a point-in-time rollback at scale: the MySQL engine's
 ``shadow_replayed`` (``mariadb-binlog -R --database --rewrite-db`` through the server,
 applied with ``sql_log_bin=0``) against the same replay typed by hand, on the same events.
 
-    .venv/bin/python bench/replay.py [--rows 300000] [--batch 5000] [--runs 3]
+    .venv/bin/python bench/replay.py [--rows 1000000] [--batch 10000] [--runs 3]
 
 On sandbox-1's MariaDB (ROW binlog, FULL row images), in a database of its own
 (``replaybench``): a table is created, the binlog position noted, --rows rows inserted in
@@ -56,26 +56,27 @@ def position(host) -> tuple[str, int]:
 
 def empty_shadow(host):
     sql(host, f"DROP DATABASE IF EXISTS {SHADOW}; CREATE DATABASE {SHADOW}; "
-              f"CREATE TABLE {SHADOW}.rows (id INT PRIMARY KEY, a INT NOT NULL, b VARCHAR(64) NOT NULL)")
+              f"CREATE TABLE {SHADOW}.items (id INT PRIMARY KEY, a INT NOT NULL, b VARCHAR(64) NOT NULL)")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=300_000)
-    parser.add_argument("--batch", type=int, default=5_000)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
     options = parser.parse_args()
     box = sandbox()
     host = host_named(box, HOST)
     info = machine(box)
     try:
-        progress(f"{HOST}: {options.rows:,} rows into {DATABASE}.rows, {options.batch:,} per transaction")
+        progress(f"{HOST}: {options.rows:,} rows into {DATABASE}.items, {options.batch:,} per transaction")
         sql(host, f"DROP DATABASE IF EXISTS {DATABASE}; CREATE DATABASE {DATABASE}; "
-                  f"CREATE TABLE {DATABASE}.rows (id INT PRIMARY KEY, a INT NOT NULL, b VARCHAR(64) NOT NULL)")
+                  f"CREATE TABLE {DATABASE}.items (id INT PRIMARY KEY, a INT NOT NULL, b VARCHAR(64) NOT NULL)")
         start = position(host)
-        for first in range(0, options.rows, options.batch):
-            last = min(first + options.batch, options.rows)
-            sql(host, f"INSERT INTO {DATABASE}.rows SELECT seq, seq * 7, MD5(seq) FROM seq_{first + 1}_to_{last}")
+        # one session, one transaction per statement (autocommit)
+        sql(host, f"USE {DATABASE}; " + " ".join(
+            f"INSERT INTO items SELECT seq, seq * 7, MD5(seq) FROM seq_{first + 1}_to_{min(first + options.batch, options.rows)};"
+            for first in range(0, options.rows, options.batch)))
         stop = position(host)
         assert start[0] == stop[0], "the binlog rotated during the load: run again with fewer --rows"
         progress(f"the range: {start[0]}:{start[1]} -> {stop[1]} ({(stop[1] - start[1]) / 2**20:.1f} MiB of binlog)")
@@ -95,7 +96,7 @@ def main():
                     ours.append(float(re.search(r"bench: replay took ([\d.]+) s", result.output)[1]))
                 else:
                     by_hand.append(seconds_on_host(host, hand))
-                count = int(sql(host, f"SELECT COUNT(*) FROM {SHADOW}.rows"))
+                count = int(sql(host, f"SELECT COUNT(*) FROM {SHADOW}.items"))
                 assert count == options.rows, f"{side}: {count} rows replayed, want {options.rows}"
             progress(f"run {run + 1}/{options.runs}: ours {ours[-1]:.2f} s, by hand {by_hand[-1]:.2f} s")
     finally:

@@ -88,6 +88,14 @@ def client_function(stack: Stack, service: str, user: str, password_key: str | N
     )
 
 
+def in_service(stack: Stack, service: str, password_key: str | None, *command) -> StringCommand:
+    """``command`` run once in the service's container, the password read on the host from
+    the stack's env file into ``MYSQL_PWD`` (its environment, never its command line)."""
+    export = [export_from_env_file(stack.env_path, password_key, "MYSQL_PWD")] if password_key else []
+    env = ["-e", "MYSQL_PWD"] if password_key else []
+    return StringCommand(*export, compose_command(stack, "exec", "-T", *env, QuoteString(service), *command))
+
+
 def mysql_client(stack: Stack, service: str, user: str, password_key: str | None, tool: str, *args) -> StringCommand:
     """A MySQL client program (``tool``: "", "-admin", "-dump") run once in ``service``."""
     return StringCommand(client_function(stack, service, user, password_key), "m", QuoteString(tool), *args)

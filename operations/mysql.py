@@ -41,6 +41,7 @@ from facts.mysql import (
     binlog_range,
     client_function,
     fingerprint_command,
+    in_service,
     same_data,
     summary,
 )
@@ -320,7 +321,8 @@ def shadow_replayed(stack: Stack, database: str, replay: dict, service: str = "m
 
     + replay: the range, as ``engines.mysql`` plans it: ``files`` (the binlog files, from
       the snapshot's to the point's), ``start`` (the snapshot's position in the first),
-      ``stop`` (a position in the last) or ``stop_time`` (``YYYY-MM-DD HH:MM:SS`` UTC)
+      ``stop`` (a position in the last) or ``stop_time`` (``YYYY-MM-DD HH:MM:SS`` UTC), and
+      the server's ``flavor`` where the plan read it (``MysqlVersions`` otherwise)
 
     ``mariadb-binlog -R --database=<db> --rewrite-db=<db>-><db>__restore`` (``mysqlbinlog
     --skip-gtids`` on MySQL: it would skip transactions the server already executed) reads
@@ -347,17 +349,17 @@ def shadow_replayed(stack: Stack, database: str, replay: dict, service: str = "m
     except (KeyError, ValueError) as error:
         raise OperationError(f"mysql/{database}: not a binlog range to replay: {error}") from None
     login = dict(stack=stack, service=service, user=user, password_key=password_key)
-    flavor = host.get_fact(MysqlVersions, **login)["flavor"]
+    flavor = replay.get("flavor") or host.get_fact(MysqlVersions, **login)["flavor"]
     shadow = database + SHADOW_SUFFIX
+    # the reader piped into the client inside the container (scripts/binlog_replay.sh)
     yield bash(
-        holding_work(stack.dir, f"mysql/{database}: replay the binlog onto the shadow copy"),
-        client_function(stack, service, user, password_key), client_function(stack, service, user, password_key,
-                                                                            name="mb"),
-        "{ echo 'SET SESSION sql_log_bin = 0;' &&",
-        "mb -binlog -R", QuoteString(f"--database={database}"), QuoteString(f"--rewrite-db={database}->{shadow}"),
-        *(("--skip-gtids",) if flavor == MYSQL else ()), *reading, "</dev/null; } |", 'm ""',
-        "|| {", "echo", QuoteString(f"mysql/{database}: the binlog replay onto {shadow} failed; "
-                                    "the live database was not touched"), ">&2; exit 1; }",
+        holding_work(stack.dir, f"mysql/{database}: replay the binlog onto the shadow copy"), "(",
+        in_service(stack, service, password_key, "sh", "-c", QuoteString(script("binlog_replay", "operations")),
+                   "sh", QuoteString(user), QuoteString(f"--database={database}"),
+                   QuoteString(f"--rewrite-db={database}->{shadow}"), *(("--skip-gtids",) if flavor == MYSQL else ()),
+                   *reading, "</dev/null"),
+        ") || {", "echo", QuoteString(f"mysql/{database}: the binlog replay onto {shadow} failed; "
+                                      "the live database was not touched"), ">&2; exit 1; }",
     )
 
 

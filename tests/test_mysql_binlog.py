@@ -192,3 +192,36 @@ def test_a_reader_that_stopped_short_fails_the_summary_and_prints_no_end():
 def test_ddl_is_found_in_any_case_after_blanks_and_comments(statement, reported):
     text = f"# at 4\nuse `d`/*!*/;\n# at 10\n{statement}\n/*!*/;\n" + FOOTER
     assert [line for line in changes(text, "d") if line.startswith("ddl")] == [f"ddl\t{reported}"]
+
+
+# --- the replay inside the container (operations/scripts/binlog_replay.sh) -------------
+
+def replay(tmp_path, reader_fails: bool) -> tuple[subprocess.CompletedProcess, str]:
+    """The script with stand-ins for the reader (prints two statements, then fails where
+    asked) and the client (takes stdin as SQL: fails on a line that is no statement)."""
+    (tmp_path / "mariadb-binlog").write_text(
+        "#!/bin/sh\nprintf 'argv:%s\\n' \"$*\" >&2\necho 'INSERT INTO t VALUES (1);'\n"
+        + ("echo 'ERROR: Could not read entry' >&2; exit 1\n" if reader_fails else "echo 'COMMIT;'\n"))
+    (tmp_path / "mariadb").write_text(
+        "#!/bin/sh\ntee \"$SEEN\" | while read -r line; do case $line in *';') ;; *) exit 1;; esac; done\n"
+        "grep -q 'refused;$' \"$SEEN\" && exit 1; exit 0\n")
+    for tool in ("mariadb-binlog", "mariadb"):
+        (tmp_path / tool).chmod(0o755)
+    seen = tmp_path / "seen.sql"
+    run = subprocess.run(["sh", "-c", script("binlog_replay", "operations"), "sh", "root", "--database=layra",
+                          "--start-position=4", "binlog.000001"], capture_output=True, text=True,
+                         env={"PATH": f"{tmp_path}:/usr/bin:/bin", "SEEN": str(seen)})
+    return run, seen.read_text()
+
+
+def test_the_replay_pipes_the_reader_into_the_client_without_logging_it_again(tmp_path):
+    run, seen = replay(tmp_path, reader_fails=False)
+    assert run.returncode == 0, run.stderr
+    assert seen.splitlines() == ["SET SESSION sql_log_bin = 0;", "INSERT INTO t VALUES (1);", "COMMIT;"]
+    assert "argv:-R -u root --database=layra --start-position=4 binlog.000001" in run.stderr
+
+
+def test_a_reader_that_fails_midway_fails_the_replay(tmp_path):
+    run, seen = replay(tmp_path, reader_fails=True)
+    assert run.returncode != 0
+    assert seen.splitlines()[-1] == "the binlog reader failed: the replay is refused;"

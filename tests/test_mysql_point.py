@@ -227,7 +227,7 @@ def test_a_position_plans_the_replay_up_to_it_and_the_writes_after_it(fake):
     host = fake()
     result = planned("binlog.000003:800")
     assert result == {
-        "replay": {"files": ["binlog.000002", "binlog.000003"], "start": 1234, "stop": 800},
+        "replay": {"files": ["binlog.000002", "binlog.000003"], "start": 1234, "stop": 800, "flavor": "mariadb"},
         "after": {"files": ["binlog.000003"], "start": 800},
         "replayed": REPLAYED,
         "displaced": DISPLACED,
@@ -246,14 +246,14 @@ def test_a_position_plans_the_replay_up_to_it_and_the_writes_after_it(fake):
 def test_the_snapshots_own_position_is_an_empty_replay_that_is_accepted(fake):
     fake()
     result = planned("binlog.000002:1234")
-    assert result["replay"] == {"files": ["binlog.000002"], "start": 1234, "stop": 1234}
+    assert result["replay"] == {"files": ["binlog.000002"], "start": 1234, "stop": 1234, "flavor": "mariadb"}
     assert result["after"] == {"files": ["binlog.000002", "binlog.000003"], "start": 1234}
 
 
 def test_until_migration_replays_up_to_the_release_point_and_names_it(fake):
     fake()
     result = planned("migration")
-    assert result["replay"] == {"files": ["binlog.000002", "binlog.000003"], "start": 1234, "stop": 800}
+    assert result["replay"] == {"files": ["binlog.000002", "binlog.000003"], "start": 1234, "stop": 800, "flavor": "mariadb"}
     assert result["point"] == "binlog.000002:1234 -> binlog.000003:800 (the release's, 2021-06-01T12:30:00Z)"
     assert result["label"] == ("20210601T120000Z-pre-migration until binlog.000003:800 "
                                "(the release's, 2021-06-01T12:30:00Z)")
@@ -263,7 +263,7 @@ def test_a_time_replays_every_file_from_the_snapshot_up_to_that_time(fake):
     fake()
     result = planned("2021-06-01T12:20:00Z")
     assert result["replay"] == {"files": ["binlog.000002", "binlog.000003"], "start": 1234,
-                                "stop_time": "2021-06-01 12:20:00"}
+                                "stop_time": "2021-06-01 12:20:00", "flavor": "mariadb"}
     assert result["after"] == {"files": ["binlog.000002", "binlog.000003"], "start_time": "2021-06-01 12:20:00"}
     assert result["point"] == "binlog.000002:1234 -> 2021-06-01T12:20:00Z"
     assert result["label"] == "20210601T120000Z-pre-migration until 2021-06-01T12:20:00Z"

@@ -129,7 +129,7 @@ def plan(stack, component, descriptor: dict, until: dict, snapshot_dir: str, cre
                        "row events cannot be replayed across it")
     displaced = host.get_fact(facts.MysqlBinlogChanges, stack=stack, database=database, keys=keys,
                               limit=KEYS_SHOWN, **after, **component.client)
-    return {"replay": replay, "after": after, "replayed": replayed, "displaced": displaced,
+    return {"replay": {**replay, "flavor": flavor}, "after": after, "replayed": replayed, "displaced": displaced,
             "point": f"{start['file']}:{start['position']} -> {point}",
             "label": f"{descriptor.get('snapshot_id', '')} until {point}".strip()}
 
