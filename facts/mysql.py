@@ -423,10 +423,10 @@ class MysqlBinlog(MysqlFactBase):
         variables, status = BINLOG_SQL[flavor]
         return StringCommand(
             client_function(Stack.of(stack), service, user, password_key),
-            f'echo variables && m "" -N -B -e "{variables}" </dev/null &&',
+            f'v=$(m "" -N -B -e "{variables}" </dev/null) && printf \'variables\\n%s\\n\' "$v" &&',
             # SHOW BINARY LOGS fails where the binlog is off: asked only where it is on
-            'if m "" -N -B -e "SELECT @@log_bin" </dev/null | grep -qx 1; then echo files &&',
-            f'm "" -N -B -e "SHOW BINARY LOGS" </dev/null && echo status && m "" -N -B -e "{status}" </dev/null; fi',
+            'case "$v" in 1*) echo files &&',
+            f'm "" -N -B -e "SHOW BINARY LOGS" </dev/null && echo status && m "" -N -B -e "{status}" </dev/null;; esac',
         )
 
     def process(self, output):

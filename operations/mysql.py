@@ -303,9 +303,10 @@ def binlog_point_saved(stack: Stack, path: str, service: str = "mysql", user: st
     yield bash(
         "umask 077;", client_function(stack, service, user, password_key), assign(out=path),
         f'point=$(m "" -N -B -e "{status}" </dev/null) && gtid=$(m "" -N -B -e "{variables}" </dev/null) &&',
-        'set -- $point && gtid=$(printf "%s" "$gtid" | cut -f4) &&',
+        # MySQL's gtid_executed is uuid:ranges, one line per source (\\n in batch output)
+        'set -- $point && gtid=$(printf "%s" "$gtid" | cut -f4 | sed \'s/\\\\n//g\') &&',
         'case "$2" in ""|*[!0-9]*) echo "unexpected binlog position: $point" >&2; exit 1;; esac &&',
-        'case "$1$gtid" in *[!A-Za-z0-9._,-]*) echo "unexpected binlog position: $point $gtid" >&2; exit 1;; esac &&',
+        'case "$1$gtid" in *[!A-Za-z0-9._,:-]*) echo "unexpected binlog position: $point $gtid" >&2; exit 1;; esac &&',
         'printf \'{"file": "%s", "position": %s, "gtid": "%s", "at": "%s"}\\n\' "$1" "$2" "$gtid"',
         '"$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$out.tmp" && mv "$out.tmp" "$out"',
     )

@@ -272,19 +272,23 @@ def test_a_time_replays_every_file_from_the_snapshot_up_to_that_time(fake):
 # at_target
 
 
+def unread() -> dict:
+    raise AssertionError("the live fingerprint (a full read) is read only where a matching target was saved")
+
+
 def test_a_rerun_at_the_replayed_target_is_at_target(fake):
     live = {"exists": True, "schema_sha256": "s", "tables": {"knowledge_bases": {"rows": 3, "checksum": 7}},
             "views": [], "routines": [], "triggers": []}
     fake(saved={"label": "x until binlog.000003:800", "fingerprint": live})
-    assert at_target(STACK, COMPONENT, DESCRIPTOR, "x until binlog.000003:800", live) is True
-    assert at_target(STACK, COMPONENT, DESCRIPTOR, "x until binlog.000003:900", live) is False
+    assert at_target(STACK, COMPONENT, DESCRIPTOR, "x until binlog.000003:800", lambda: live) is True
+    assert at_target(STACK, COMPONENT, DESCRIPTOR, "x until binlog.000003:900", unread) is False
     changed = {**live, "tables": {"knowledge_bases": {"rows": 4, "checksum": 8}}}
-    assert at_target(STACK, COMPONENT, DESCRIPTOR, "x until binlog.000003:800", changed) is False
+    assert at_target(STACK, COMPONENT, DESCRIPTOR, "x until binlog.000003:800", lambda: changed) is False
 
 
 def test_no_saved_target_is_not_at_target(fake):
     host = fake(saved=None)
-    assert at_target(STACK, COMPONENT, DESCRIPTOR, "x", {"exists": True}) is False
+    assert at_target(STACK, COMPONENT, DESCRIPTOR, "x", unread) is False
     assert host.asked_for(facts.ReplayTarget) == [{"path": "/srv/layra/.git/layra-point-in-time.mysql.layra"}]
 
 

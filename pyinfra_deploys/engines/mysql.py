@@ -78,8 +78,8 @@ class Mysql(ShadowDatabases):
                       created: str | None, differs: bool) -> dict:
         plan = point.plan(stack, component, descriptor, until, snapshot_dir, created)
         if "error" not in plan:
-            live = self.live(stack, component, descriptor["database"])
-            plan["at_target"] = point.at_target(stack, component, descriptor, plan["label"], live)
+            plan["at_target"] = point.at_target(stack, component, descriptor, plan["label"],
+                                                lambda: self.live(stack, component, descriptor["database"]))
         return plan
 
     def stage(self, stack, component, descriptor: dict, files: dict, sha256s: dict,

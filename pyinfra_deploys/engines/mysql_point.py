@@ -134,11 +134,12 @@ def plan(stack, component, descriptor: dict, until: dict, snapshot_dir: str, cre
             "label": f"{descriptor.get('snapshot_id', '')} until {point}".strip()}
 
 
-def at_target(stack, component, descriptor: dict, label: str, live: dict) -> bool:
+def at_target(stack, component, descriptor: dict, label: str, live) -> bool:
     """Whether an earlier point-in-time rollback replayed the same snapshot to the same
-    point and the live database is what it replayed (a rerun changes nothing then)."""
+    point and the live database is what it replayed (a rerun changes nothing then).
+    ``live()`` reads the live fingerprint (a full read: only where such a target was saved)."""
     saved = host.get_fact(facts.ReplayTarget, path=target_path(stack, component, descriptor["database"]))
-    return bool(saved) and saved["label"] == label and facts.same_data(live, saved["fingerprint"])
+    return bool(saved) and saved["label"] == label and facts.same_data(live(), saved["fingerprint"])
 
 
 def describe(replay: dict) -> list[str]:
