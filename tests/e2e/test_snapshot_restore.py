@@ -18,14 +18,16 @@ import pytest
 from .conftest import Sandbox, SandboxHost, redis_cli, sql
 
 ROOT = "/var/backups/layra"
+MYSQL_ONLY = {"mysql": {"engine": "mysql", "service": "mysql", "password_key": "MYSQL_ROOT_PASSWORD",
+                        "databases": ["layra"]}}
 
 
 def manifest(host: SandboxHost, snapshot_id: str) -> dict:
     return json.loads(host.ssh(f"cat {ROOT}/{snapshot_id}/manifest.json"))
 
 
-def backup(sandbox: Sandbox, label: str) -> str:
-    run = sandbox.pyinfra("backup.py", "--data", f"label={label}")
+def backup(sandbox: Sandbox, label: str, *args: str) -> str:
+    run = sandbox.pyinfra("backup.py", "--data", f"label={label}", *args)
     assert run.ok, run.output
     ids = set(re.findall(rf"snapshot (\d{{8}}T\d{{6}}Z-{label})", run.output))
     assert len(ids) == 1, run.output
@@ -142,7 +144,8 @@ def test_rollback_restores_rows_tables_and_every_redis_database_shows_the_diff_f
 
 def test_a_dump_that_breaks_midway_leaves_the_live_database_exactly_as_it_was(sandbox: Sandbox):
     host = sandbox.hosts[0]
-    snapshot_id = backup(sandbox, "broken")
+    only_mysql = ("--limit", host.name, "--data", f"layra_components={json.dumps(MYSQL_ONLY)}")
+    snapshot_id = backup(sandbox, "broken", *only_mysql)
     damage(host)
     before = sql(host, "CHECKSUM TABLE knowledge_bases, extra, users")
     directory = f"{ROOT}/{snapshot_id}"
@@ -156,7 +159,7 @@ def test_a_dump_that_breaks_midway_leaves_the_live_database_exactly_as_it_was(sa
         "json.dump(m, open(\"manifest.json\", \"w\"))' \"$sum\" \"$size\" && chmod 0600 *"
     )
 
-    run = sandbox.pyinfra("rollback.py", "--data", f"snapshot={snapshot_id}", "--limit", host.name)
+    run = sandbox.pyinfra("rollback.py", "--data", f"snapshot={snapshot_id}", *only_mysql)
 
     assert not run.ok
     assert "did not load; mysql/layra was not touched" in run.output
@@ -167,8 +170,7 @@ def test_a_dump_that_breaks_midway_leaves_the_live_database_exactly_as_it_was(sa
 def test_a_backup_that_fails_midway_leaves_no_snapshot_and_no_partial_directory(sandbox: Sandbox):
     host = sandbox.hosts[0]
     before = host.ssh(f"ls -A {ROOT}")
-    components = json.dumps({"mysql": {"engine": "mysql", "service": "mysql", "password_key": "MYSQL_ROOT_PASSWORD",
-                                       "databases": ["layra", "no_such_db"]}})
+    components = json.dumps({"mysql": {**MYSQL_ONLY["mysql"], "databases": ["layra", "no_such_db"]}})
 
     run = sandbox.pyinfra("backup.py", "--limit", host.name, "--data", "label=fails",
                           "--data", f"layra_components={components}")
