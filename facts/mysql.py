@@ -168,15 +168,18 @@ SELECT CONCAT('CHECKSUM TABLE ', GROUP_CONCAT({quoted_name('table_name')} ORDER 
 """.strip()
 
 
-def fingerprint_command(stack: Stack, database: str, service: str, user: str, password_key: str | None) -> StringCommand:
-    """Prints the fingerprint lines `MysqlFingerprint` parses; ``missing`` without the database."""
+def fingerprint_command(stack: Stack, database: str, service: str, user: str, password_key: str | None,
+                        *content) -> StringCommand:
+    """Prints the fingerprint lines `MysqlFingerprint` parses; ``missing`` without the
+    database. ``content``: what reads the tables after the schema (their counts and
+    checksums where not given)."""
+    content = content or ('m "" -N -B -r "$db" -e', QuoteString(COUNTS_SQL), '</dev/null | m "" -N -B "$db"')
     return StringCommand(
         client_function(stack, service, user, password_key),
         assign(db=database),
         'if [ "$(m "" -N -B -e "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = \'$db\'"'
         ' </dev/null)" != 1 ]; then echo missing; else',
-        'm "" -N -B "$db" -e', QuoteString(SCHEMA_SQL), "</dev/null &&",
-        'm "" -N -B -r "$db" -e', QuoteString(COUNTS_SQL), '</dev/null | m "" -N -B "$db"; fi',
+        'm "" -N -B "$db" -e', QuoteString(SCHEMA_SQL), "</dev/null &&", *content[:-1], content[-1] + "; fi",
     )
 
 
@@ -254,12 +257,27 @@ def unescaped(value: str) -> str:
     return BATCH_ESCAPE.sub(lambda match: BATCH_ESCAPES[match.group(0)], value)
 
 
+def database_missing(output: list[str]) -> bool:
+    return [line.strip() for line in output if line.strip()] == ["missing"]
+
+
 def parse_fingerprint(output: list[str]) -> dict:
-    if [line.strip() for line in output if line.strip()] == ["missing"]:
+    if database_missing(output):
         return {"exists": False}
+    fingerprint, database, listed, _ = parse_lines(output)
+    problems = fingerprint_problems(fingerprint, listed)
+    if problems:
+        raise PartialFingerprint(f"{host_name()}: the fingerprint of mysql/{database or '?'} is partial, refused: "
+                                 + "; ".join(problems))
+    return fingerprint
+
+
+def parse_lines(output: list[str]) -> tuple[dict, str, int | None, list[list[str]]]:
+    """The fingerprint the lines hold, the database they name, how many base tables
+    ``information_schema`` listed, and the lines of other kinds."""
     fingerprint = {"exists": True, "schema_sha256": "", "tables": {}, "views": [], "routines": [], "triggers": [],
                    "schema_objects": {}}
-    database, listed = "", None
+    database, listed, other = "", None, []
     for line in output:
         fields = [unescaped(field) for field in line.rstrip("\n").split("\t")]
         kind = fields[0]
@@ -280,11 +298,9 @@ def parse_fingerprint(output: list[str]) -> dict:
             # CHECKSUM TABLE answers `db.table <checksum>` (NULL: the table could not be read)
             table = kind[len(database) + 1:]
             fingerprint["tables"].setdefault(table, {})["checksum"] = int(fields[1]) if fields[1].isdigit() else None
-    problems = fingerprint_problems(fingerprint, listed)
-    if problems:
-        raise PartialFingerprint(f"{host_name()}: the fingerprint of mysql/{database or '?'} is partial, refused: "
-                                 + "; ".join(problems))
-    return fingerprint
+        else:
+            other.append(fields)
+    return fingerprint, database, listed, other
 
 
 def fingerprint_problems(fingerprint: dict, listed: int | None) -> list[str]:
@@ -326,6 +342,92 @@ def summary(fingerprint: dict) -> str:
         return "no database"
     tables = fingerprint.get("tables", {})
     return f"{counted(len(tables), 'table')}, {counted(sum(table.get('rows', 0) for table in tables.values()), 'row')}"
+
+
+# Per base table: its id in InnoDB (a RENAME keeps it; a rebuild, a TRUNCATE or a new table
+# gets another) and when a write to it was last committed (kept in memory since the server
+# started: none for a table unwritten since), with the server's clock and uptime. MySQL 8+
+# caches UPDATE_TIME for information_schema_stats_expiry seconds: 0 reads it fresh.
+STAMPS_SQL = {flavor: f"""
+{fresh}SELECT 'now', NOW(), UNIX_TIMESTAMP();
+SHOW GLOBAL STATUS LIKE 'Uptime';
+SELECT 'stamp', t.table_name, IFNULL(s.table_id, 'none'), IFNULL(t.update_time, 'none')
+  FROM information_schema.tables t LEFT JOIN information_schema.{innodb} s
+    ON s.name = CONCAT(t.table_schema, '/', t.table_name)
+ WHERE t.table_schema = DATABASE() AND t.table_type = 'BASE TABLE' ORDER BY t.table_name;
+""".strip() for flavor, fresh, innodb in ((MARIADB, "", "innodb_sys_tables"),
+                                          (MYSQL, "SET SESSION information_schema_stats_expiry = 0;\n",
+                                           "innodb_tables"))}
+
+
+class MysqlTableStamps(MysqlFactBase):
+    """
+    Returns a database's schema (as ``MysqlFingerprint`` hashes it) and, per base table, its
+    InnoDB table id and the time of its last committed write (None: none since the server
+    started), with the server's clock and when it started (Unix time): what tells, without
+    reading the data, that the tables are the very ones whose checksums were checked,
+    unwritten since (``unchanged_since_checked``). ``tables`` is None where
+    the server does not say for every table (one not in InnoDB, a name InnoDB encodes, no
+    ``PROCESS`` privilege): the data must then be read. ``{"exists": False}`` when there
+    is no such database.
+
+    .. code:: python
+
+        {"exists": True, "schema_sha256": "9c1e...", "views": [], "routines": [], "triggers": [],
+         "now": "2026-12-07 17:54:03", "started": 1796621203,
+         "tables": {"users": [21, "2026-12-07 17:53:59"], "kb_shares": [22, None]}}
+    """
+
+    def command(self, stack: Stack, database: str, service: str = "mysql", user: str = "root",
+                password_key: str | None = PASSWORD_KEY, flavor: str = MARIADB) -> StringCommand:
+        return fingerprint_command(Stack.of(stack), database, service, user, password_key,
+                                   '{ m "" -N -B "$db" -e', QuoteString(STAMPS_SQL[flavor]),
+                                   '</dev/null 2>/dev/null || echo unreadable; }')
+
+    def process(self, output):
+        if database_missing(output):
+            return {"exists": False}
+        schema, database, listed, other = parse_lines(output)
+        if not schema["schema_sha256"] or listed is None:
+            raise PartialFingerprint(f"{host_name()}: the schema of mysql/{database or '?'} could not be read")
+        clock = next((fields[1:] for fields in other if fields[0] == "now" and len(fields) == 3), None)
+        uptime = next((fields[1] for fields in other if fields[0] == "Uptime" and len(fields) == 2), "")
+        now, started = (clock[0], int(clock[1]) - int(uptime)) if clock and clock[1].isdigit() and \
+            uptime.isdigit() else (None, None)
+        tables = {fields[1]: [int(fields[2]) if fields[2].isdigit() else None,
+                              None if fields[3] == "none" else fields[3]]
+                  for fields in other if fields[0] == "stamp" and len(fields) == 4}
+        whole = now and ["unreadable"] not in other and len(tables) == listed and all(
+            table_id is not None for table_id, _ in tables.values())
+        return {"exists": True, **{key: schema[key] for key in ("schema_sha256", "views", "routines", "triggers")},
+                "now": now, "started": started, "tables": tables if whole else None}
+
+
+def unchanged_since_checked(checked: dict | None, live: dict | None) -> bool:
+    """Whether the live tables are the very tables ``checked`` stamped just before their
+    checksums were read, no write committed to any of them since: the same server run (a
+    restart forgets the last-write times), the same tables with the same InnoDB ids (a
+    RENAME moves a table whole, keeping its id) and the same last-write times, each
+    strictly before the second ``checked`` was read (a write committed after that read is
+    stamped with that second or a later one: the times have whole seconds). False wherever
+    the server did not say (the data must then be read)."""
+    if not checked or not live or checked.get("tables") is None or live.get("tables") is None:
+        return False
+    if not checked.get("now") or checked.get("started") is None or live.get("started") is None:
+        return False
+    # the start, computed from the clock and the uptime read apart, may differ by a second
+    if abs(live["started"] - checked["started"]) > 1 or set(checked["tables"]) != set(live["tables"]):
+        return False
+    return all((written is None or written < checked["now"]) and live["tables"][name] == [table_id, written]
+               for name, (table_id, written) in checked["tables"].items())
+
+
+def same_schema(live: dict | None, snapshot: dict | None) -> bool:
+    """Whether a database's schema (``MysqlTableStamps``) is the snapshot's, its base tables
+    the snapshot's tables."""
+    keys = ("exists", "schema_sha256", "views", "routines", "triggers")
+    return (bool(live) and bool(snapshot) and all(live.get(k) == snapshot.get(k) for k in keys)
+            and set(live.get("tables") or {}) == set(snapshot.get("tables") or {}))
 
 
 # MySQL 8+ answers information_schema.TABLES' sizes from a cache kept for

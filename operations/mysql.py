@@ -37,6 +37,7 @@ from facts.mysql import (
     BinlogPoint,
     MysqlBinlog,
     MysqlFingerprint,
+    MysqlTableStamps,
     MysqlVersions,
     binlog_range,
     client_function,
@@ -50,6 +51,12 @@ from facts.shell import COMPRESSORS, assign, decompressor, failing, script
 from facts.snapshots import checksum_checked, descriptor_written, valid_part_name
 from operations.arguments import checked_database, checked_path
 from operations.decorator import operation
+
+# (host, database) -> the stamps (``MysqlTableStamps``) of its staged copy, read just before
+# its checksums were found to match the snapshot (``shadow_checked``). Verify phase 4 of the
+# same run tells by them that the live tables are that copy, swapped in and unwritten since,
+# without reading the data again (``engines.mysql``).
+CHECKED_COPIES: dict[tuple[str, str], dict] = {}
 
 
 def check_names(database: str, **paths: str):
@@ -224,7 +231,10 @@ def shadow_checked(stack: Stack, database: str, fingerprint: dict, service: str 
     + fingerprint: the snapshot's fingerprint of the database
 
     Fails, naming what the shadow holds, when it does not match; the live database is not
-    touched either way.
+    touched either way. A copy that matches is remembered with the stamps of its tables,
+    read just before its checksums (``MysqlTableStamps``: InnoDB table ids, last writes):
+    verify phase 4 compares the live tables' stamps with them after the swap
+    (``CHECKED_COPIES``).
 
     **Example:**
 
@@ -238,12 +248,16 @@ def shadow_checked(stack: Stack, database: str, fingerprint: dict, service: str 
         )
     """
     check_names(database)
-    shadow = host.get_fact(MysqlFingerprint, stack=stack, database=database + SHADOW_SUFFIX, service=service,
-                           user=user, password_key=password_key)
+    client = {"stack": stack, "service": service, "user": user, "password_key": password_key}
+    flavor = host.get_fact(MysqlVersions, **client)["flavor"]
+    # stamped first: a write after the stamps, even during the checksums, changes them
+    stamps = host.get_fact(MysqlTableStamps, database=database + SHADOW_SUFFIX, flavor=flavor, **client)
+    shadow = host.get_fact(MysqlFingerprint, database=database + SHADOW_SUFFIX, **client)
     problem = staged_copy_problem("mysql", database, shadow, fingerprint, same_data, summary)
     if problem:
         yield failing(problem)
     else:
+        CHECKED_COPIES[(host.name, database)] = {**stamps, "flavor": flavor}
         host.noop(f"mysql/{database}: the staged copy matches the snapshot ({summary(fingerprint)})")
 
 

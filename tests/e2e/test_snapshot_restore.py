@@ -116,6 +116,8 @@ def test_rollback_restores_rows_tables_and_every_redis_database_shows_the_diff_f
 
     assert run.ok, run.output
     assert run.output.count("ok   phase 4 mysql/layra fingerprint") == len(sandbox.hosts)
+    # the copy checked before the window, told by its tables' InnoDB ids and last writes
+    assert run.output.count(", unwritten since (want the snapshot's: ") == len(sandbox.hosts), run.output
     for host in sandbox.hosts:
         assert sql(host, "SELECT COUNT(*) FROM knowledge_bases") == backed_up[host.name]
         assert sql(host, "SHOW TABLES LIKE 'extra'") == ""

@@ -1,0 +1,110 @@
+"""Verify phase 4 of a MySQL part swapped in from its checked shadow copy: the live tables
+are told to be that copy by their InnoDB ids and last-write times (``MysqlTableStamps``),
+never where anything could have changed since its checksums were read."""
+
+from __future__ import annotations
+
+import pytest
+
+from facts import mysql as facts
+from facts.compose import Stack
+from operations import mysql as operations
+from pyinfra_deploys.engines import mysql as engine
+from pyinfra_deploys.engines.mysql import Mysql, MysqlComponent
+
+CHECKED = {"exists": True, "schema_sha256": "s1", "views": ["kb_names"], "routines": [], "triggers": [],
+           "now": "2026-12-07 18:00:03", "started": 1796665948,
+           "tables": {"kb_shares": [27, None], "knowledge_bases": [28, "2026-12-07 17:59:30"]}}
+SNAPSHOT = {"exists": True, "schema_sha256": "s1", "views": ["kb_names"], "routines": [], "triggers": [],
+            "tables": {"kb_shares": {"rows": 0, "checksum": 0}, "knowledge_bases": {"rows": 3, "checksum": 977}}}
+
+
+def stamped(**changes) -> dict:
+    return {**CHECKED, "now": "2026-12-07 18:00:09", **changes}
+
+
+def test_the_swapped_in_copy_unwritten_since_its_check_is_told_by_its_stamps():
+    assert facts.unchanged_since_checked(CHECKED, stamped())
+    assert facts.same_schema(stamped(), SNAPSHOT)
+
+
+@pytest.mark.parametrize("live, why", [
+    (stamped(tables={"kb_shares": [27, None], "knowledge_bases": [28, "2026-12-07 18:00:05"]}), "a write since"),
+    (stamped(tables={"kb_shares": [27, "2026-12-07 18:00:04"], "knowledge_bases": [28, "2026-12-07 17:59:30"]}),
+     "a first write to a table unwritten since the server started"),
+    (stamped(tables={"kb_shares": [31, None], "knowledge_bases": [28, "2026-12-07 17:59:30"]}),
+     "a table rebuilt or truncated (another id)"),
+    (stamped(tables={"knowledge_bases": [28, "2026-12-07 17:59:30"]}), "a table gone"),
+    (stamped(tables={**CHECKED["tables"], "extra": [40, None]}), "a table added"),
+    (stamped(started=1796666300), "the server restarted (its last-write times forgotten)"),
+    (stamped(tables=None), "the server did not say"),
+    (None, "no stamps"),
+])
+def test_anything_that_may_have_changed_since_the_check_sends_phase_4_to_the_data(live, why):
+    assert not facts.unchanged_since_checked(CHECKED, live), why
+
+
+def test_a_write_in_the_second_the_stamps_were_read_cannot_be_told_so_the_data_is_read():
+    # written 18:00:03 and stamped at 18:00:03: a later write in that second keeps that time
+    checked = {**CHECKED, "tables": {**CHECKED["tables"], "knowledge_bases": [28, "2026-12-07 18:00:03"]}}
+    assert not facts.unchanged_since_checked(checked, stamped(tables=checked["tables"]))
+
+
+def test_a_start_time_a_second_apart_is_the_same_server_run():
+    # the start is computed from the clock and the uptime, read by two statements
+    assert facts.unchanged_since_checked(CHECKED, stamped(started=CHECKED["started"] + 1))
+
+
+@pytest.mark.parametrize("change", [{"schema_sha256": "s2"}, {"views": []}, {"triggers": ["kb_audit"]},
+                                    {"tables": {"kb_shares": [27, None]}}])
+def test_a_schema_other_than_the_snapshots_is_not_the_snapshot(change):
+    assert not facts.same_schema(stamped(**change), SNAPSHOT)
+
+
+class FakeHost:
+    name = "sandbox-1"
+
+    def __init__(self, stamps: dict, full: dict):
+        self.stamps, self.full, self.read = stamps, full, []
+
+    def get_fact(self, fact, **kwargs):
+        self.read.append(fact.__name__)
+        if fact is facts.ReplayTarget:
+            return {"fingerprint": self.full}
+        return self.stamps if fact is facts.MysqlTableStamps else self.full
+
+
+@pytest.fixture
+def probe(monkeypatch):
+    def make(stamps: dict, checked: dict | None = CHECKED, **descriptor):
+        fake = FakeHost(stamps, SNAPSHOT)
+        monkeypatch.setattr(engine, "host", fake)
+        monkeypatch.setattr("pyinfra_deploys.engines.shadow.host", fake)
+        monkeypatch.setattr(operations, "CHECKED_COPIES",
+                            {("sandbox-1", "layra"): {**checked, "flavor": "mariadb"}} if checked else {})
+        check = Mysql().integrity(Stack("/srv/layra"), MysqlComponent(name="mysql"), {"database": "layra", "fingerprint": SNAPSHOT,
+                                                                       **descriptor}, {}).read({})
+        return check, fake.read
+    return make
+
+
+def test_phase_4_passes_on_the_stamps_alone_where_the_checked_copy_was_swapped_in(probe):
+    check, read = probe(stamped())
+    assert check.ok and read == ["MysqlTableStamps"]
+    assert check.observed == "2 tables, 3 rows: the copy checked at 2026-12-07 18:00:03, unwritten since"
+
+
+def test_phase_4_reads_the_whole_fingerprint_where_a_stamp_moved(probe):
+    check, read = probe(stamped(tables={"kb_shares": [27, None], "knowledge_bases": [28, "2026-12-07 18:00:05"]}))
+    assert check.ok and read == ["MysqlTableStamps", "MysqlFingerprint"]
+    assert "unwritten since" not in check.observed
+
+
+def test_phase_4_reads_the_whole_fingerprint_where_this_run_checked_no_copy(probe):
+    check, read = probe(stamped(), checked=None)
+    assert read == ["MysqlFingerprint"]
+
+
+def test_a_replayed_copy_written_after_its_check_is_read_whole(probe):
+    _, read = probe(stamped(), point_in_time={"label": "migration"})
+    assert "MysqlTableStamps" not in read
