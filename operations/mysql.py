@@ -52,11 +52,11 @@ from facts.snapshots import checksum_checked, descriptor_written, valid_part_nam
 from operations.arguments import checked_database, checked_path
 from operations.decorator import operation
 
-# (host, database) -> the stamps (``MysqlTableStamps``) of its staged copy, read just before
+# (host, service, database) -> the stamps (``MysqlTableStamps``) of its staged copy, read just before
 # its checksums were found to match the snapshot (``shadow_checked``). Verify phase 4 of the
 # same run tells by them that the live tables are that copy, swapped in and unwritten since,
 # without reading the data again (``engines.mysql``).
-CHECKED_COPIES: dict[tuple[str, str], dict] = {}
+CHECKED_COPIES: dict[tuple[str, str, str], dict] = {}
 
 
 def check_names(database: str, **paths: str):
@@ -257,7 +257,7 @@ def shadow_checked(stack: Stack, database: str, fingerprint: dict, service: str 
     if problem:
         yield failing(problem)
     else:
-        CHECKED_COPIES[(host.name, database)] = {**stamps, "flavor": flavor}
+        CHECKED_COPIES[(host.name, service, database)] = {**stamps, "flavor": flavor}
         host.noop(f"mysql/{database}: the staged copy matches the snapshot ({summary(fingerprint)})")
 
 

@@ -81,7 +81,7 @@ def probe(monkeypatch):
         monkeypatch.setattr(engine, "host", fake)
         monkeypatch.setattr("pyinfra_deploys.engines.shadow.host", fake)
         monkeypatch.setattr(operations, "CHECKED_COPIES",
-                            {("sandbox-1", "layra"): {**checked, "flavor": "mariadb"}} if checked else {})
+                            {("sandbox-1", "mysql", "layra"): {**checked, "flavor": "mariadb"}} if checked else {})
         check = Mysql().integrity(Stack("/srv/layra"), MysqlComponent(name="mysql"), {"database": "layra", "fingerprint": SNAPSHOT,
                                                                        **descriptor}, {}).read({})
         return check, fake.read

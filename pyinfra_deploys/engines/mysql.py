@@ -135,7 +135,7 @@ class Mysql(ShadowDatabases):
         def read(services: dict) -> Check:
             # the copy this run checked before its window and swapped in: its stamps tell it
             # without reading the data again (a replayed copy was written after its check)
-            checked = operations.CHECKED_COPIES.get((host.name, database))
+            checked = operations.CHECKED_COPIES.get((host.name, component.service, database))
             if checked and not descriptor.get("point_in_time"):
                 live = host.get_fact(facts.MysqlTableStamps, stack=stack, database=database,
                                      flavor=checked["flavor"], **component.client)
