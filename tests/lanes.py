@@ -30,11 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 LANES = 2
 # Seconds each took in a full run on the 2-core machine: the longest start first.
 EXPECTED = {
-    "tests/reliability/test_faults.py": 610, "tests/e2e/test_watch.py": 480, "tests/e2e/test_rehearsal.py": 390,
-    "tests/e2e/test_engines.py": 380, "tests/e2e/test_rollback_run.py": 375, "tests/reliability/test_secrets.py": 300,
-    "tests/e2e/test_stack_rollback.py": 295, "tests/e2e/test_snapshot_restore.py": 280,
-    "tests/e2e/test_point_in_time.py": 245, "tests/e2e/test_hostile_names.py": 215, "unit": 185,
-    "tests/reliability/test_bad_input.py": 60,
+    "tests/reliability/test_faults.py": 590, "tests/e2e/test_rollback_run.py": 395,
+    "tests/e2e/test_snapshot_restore.py": 360, "tests/e2e/test_point_in_time.py": 350, "tests/e2e/test_engines.py": 330,
+    "tests/e2e/test_rehearsal.py": 315, "tests/e2e/test_watch.py": 270, "tests/e2e/test_stack_rollback.py": 210,
+    "tests/reliability/test_secrets.py": 165, "tests/e2e/test_hostile_names.py": 140, "unit": 130,
+    "tests/reliability/test_bad_input.py": 35,
 }
 SUMMARY = re.compile(r"^=+ (.*) in [\d.]+s(?: \(.*\))? =+$")
 COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|deselected|xfailed|xpassed|warnings?)")

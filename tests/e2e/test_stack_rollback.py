@@ -78,11 +78,13 @@ def test_a_release_that_never_gets_healthy_fails_naming_the_service_and_the_old_
     sandbox.at_good_release()
     host = sandbox.hosts[0]
 
-    run = sandbox.pyinfra("rollback.py", "--data", "commit=v1.1.0", "--data", "layra_ready_timeout=15",
+    # the backend is unhealthy after its start period and 5 failed checks, 4 s apart (about
+    # 24 s): reported at once, before the 60 s are up
+    run = sandbox.pyinfra("rollback.py", "--data", "commit=v1.1.0", "--data", "layra_ready_timeout=60",
                           "--limit", host.name)
 
     assert not run.ok
-    assert re.search(r"backend: the new container \w+ is unhealthy after up to 15s \(last healthcheck: .*kb_shares"
+    assert re.search(r"backend: the new container \w+ is unhealthy after up to 60s \(last healthcheck: .*kb_shares"
                      r".*the old one keeps serving", run.output), run.output
     assert host.health() == "200"   # the rolling replace kept the running release behind nginx
     assert f"MAINTENANCE MODE IS STILL ON on {host.name}" in run.output
