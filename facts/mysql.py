@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime, timedelta
 
 from pyinfra.api import QuoteString, StringCommand
 
@@ -345,15 +346,23 @@ def summary(fingerprint: dict) -> str:
 
 
 # Per base table: its id in InnoDB (a RENAME keeps it; a rebuild, a TRUNCATE or a new table
-# gets another) and when a write to it was last committed (kept in memory since the server
-# started: none for a table unwritten since), with the server's clock and uptime. MySQL 8+
-# caches UPDATE_TIME for information_schema_stats_expiry seconds: 0 reads it fresh.
+# gets another) and the time of its last write (kept in memory since the server started:
+# none for a table unwritten since; MariaDB stamps a write with its transaction's start,
+# MySQL with its commit), in UTC, with the server's clock and uptime, and when the oldest
+# other open transaction started. Only plain names get an id: InnoDB encodes the others
+# (`t-` is `t@002d`, which a table named so would also match), and the names compare as
+# bytes (information_schema compares them case-insensitively). MySQL 8+ caches UPDATE_TIME
+# for information_schema_stats_expiry seconds: 0 reads it fresh.
 STAMPS_SQL = {flavor: f"""
+SET SESSION time_zone = '+00:00';
 {fresh}SELECT 'now', NOW(), UNIX_TIMESTAMP();
 SHOW GLOBAL STATUS LIKE 'Uptime';
-SELECT 'stamp', t.table_name, IFNULL(s.table_id, 'none'), IFNULL(t.update_time, 'none')
+SELECT 'open', IFNULL(MIN(trx_started), 'none') FROM information_schema.innodb_trx
+ WHERE trx_mysql_thread_id <> CONNECTION_ID();
+SELECT 'stamp', t.table_name, IFNULL(IF(t.table_name REGEXP '^[A-Za-z0-9_]+$', s.table_id, NULL), 'none'),
+       IFNULL(t.update_time, 'none')
   FROM information_schema.tables t LEFT JOIN information_schema.{innodb} s
-    ON s.name = CONCAT(t.table_schema, '/', t.table_name)
+    ON BINARY s.name = BINARY CONCAT(t.table_schema, '/', t.table_name)
  WHERE t.table_schema = DATABASE() AND t.table_type = 'BASE TABLE' ORDER BY t.table_name;
 """.strip() for flavor, fresh, innodb in ((MARIADB, "", "innodb_sys_tables"),
                                           (MYSQL, "SET SESSION information_schema_stats_expiry = 0;\n",
@@ -364,7 +373,8 @@ class MysqlTableStamps(MysqlFactBase):
     """
     Returns a database's schema (as ``MysqlFingerprint`` hashes it) and, per base table, its
     InnoDB table id and the time of its last committed write (None: none since the server
-    started), with the server's clock and when it started (Unix time): what tells, without
+    started), with the server's clock and when it started (Unix time), all in UTC, and when
+    the oldest other open transaction started (None: there is none): what tells, without
     reading the data, that the tables are the very ones whose checksums were checked,
     unwritten since (``unchanged_since_checked``). ``tables`` is None where
     the server does not say for every table (one not in InnoDB, a name InnoDB encodes, no
@@ -374,7 +384,7 @@ class MysqlTableStamps(MysqlFactBase):
     .. code:: python
 
         {"exists": True, "schema_sha256": "9c1e...", "views": [], "routines": [], "triggers": [],
-         "now": "2026-12-07 17:54:03", "started": 1796621203,
+         "now": "2026-12-07 17:54:03", "started": 1796621203, "oldest_open": None,
          "tables": {"users": [21, "2026-12-07 17:53:59"], "kb_shares": [22, None]}}
     """
 
@@ -394,32 +404,49 @@ class MysqlTableStamps(MysqlFactBase):
         uptime = next((fields[1] for fields in other if fields[0] == "Uptime" and len(fields) == 2), "")
         now, started = (clock[0], int(clock[1]) - int(uptime)) if clock and clock[1].isdigit() and \
             uptime.isdigit() else (None, None)
-        tables = {fields[1]: [int(fields[2]) if fields[2].isdigit() else None,
-                              None if fields[3] == "none" else fields[3]]
-                  for fields in other if fields[0] == "stamp" and len(fields) == 4}
-        whole = now and ["unreadable"] not in other and len(tables) == listed and all(
-            table_id is not None for table_id, _ in tables.values())
+        stamps = [fields for fields in other if fields[0] == "stamp" and len(fields) == 4]
+        tables = {name: [int(table_id) if table_id.isdigit() else None, None if written == "none" else written]
+                  for _, name, table_id, written in stamps}
+        opened = [fields[1] for fields in other if fields[0] == "open" and len(fields) == 2]
+        # one line per table (a name twice would be two tables taken for one)
+        whole = now and ["unreadable"] not in other and len(opened) == 1 and len(stamps) == len(tables) == listed \
+            and all(table_id is not None for table_id, _ in tables.values())
         return {"exists": True, **{key: schema[key] for key in ("schema_sha256", "views", "routines", "triggers")},
-                "now": now, "started": started, "tables": tables if whole else None}
+                "now": now, "started": started, "oldest_open": None if not opened or opened[0] == "none" else opened[0],
+                "tables": tables if whole else None}
+
+
+def settled(stamps: dict | None) -> bool:
+    """Whether stamps can tell a later write: every table written (a table with no write
+    since the server started has no time to compare, and loses a later one when InnoDB
+    evicts it), the last write at least two seconds before the stamps were read (the
+    times have whole seconds; MariaDB stamps a write with its transaction's start, and
+    lists a transaction that started in the last 0.1 s late), and no other transaction
+    open since before it (one that commits later keeps its start as the time)."""
+    if not stamps or stamps.get("tables") is None or not stamps.get("now"):
+        return False
+    written = [when for _, when in stamps["tables"].values()]
+    if None in written:
+        return False
+    latest = max(map(datetime.fromisoformat, written), default=None)
+    now = datetime.fromisoformat(stamps["now"])
+    oldest = stamps.get("oldest_open")
+    return latest is None or (latest <= now - timedelta(seconds=2) and (
+        oldest is None or datetime.fromisoformat(oldest) > latest + timedelta(seconds=1)))
 
 
 def unchanged_since_checked(checked: dict | None, live: dict | None) -> bool:
     """Whether the live tables are the very tables ``checked`` stamped just before their
-    checksums were read, no write committed to any of them since: the same server run (a
-    restart forgets the last-write times), the same tables with the same InnoDB ids (a
-    RENAME moves a table whole, keeping its id) and the same last-write times, each
-    strictly before the second ``checked`` was read (a write committed after that read is
-    stamped with that second or a later one: the times have whole seconds). False wherever
-    the server did not say (the data must then be read)."""
-    if not checked or not live or checked.get("tables") is None or live.get("tables") is None:
-        return False
-    if not checked.get("now") or checked.get("started") is None or live.get("started") is None:
+    checksums were read, no write made to any of them since: stamps that can tell
+    (``settled``), the same server run (a restart forgets the write times), the same
+    tables with the same InnoDB ids (a RENAME moves a table whole, keeping its id) and the
+    same write times. False wherever the server did not say (the data must then be read)."""
+    if not settled(checked) or not live or live.get("tables") is None or live.get("started") is None:
         return False
     # the start, computed from the clock and the uptime read apart, may differ by a second
-    if abs(live["started"] - checked["started"]) > 1 or set(checked["tables"]) != set(live["tables"]):
+    if checked.get("started") is None or abs(live["started"] - checked["started"]) > 1:
         return False
-    return all((written is None or written < checked["now"]) and live["tables"][name] == [table_id, written]
-               for name, (table_id, written) in checked["tables"].items())
+    return checked["tables"] == live["tables"]
 
 
 def same_schema(live: dict | None, snapshot: dict | None) -> bool:

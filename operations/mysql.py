@@ -22,6 +22,7 @@ until the next restore.
 
 from __future__ import annotations
 
+import gevent
 from pyinfra import host
 from pyinfra.api import OperationError, QuoteString, StringCommand
 
@@ -44,6 +45,7 @@ from facts.mysql import (
     fingerprint_command,
     in_service,
     same_data,
+    settled,
     summary,
 )
 from facts.shadow import PREVIOUS_SUFFIX, SHADOW_SUFFIX, staged_copy_problem
@@ -252,6 +254,11 @@ def shadow_checked(stack: Stack, database: str, fingerprint: dict, service: str 
     flavor = host.get_fact(MysqlVersions, **client)["flavor"]
     # stamped first: a write after the stamps, even during the checksums, changes them
     stamps = host.get_fact(MysqlTableStamps, database=database + SHADOW_SUFFIX, flavor=flavor, **client)
+    if stamps.get("tables") and all(written for _, written in stamps["tables"].values()) and not settled(stamps):
+        # the load's last writes too recent (or a transaction still open) to tell a later
+        # write by: once more, a moment later (before the window: it costs the window nothing)
+        gevent.sleep(2)
+        stamps = host.get_fact(MysqlTableStamps, database=database + SHADOW_SUFFIX, flavor=flavor, **client)
     shadow = host.get_fact(MysqlFingerprint, database=database + SHADOW_SUFFIX, **client)
     problem = staged_copy_problem("mysql", database, shadow, fingerprint, same_data, summary)
     if problem:

@@ -8,13 +8,14 @@ import pytest
 
 from facts import mysql as facts
 from facts.compose import Stack
+from facts.shell import WHOLE_MARKER
 from operations import mysql as operations
 from pyinfra_deploys.engines import mysql as engine
 from pyinfra_deploys.engines.mysql import Mysql, MysqlComponent
 
 CHECKED = {"exists": True, "schema_sha256": "s1", "views": ["kb_names"], "routines": [], "triggers": [],
-           "now": "2026-12-07 18:00:03", "started": 1796665948,
-           "tables": {"kb_shares": [27, None], "knowledge_bases": [28, "2026-12-07 17:59:30"]}}
+           "now": "2026-12-07 18:00:03", "started": 1796665948, "oldest_open": None,
+           "tables": {"kb_shares": [27, "2026-12-07 17:59:01"], "knowledge_bases": [28, "2026-12-07 18:00:01"]}}
 SNAPSHOT = {"exists": True, "schema_sha256": "s1", "views": ["kb_names"], "routines": [], "triggers": [],
             "tables": {"kb_shares": {"rows": 0, "checksum": 0}, "knowledge_bases": {"rows": 3, "checksum": 977}}}
 
@@ -29,12 +30,10 @@ def test_the_swapped_in_copy_unwritten_since_its_check_is_told_by_its_stamps():
 
 
 @pytest.mark.parametrize("live, why", [
-    (stamped(tables={"kb_shares": [27, None], "knowledge_bases": [28, "2026-12-07 18:00:05"]}), "a write since"),
-    (stamped(tables={"kb_shares": [27, "2026-12-07 18:00:04"], "knowledge_bases": [28, "2026-12-07 17:59:30"]}),
-     "a first write to a table unwritten since the server started"),
-    (stamped(tables={"kb_shares": [31, None], "knowledge_bases": [28, "2026-12-07 17:59:30"]}),
+    (stamped(tables={**CHECKED["tables"], "knowledge_bases": [28, "2026-12-07 18:00:05"]}), "a write since"),
+    (stamped(tables={**CHECKED["tables"], "kb_shares": [31, "2026-12-07 17:59:01"]}),
      "a table rebuilt or truncated (another id)"),
-    (stamped(tables={"knowledge_bases": [28, "2026-12-07 17:59:30"]}), "a table gone"),
+    (stamped(tables={"knowledge_bases": CHECKED["tables"]["knowledge_bases"]}), "a table gone"),
     (stamped(tables={**CHECKED["tables"], "extra": [40, None]}), "a table added"),
     (stamped(started=1796666300), "the server restarted (its last-write times forgotten)"),
     (stamped(tables=None), "the server did not say"),
@@ -44,10 +43,22 @@ def test_anything_that_may_have_changed_since_the_check_sends_phase_4_to_the_dat
     assert not facts.unchanged_since_checked(CHECKED, live), why
 
 
-def test_a_write_in_the_second_the_stamps_were_read_cannot_be_told_so_the_data_is_read():
-    # written 18:00:03 and stamped at 18:00:03: a later write in that second keeps that time
-    checked = {**CHECKED, "tables": {**CHECKED["tables"], "knowledge_bases": [28, "2026-12-07 18:00:03"]}}
-    assert not facts.unchanged_since_checked(checked, stamped(tables=checked["tables"]))
+@pytest.mark.parametrize("tables, oldest_open, why", [
+    ({**CHECKED["tables"], "knowledge_bases": [28, "2026-12-07 18:00:02"]}, None,
+     "a last write a second before the stamps: MariaDB lists a transaction that started in the last 0.1 s late"),
+    ({**CHECKED["tables"], "kb_shares": [27, None]}, None,
+     "a table with no write since the server started: nothing to tell a later write by (and InnoDB may forget one)"),
+    (CHECKED["tables"], "2026-12-07 18:00:01",
+     "a transaction open since the last write: MariaDB stamps its writes with its start, whenever it commits"),
+])
+def test_stamps_that_cannot_tell_a_later_write_send_phase_4_to_the_data(tables, oldest_open, why):
+    checked = {**CHECKED, "tables": tables, "oldest_open": oldest_open}
+    assert not facts.settled(checked), why
+    assert not facts.unchanged_since_checked(checked, stamped(tables=tables)), why
+
+
+def test_a_transaction_that_opened_after_the_last_write_leaves_the_stamps_settled():
+    assert facts.settled({**CHECKED, "oldest_open": "2026-12-07 18:00:03"})
 
 
 def test_a_start_time_a_second_apart_is_the_same_server_run():
@@ -94,8 +105,17 @@ def test_phase_4_passes_on_the_stamps_alone_where_the_checked_copy_was_swapped_i
     assert check.observed == "2 tables, 3 rows: the copy checked at 2026-12-07 18:00:03, unwritten since"
 
 
+def test_a_name_read_twice_leaves_the_tables_untold():
+    # information_schema compares names case-insensitively: two tables would share a line
+    lines = ["database\tlayra", "schema\t" + "d4" * 32, "tables\t2", "now\t2026-12-07 18:00:03\t1796666403",
+             "Uptime\t455", "open\tnone", "stamp\tUsers\t41\t2026-12-07 17:59:01",
+             "stamp\tUsers\t42\t2026-12-07 17:59:01", "stamp\tusers\t41\tnone", "stamp\tusers\t42\tnone",
+             WHOLE_MARKER]
+    assert facts.MysqlTableStamps().process(lines)["tables"] is None
+
+
 def test_phase_4_reads_the_whole_fingerprint_where_a_stamp_moved(probe):
-    check, read = probe(stamped(tables={"kb_shares": [27, None], "knowledge_bases": [28, "2026-12-07 18:00:05"]}))
+    check, read = probe(stamped(tables={**CHECKED["tables"], "knowledge_bases": [28, "2026-12-07 18:00:05"]}))
     assert check.ok and read == ["MysqlTableStamps", "MysqlFingerprint"]
     assert "unwritten since" not in check.observed
 
