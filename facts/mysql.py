@@ -320,10 +320,13 @@ def fingerprint_problems(fingerprint: dict, listed: int | None) -> list[str]:
     return problems
 
 
+# What a fingerprint says of the schema, besides its tables
+SCHEMA_KEYS = ("exists", "schema_sha256", "views", "routines", "triggers")
+
+
 def same_data(live: dict | None, snapshot: dict | None) -> bool:
     """Whether two fingerprints describe the same database content."""
-    keys = ("exists", "schema_sha256", "tables", "views", "routines", "triggers")
-    return bool(live) and bool(snapshot) and all(live.get(k) == snapshot.get(k) for k in keys)
+    return bool(live) and bool(snapshot) and all(live.get(k) == snapshot.get(k) for k in (*SCHEMA_KEYS, "tables"))
 
 
 def schema_changes(live: dict, snapshot: dict) -> dict[str, list[str]] | None:
@@ -372,8 +375,8 @@ SELECT 'stamp', t.table_name, IFNULL(IF(t.table_name REGEXP '^[A-Za-z0-9_]+$', s
 class MysqlTableStamps(MysqlFactBase):
     """
     Returns a database's schema (as ``MysqlFingerprint`` hashes it) and, per base table, its
-    InnoDB table id and the time of its last committed write (None: none since the server
-    started), with the server's clock and when it started (Unix time), all in UTC, and when
+    InnoDB table id and the time of its last write (MariaDB's: its transaction's start;
+    None: none since the server started), with the server's clock and when it started (Unix time), all in UTC, and when
     the oldest other open transaction started (None: there is none): what tells, without
     reading the data, that the tables are the very ones whose checksums were checked,
     unwritten since (``unchanged_since_checked``). ``tables`` is None where
@@ -411,7 +414,7 @@ class MysqlTableStamps(MysqlFactBase):
         # one line per table (a name twice would be two tables taken for one)
         whole = now and ["unreadable"] not in other and len(opened) == 1 and len(stamps) == len(tables) == listed \
             and all(table_id is not None for table_id, _ in tables.values())
-        return {"exists": True, **{key: schema[key] for key in ("schema_sha256", "views", "routines", "triggers")},
+        return {**{key: schema[key] for key in SCHEMA_KEYS},
                 "now": now, "started": started, "oldest_open": None if not opened or opened[0] == "none" else opened[0],
                 "tables": tables if whole else None}
 
@@ -452,8 +455,7 @@ def unchanged_since_checked(checked: dict | None, live: dict | None) -> bool:
 def same_schema(live: dict | None, snapshot: dict | None) -> bool:
     """Whether a database's schema (``MysqlTableStamps``) is the snapshot's, its base tables
     the snapshot's tables."""
-    keys = ("exists", "schema_sha256", "views", "routines", "triggers")
-    return (bool(live) and bool(snapshot) and all(live.get(k) == snapshot.get(k) for k in keys)
+    return (bool(live) and bool(snapshot) and all(live.get(k) == snapshot.get(k) for k in SCHEMA_KEYS)
             and set(live.get("tables") or {}) == set(snapshot.get("tables") or {}))
 
 
