@@ -233,6 +233,25 @@ def glob_regex(pattern: str) -> str:
                           for c in pattern) + '"$'
 
 
+def fingerprint_command(cli: StringCommand, volatile: list = (), databases: list[int] | None = None) -> StringCommand:
+    """``scripts/redis_fingerprint.sh`` against the server ``cli`` (a `redis-cli` command,
+    credentials exported before it) reaches: the live service, or a copy served beside it."""
+    # keys that are not state (sessions, caches) stay out of the fingerprint, per database
+    by_db: dict[int, list[str]] = {}
+    for db, pattern in cache_patterns(volatile):
+        by_db.setdefault(db, []).append(glob_regex(pattern))
+    cases = [StringCommand(f"{db}) LC_ALL=C grep -v -E",
+                           *[arg for regex in regexes for arg in ("-e", QuoteString(regex))], "|| [ $? = 1 ] ;;")
+             for db, regexes in sorted(by_db.items())]
+    dbs = "" if databases is None else " ".join(str(checked_db(db)) for db in databases)
+    return StringCommand(
+        "rcli() {", cli, "--no-raw", '"$@"', "; };",
+        'volatile() { case $1 in', *cases, "*) cat ;; esac; };",
+        assign(dbs=dbs, sample_size=str(SAMPLE_SIZE), sample_script=SAMPLE_SCRIPT),
+        script("redis_fingerprint"), "\nlayra_redis_fingerprint",
+    )
+
+
 class RedisFingerprint(RedisPipeFactBase):
     """
     Returns what each logical database holds, content-based and exact enough to tell two
@@ -269,52 +288,46 @@ class RedisFingerprint(RedisPipeFactBase):
     def command(self, stack: Stack, service: str = "redis", password_key: str | None = PASSWORD_KEY,
                 volatile: list = (), databases: list[int] | None = None) -> StringCommand:
         stack = Stack.of(stack)
-        # keys that are not state (sessions, caches) stay out of the fingerprint, per database
-        by_db: dict[int, list[str]] = {}
-        for db, pattern in cache_patterns(volatile):
-            by_db.setdefault(db, []).append(glob_regex(pattern))
-        cases = [StringCommand(f"{db}) LC_ALL=C grep -v -E",
-                               *[arg for regex in regexes for arg in ("-e", QuoteString(regex))], "|| [ $? = 1 ] ;;")
-                 for db, regexes in sorted(by_db.items())]
-        dbs = "" if databases is None else " ".join(str(checked_db(db)) for db in databases)
         env = ["-e", "REDISCLI_AUTH"] if password_key else []
         return StringCommand(
             "set -o pipefail;", *redis_auth(stack, password_key),
-            "rcli() {", compose_command(stack, "exec", "-T", *env, QuoteString(service), "redis-cli", "--no-raw",
-                                        '"$@"'), "; };",
-            'volatile() { case $1 in', *cases, "*) cat ;; esac; };",
-            assign(dbs=dbs, sample_size=str(SAMPLE_SIZE), sample_script=SAMPLE_SCRIPT),
-            script("redis_fingerprint"), "\nlayra_redis_fingerprint",
+            fingerprint_command(compose_command(stack, "exec", "-T", *env, QuoteString(service), "redis-cli"),
+                                volatile, databases),
         )
 
     def process(self, output):
-        databases, current = {}, None
-        lines = [line.strip() for line in output]
-        if not lines or lines[0].split(" ")[0] != "dbs":
-            raise ValueError(f"redis fingerprint: unexpected output {lines[:3]!r}")
-        for line in lines[1:]:
-            if line.startswith("db ") and line[3:].isdigit():
-                current = databases.setdefault(line[3:], {"keys": None, "sample": []})
-            elif current is not None and line.startswith("keys "):
-                current["keys"] = line.split()[1:]
-            elif current is not None and line:
-                current["sample"].append(line)
-        named = lines[0].split()[1:]
-        if sorted(named) != sorted(databases):
-            raise ValueError(f"redis fingerprint: databases {' '.join(named)} named, "
-                             f"{' '.join(databases) or 'none'} read")
-        fingerprint = {"dbsize": 0, "databases": {}}
-        for db, found in databases.items():
-            raise_on_errors(found["sample"], f"redis fingerprint of database {db}")
-            keys = found["keys"] or []
-            if len(keys) != 2 or not keys[0].isdigit():
-                raise ValueError(f"redis fingerprint of database {db}: unexpected output {keys!r}")
-            fingerprint["databases"][db] = {
-                "dbsize": int(keys[0]), "keys_sha256": keys[1], "sample": len(found["sample"]),
-                "sample_sha256": hashlib.sha256("".join(f"{line}\n" for line in found["sample"]).encode()).hexdigest(),
-            }
-            fingerprint["dbsize"] += int(keys[0])
-        return fingerprint
+        return fingerprint_of(list(output))
+
+
+def fingerprint_of(output: list[str]) -> dict:
+    """A RedisFingerprint from ``layra_redis_fingerprint``'s lines (ValueError where they are not)."""
+    databases, current = {}, None
+    lines = [line.strip() for line in output]
+    if not lines or lines[0].split(" ")[0] != "dbs":
+        raise ValueError(f"redis fingerprint: unexpected output {lines[:3]!r}")
+    for line in lines[1:]:
+        if line.startswith("db ") and line[3:].isdigit():
+            current = databases.setdefault(line[3:], {"keys": None, "sample": []})
+        elif current is not None and line.startswith("keys "):
+            current["keys"] = line.split()[1:]
+        elif current is not None and line:
+            current["sample"].append(line)
+    named = lines[0].split()[1:]
+    if sorted(named) != sorted(databases):
+        raise ValueError(f"redis fingerprint: databases {' '.join(named)} named, "
+                         f"{' '.join(databases) or 'none'} read")
+    fingerprint = {"dbsize": 0, "databases": {}}
+    for db, found in databases.items():
+        raise_on_errors(found["sample"], f"redis fingerprint of database {db}")
+        keys = found["keys"] or []
+        if len(keys) != 2 or not keys[0].isdigit():
+            raise ValueError(f"redis fingerprint of database {db}: unexpected output {keys!r}")
+        fingerprint["databases"][db] = {
+            "dbsize": int(keys[0]), "keys_sha256": keys[1], "sample": len(found["sample"]),
+            "sample_sha256": hashlib.sha256("".join(f"{line}\n" for line in found["sample"]).encode()).hexdigest(),
+        }
+        fingerprint["dbsize"] += int(keys[0])
+    return fingerprint
 
 
 # What a RedisFingerprint holds: the snapshot's descriptor must give each.
@@ -380,3 +393,91 @@ class RedisPersistence(RedisFactBase):
             "version": info.get("redis_version", ""),
             "used_memory": int(info.get("used_memory", "0") or 0),
         }
+
+
+# Where RedisPersistence says the data lives: what the copies script takes.
+LAYOUT_KEYS = ("dir", "dbfilename", "appendonly", "appenddirname", "appendfilename")
+# The copies kept beside the data, in the data directory (scripts/redis_copies.sh).
+COPIES = {"staged": ".layra-staged", "displaced": ".layra-displaced"}
+COPY_SOCKET = "/tmp/layra-copy.sock"  # where a copy is served, inside its throwaway container
+
+
+def layout_of(persistence: dict) -> dict:
+    """The part of a ``RedisPersistence`` that says where the data lives."""
+    return {key: persistence[key] for key in LAYOUT_KEYS}
+
+
+def copies_command(stack: Stack, service: str, layout: dict, mode: str, *args: str,
+                   detached: bool = False) -> StringCommand:
+    """``scripts/redis_copies.sh <mode>`` in a throwaway container of the service (root, the
+    service's volumes, no dependency started): staging, swapping, serving or dropping the
+    copies beside its data. ``detached`` prints the container's id instead of waiting for it."""
+    run = ["-d"] if detached else ["--rm", "-T"]
+    return StringCommand(
+        compose_command(stack, "run", *run, "--no-deps", "--user", "0", "--entrypoint", "sh", QuoteString(service)),
+        "-c", QuoteString(script("redis_copies")), "sh", mode,
+        QuoteString(layout["dir"]), QuoteString(layout["dbfilename"]), "yes" if layout["appendonly"] else "no",
+        QuoteString(layout["appenddirname"]), QuoteString(layout["appendfilename"]), *map(QuoteString, args),
+    )
+
+
+def copy_served(stack: Stack, service: str, layout: dict, copy: str, absent: str) -> StringCommand:
+    """Bash that serves the ``copy`` in a throwaway container of the service, its id in
+    ``$cid`` (removed when the shell exits), and waits until it answers ``PING`` on
+    ``COPY_SOCKET`` (loaded); ``absent`` runs where there is no such copy. A copy that does
+    not load fails, with the server's last lines."""
+    return StringCommand(
+        "cid=$(", copies_command(stack, service, layout, "serve", copy, detached=True), ") || exit 1;",
+        "trap 'docker rm -f \"$cid\" >/dev/null 2>&1' EXIT;",
+        'until [ "$(docker exec "$cid" redis-cli -s', COPY_SOCKET, 'ping 2>/dev/null)" = PONG ]; do',
+        "case $(docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' \"$cid\") in",
+        "'exited 3')", absent, ";;",
+        "exited*|dead*) docker logs --tail 5 \"$cid\" >&2; echo", QuoteString(f"the {copy} copy does not load"),
+        ">&2; exit 1 ;; esac; sleep 0.2; done;",
+    )
+
+
+class RedisCopy(RedisPipeFactBase):
+    """
+    Returns a copy of the data kept beside a Redis service's data: ``staged`` (the
+    snapshot's data, loaded before the maintenance window) or ``displaced`` (what a swap
+    moved aside), None where there is none.
+
+    .. code:: python
+
+        {
+            "snapshot": "9c5c...",  # sha256 of the snapshot file it was staged from (None: displaced)
+            "fingerprint": {...},   # RedisFingerprint's shape (None with fingerprint=False)
+        }
+
+    ``layout``: where the data lives (``layout_of(RedisPersistence)``). The fingerprint is
+    read from a throwaway container of the service that serves the copy on a unix socket
+    (``scripts/redis_copies.sh serve``): never the live server, never writing the copy; the
+    container is removed after, also when the copy does not load (the fact fails then).
+    ``volatile`` and ``databases`` as for ``RedisFingerprint``.
+    """
+
+    def command(self, stack: Stack, layout: dict, copy: str, service: str = "redis", fingerprint: bool = True,
+                volatile: list = (), databases: list[int] | None = None) -> StringCommand:
+        stack = Stack.of(stack)
+        if copy not in COPIES:
+            raise ValueError(f"copy must be one of {', '.join(COPIES)}, got {copy!r}")
+        if not fingerprint:
+            return StringCommand("found=$(", copies_command(stack, service, layout, "present", copy),
+                                 ') || exit 1; echo "copy $found"')
+        marker = f"{layout['dir']}/{COPIES[copy]}/.snapshot"
+        return StringCommand(
+            "set -o pipefail;", copy_served(stack, service, layout, copy, absent="echo copy absent; exit 0"),
+            'echo copy present "$(docker exec "$cid" cat', QuoteString(marker), '2>/dev/null)";',
+            fingerprint_command(StringCommand('docker exec -i "$cid" redis-cli -s', COPY_SOCKET), volatile, databases),
+        )
+
+    def process(self, output):
+        lines = [line.strip() for line in output]
+        head = lines[0].split() if lines else []
+        if head[:2] == ["copy", "absent"]:
+            return None
+        if head[:2] != ["copy", "present"] or len(head) > 3:
+            raise ValueError(f"redis copy: unexpected output {lines[:2]!r}")
+        return {"snapshot": head[2] if len(head) == 3 else None,
+                "fingerprint": fingerprint_of(lines[1:]) if len(lines) > 1 else None}

@@ -106,9 +106,8 @@ def window_plan(changed: list[tuple], manifest: dict, stack_moves: bool, caches:
         size = human_size(part_bytes(part, manifest))
         if engine.keeps_displaced:  # it stages, and swaps in the window
             staged.append(f"{name} ({size})")
-            services = getattr(component, "services", ())
-            inside.append(f"swap {name}" + (f" (stops and starts {', '.join(services)}: the window's floor)"
-                                             if services else ""))
+            note = engine.swap_note(component)
+            inside.append(f"swap {name}" + (f" ({note})" if note else ""))
         else:
             inside.append(f"restore {name} in place ({size}, its safety copy dumped first: grows with its data)")
     inside += (["caches"] if caches else []) + ["phase 4", "maintenance off"]

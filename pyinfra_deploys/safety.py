@@ -4,8 +4,9 @@ kept so that ``rollback.py --data snapshot=<it>`` undoes it.
 
 It is started before the maintenance window with the stack as it is (commit, files,
 containers). The parts an engine swaps in leave the data they displaced aside
-(``<database>__pre_restore``); after the window those copies are written into the
-snapshot (dumped or archived from the aside copies: nothing of that is in the window),
+(``<database>__pre_restore``, ``<volume>.pre-restore``, Redis's ``.layra-displaced``);
+after the window those copies are written into the snapshot (dumped or archived from the
+aside copies: nothing of that is in the window),
 the snapshot is completed and verified, and only then are the aside copies dropped. The
 parts of an engine that restores in place (it displaces nothing) are dumped inside the
 window, just before their restore replaces them. Writes that landed between the plan and
@@ -141,7 +142,8 @@ class SafetySnapshot:
 
     def unfinished(self):
         raise DeployError(f"safety snapshot {self.id} is not complete: what was written stays in {self.directory}, "
-                          f"the displaced copies stay aside (<database>__pre_restore, <volume>.pre-restore); "
+                          f"the displaced copies stay aside (<database>__pre_restore, <volume>.pre-restore, "
+                          f"Redis's <dir>/.layra-displaced); "
                           f"the next rollback on this host continues it")
 
     def counted(self, parts: list[tuple]):
@@ -160,12 +162,13 @@ class SafetySnapshot:
 
 def items_differing(displaced: dict, restored: dict) -> dict:
     """``{table: [rows displaced, rows restored]}`` where they differ (MySQL's tables,
-    MongoDB's collections, with their document counts)."""
+    MongoDB's collections with their document counts, Redis's databases with their keys:
+    ``db2``)."""
     found = {}
-    for key, count in (("tables", "rows"), ("collections", "count")):
+    for key, count, prefix in (("tables", "rows", ""), ("collections", "count", ""), ("databases", "dbsize", "db")):
         aside, back = displaced.get(key) or {}, restored.get(key) or {}
         for item in sorted(set(aside) | set(back)):
             pair = [(aside.get(item) or {}).get(count, 0), (back.get(item) or {}).get(count, 0)]
             if pair[0] != pair[1]:
-                found[item] = pair
+                found[prefix + item] = pair
     return found

@@ -22,7 +22,7 @@ def test_an_editable_install_prints_no_packaging_warning_and_ships_the_scripts_a
     check = subprocess.run([str(tmp_path / "venv" / "bin" / "python"), "-c",
                             "from importlib import resources; "
                             "print(resources.files('facts.scripts').joinpath('whole.sh').is_file(), "
-                            "resources.files('operations.scripts').joinpath('redis_swap.sh').is_file(), "
+                            "resources.files('operations.scripts').joinpath('nginx_reload.sh').is_file(), "
                             "resources.files('pyinfra_deploys.templates').joinpath('report.md.j2').is_file())"],
                            cwd=tmp_path, capture_output=True, text=True)
     assert check.stdout.split() == ["True", "True", "True"], check.stderr

@@ -1,6 +1,6 @@
 """The Redis engine's pieces that case files cannot show: parsing, refusals inside facts,
 and the shell and awk programs the operations ship, run here with the local sh and awk, and
-operations/scripts/redis_swap.sh with this machine's redis-server (sandbox/up.sh installs
+facts/scripts/redis_copies.sh with this machine's redis-server (sandbox/up.sh installs
 it) in a mount namespace made like the service's container: a private /tmp, and the data
 directory a mount of its own, as a volume is."""
 
@@ -18,7 +18,7 @@ from tests.local_redis import redis_server, tool
 from tests.whole_output import read_whole
 
 STACK = {"dir": "/srv/layra"}
-SWAP = script("redis_swap", "operations")
+COPIES = script("redis_copies")
 
 
 def awk(program: str, text: str, *args: str) -> subprocess.CompletedProcess:
@@ -100,31 +100,8 @@ def test_an_error_reply_among_unlink_replies_fails_and_is_shown():
     assert "NOAUTH" in result.stderr
 
 
-@pytest.mark.skipif(not shutil.which("sh"), reason="needs a POSIX sh")
-def test_the_swap_script_is_valid_posix_shell():
-    assert subprocess.run(["sh", "-n", "-c", SWAP], capture_output=True).returncode == 0
-
-
-def test_the_swap_script_reverts_to_the_safety_copies(tmp_path):
-    (tmp_path / "dump.rdb").write_text("new")
-    (tmp_path / "dump.rdb.pre-restore").write_text("old")
-    (tmp_path / "appendonlydir").mkdir()
-    (tmp_path / "appendonlydir.pre-restore").mkdir()
-    (tmp_path / "appendonlydir.pre-restore" / "appendonly.aof.manifest").write_text("old aof")
-    run = subprocess.run(["sh", "-c", SWAP, "sh", "revert", str(tmp_path), "dump.rdb", "yes",
-                          "appendonlydir", "appendonly.aof"], capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr
-    assert (tmp_path / "dump.rdb").read_text() == "old"
-    assert (tmp_path / "appendonlydir" / "appendonly.aof.manifest").read_text() == "old aof"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["appendonlydir", "dump.rdb"]
-
-
-def test_reverting_when_there_was_no_data_before_leaves_none(tmp_path):
-    (tmp_path / "dump.rdb").write_text("new")
-    run = subprocess.run(["sh", "-c", SWAP, "sh", "revert", str(tmp_path), "dump.rdb", "no",
-                          "appendonlydir", "appendonly.aof"], capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr
-    assert list(tmp_path.iterdir()) == []
+def test_the_copies_script_is_valid_posix_shell():
+    assert subprocess.run(["sh", "-n", "-c", COPIES], capture_output=True).returncode == 0
 
 
 def data_of(directory: Path, *options: str) -> dict:
@@ -142,6 +119,7 @@ def write_data(directory: Path, values: dict, *options: str):
 
 
 AOF = ("--appendonly", "yes", "--appenddirname", "appendonlydir", "--appendfilename", "appendonly.aof")
+SHA = "ab" * 32
 
 
 def files(directory: Path) -> dict:
@@ -158,59 +136,128 @@ def snapshot(tmp_path: Path, values: dict) -> bytes:
 # In a mount namespace of its own: /tmp private (the script's socket and log are there),
 # the data directory bound on itself (a mount point, as a volume in the container is).
 CONTAINER_LIKE = ('data=$1; shift; cd "$data" && mount -t tmpfs layra-tmp /tmp && mkdir -p "$data" && '
-                  'mount --no-canonicalize --bind . "$data" && exec sh -c "$SWAP" sh "$@"')
+                  'mount --no-canonicalize --bind . "$data" && exec sh -c "$COPIES" sh "$@"')
 
 
-def swap(data: Path, mode: str, rdb: bytes = b"", aof: str = "no") -> subprocess.CompletedProcess:
+def copies(data: Path, mode: str, *args: str, rdb: bytes = b"", aof: str = "no") -> subprocess.CompletedProcess:
     tool("redis-server")
     unshare = ["unshare", "--mount", *([] if os.geteuid() == 0 else ["--map-root-user"])]
     return subprocess.run([*unshare, "sh", "-c", CONTAINER_LIKE, "sh", str(data),
-                           mode, str(data), "dump.rdb", aof, "appendonlydir", "appendonly.aof"],
-                          input=rdb, capture_output=True, env={**os.environ, "SWAP": SWAP}, timeout=120)
+                           mode, str(data), "dump.rdb", aof, "appendonlydir", "appendonly.aof", *args],
+                          input=rdb, capture_output=True, env={**os.environ, "COPIES": COPIES}, timeout=120)
 
 
-def test_the_swap_loads_the_snapshot_in_redis_server_and_keeps_the_previous_rdb_as_the_safety_copy(tmp_path):
+def test_staging_loads_the_snapshot_beside_the_live_data_and_marks_it_with_the_files_checksum(tmp_path):
     data = tmp_path / "data"
     write_data(data, {"old": "1"})
-    previous = (data / "dump.rdb").read_bytes()
-    run = swap(data, "swap", snapshot(tmp_path, {"a": "1", "b": "two"}))
+    live = files(data)
+    run = copies(data, "stage", SHA, rdb=snapshot(tmp_path, {"a": "1", "b": "two"}))
     assert run.returncode == 0, run.stderr.decode()
-    assert run.stdout.decode() == f"loaded 2 keys into {data}/dump.rdb\n"
-    assert sorted(p.name for p in data.iterdir()) == ["dump.rdb", "dump.rdb.pre-restore"]
-    assert (data / "dump.rdb.pre-restore").read_bytes() == previous
-    assert data_of(data) == {"a": "1", "b": "two"}
+    assert run.stdout.decode() == f"staged 2 keys in {data}/.layra-staged\n"
+    assert {name: body for name, body in files(data).items() if not name.startswith(".layra-staged/")} == live
+    assert (data / ".layra-staged" / ".snapshot").read_text() == SHA + "\n"
+    assert data_of(data / ".layra-staged") == {"a": "1", "b": "two"}
 
 
-def test_with_aof_the_swap_writes_the_aof_redis_7_loads_instead_of_the_rdb(tmp_path):
+def test_with_aof_the_staged_copy_holds_the_aof_redis_7_loads_instead_of_the_rdb(tmp_path):
     data = tmp_path / "data"
     write_data(data, {"old": "1"}, *AOF)
-    previous = files(data / "appendonlydir")
-    run = swap(data, "swap", snapshot(tmp_path, {"a": "1"}), aof="yes")
+    run = copies(data, "stage", SHA, rdb=snapshot(tmp_path, {"a": "1"}), aof="yes")
     assert run.returncode == 0, run.stderr.decode()
-    assert sorted(p.name for p in data.iterdir()) == ["appendonlydir", "appendonlydir.pre-restore", "dump.rdb",
-                                                      "dump.rdb.pre-restore"]
-    assert files(data / "appendonlydir.pre-restore") == previous
-    assert data_of(data, *AOF) == {"a": "1"}
+    assert data_of(data / ".layra-staged", *AOF) == {"a": "1"}
 
 
-def test_a_snapshot_that_does_not_load_changes_nothing(tmp_path):
+def test_a_snapshot_that_does_not_load_stages_nothing_and_changes_nothing(tmp_path):
     data = tmp_path / "data"
     write_data(data, {"old": "1"}, *AOF)
     before = files(data)
-    run = swap(data, "swap", b"REDIS0099 not an rdb", aof="yes")
+    run = copies(data, "stage", SHA, rdb=b"REDIS0099 not an rdb", aof="yes")
     assert run.returncode == 1
     assert "the snapshot does not load in this service's redis-server" in run.stderr.decode()
+    assert files(data) == before
+
+
+def test_the_swap_moves_the_live_data_aside_and_the_staged_copy_in(tmp_path):
+    data = tmp_path / "data"
+    write_data(data, {"old": "1"}, *AOF)
+    live = files(data)
+    assert copies(data, "stage", SHA, rdb=snapshot(tmp_path, {"a": "1"}), aof="yes").returncode == 0
+    run = copies(data, "swap", SHA, aof="yes")
+    assert run.returncode == 0, run.stderr.decode()
+    assert sorted(p.name for p in data.iterdir()) == [".layra-displaced", "appendonlydir", "dump.rdb"]
+    assert files(data / ".layra-displaced") == live
+    assert data_of(data, *AOF) == {"a": "1"}
+
+
+def test_the_swap_touches_nothing_where_no_copy_of_that_snapshot_is_staged(tmp_path):
+    data = tmp_path / "data"
+    write_data(data, {"old": "1"})
+    assert copies(data, "stage", SHA, rdb=snapshot(tmp_path, {"a": "1"})).returncode == 0
+    before = files(data)
+    run = copies(data, "swap", "cd" * 32)
+    assert run.returncode == 3
+    assert "no copy of the snapshot is staged" in run.stderr.decode()
+    assert files(data) == before
+
+
+def test_the_swap_refuses_to_replace_a_displaced_copy_no_snapshot_keeps_yet(tmp_path):
+    data = tmp_path / "data"
+    write_data(data, {"old": "1"})
+    (data / ".layra-displaced").mkdir()
+    (data / ".layra-displaced" / "dump.rdb").write_text("earlier")
+    assert copies(data, "stage", SHA, rdb=snapshot(tmp_path, {"a": "1"})).returncode == 0
+    before = files(data)
+    run = copies(data, "swap", SHA)
+    assert run.returncode == 1
+    assert "keep it in a safety snapshot first" in run.stderr.decode()
     assert files(data) == before
 
 
 def test_a_swap_then_a_revert_puts_the_previous_data_back(tmp_path):
     data = tmp_path / "data"
     write_data(data, {"old": "1"}, *AOF)
-    assert swap(data, "swap", snapshot(tmp_path, {"a": "1"}), aof="yes").returncode == 0
-    run = swap(data, "revert", aof="yes")
+    assert copies(data, "stage", SHA, rdb=snapshot(tmp_path, {"a": "1"}), aof="yes").returncode == 0
+    assert copies(data, "swap", SHA, aof="yes").returncode == 0
+    run = copies(data, "revert", aof="yes")
     assert run.returncode == 0, run.stderr.decode()
     assert sorted(p.name for p in data.iterdir()) == ["appendonlydir", "dump.rdb"]
     assert data_of(data, *AOF) == {"old": "1"}
+
+
+def test_reverting_when_there_was_no_data_before_leaves_none(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    assert copies(data, "stage", SHA, rdb=snapshot(tmp_path, {"a": "1"})).returncode == 0
+    assert copies(data, "swap", SHA).returncode == 0
+    assert copies(data, "revert").returncode == 0
+    assert list(data.iterdir()) == []
+
+
+def test_the_displaced_aof_is_served_without_writing_a_byte_of_it_and_then_dropped(tmp_path):
+    data = tmp_path / "data"
+    write_data(data, {"old": "1"}, *AOF)
+    assert copies(data, "stage", SHA, rdb=snapshot(tmp_path, {"a": "1"}), aof="yes").returncode == 0
+    assert copies(data, "swap", SHA, aof="yes").returncode == 0
+    displaced = files(data / ".layra-displaced")
+    serve = ('cd "$1" && mount -t tmpfs layra-tmp /tmp && mkdir -p "$1" && mount --no-canonicalize --bind . "$1" && '
+             '(sh -c "$COPIES" sh serve "$1" dump.rdb yes appendonlydir appendonly.aof displaced &) && i=0 && '
+             'until [ "$(redis-cli -s /tmp/layra-copy.sock ping 2>/dev/null)" = PONG ]; do i=$((i + 1)); '
+             '[ "$i" -lt 300 ] || exit 1; sleep 0.1; done && redis-cli -s /tmp/layra-copy.sock get old && '
+             'redis-cli -s /tmp/layra-copy.sock shutdown nosave')
+    unshare = ["unshare", "--mount", *([] if os.geteuid() == 0 else ["--map-root-user"])]
+    run = subprocess.run([*unshare, "sh", "-c", serve, "sh", str(data)], capture_output=True, text=True,
+                         env={**os.environ, "COPIES": COPIES}, timeout=60)
+    assert "1" in run.stdout.splitlines(), run.stderr  # the server logs to its stdout too
+    assert files(data / ".layra-displaced") == displaced
+    assert copies(data, "present", "displaced").stdout == b"present \n"
+    assert copies(data, "drop").returncode == 0
+    assert copies(data, "present", "displaced").stdout == b"absent\n"
+    assert data_of(data, *AOF) == {"a": "1"}
+
+
+def test_serving_a_copy_that_is_not_there_exits_3(tmp_path):
+    (tmp_path / "data").mkdir()
+    assert copies(tmp_path / "data", "serve", "staged").returncode == 3
 
 
 def test_the_fingerprint_fails_when_a_database_it_named_was_not_read():

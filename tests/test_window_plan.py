@@ -15,14 +15,17 @@ COMPONENTS = {c.name: c for c in components_from({"layra_components": {
     "mysql": {"engine": "mysql", "databases": ["layra"]},
     "milvus": {"engine": "volumes", "services": ["milvus-standalone", "milvus-etcd"]},
     "redis": {"engine": "redis", "rdb": True},
+    "qdrant": {"engine": "qdrant"},
 }})}
 MANIFEST = {"files": {"mysql.layra.sql.zst": {"size": 3 * 2**20}, "milvus.layra_milvus_data.tar.zst": {"size": 2**20},
-                      "milvus.layra_etcd_data.tar.zst": {"size": 2**20}, "redis.rdb.gz": {"size": 2048}}}
+                      "milvus.layra_etcd_data.tar.zst": {"size": 2**20}, "redis.rdb.gz": {"size": 2048},
+                      "qdrant.kb.snapshot": {"size": 4096}}}
 PARTS = {
     "mysql.layra": {"database": "layra", "file": "mysql.layra.sql.zst"},
     "milvus": {"volumes": {"layra_milvus_data": {"file": "milvus.layra_milvus_data.tar.zst"},
                            "layra_etcd_data": {"file": "milvus.layra_etcd_data.tar.zst"}}},
     "redis": {"file": "redis.rdb.gz"},
+    "qdrant.kb": {"file": "qdrant.kb.snapshot"},
 }
 
 
@@ -39,10 +42,18 @@ def test_what_grows_with_the_data_is_staged_before_the_window_and_only_swaps_are
                               "caches", "phase 4", "maintenance off"]
 
 
-def test_an_engine_that_cannot_stage_says_its_restore_and_safety_copy_are_in_the_window():
+def test_redis_is_staged_and_its_swap_says_it_waits_for_a_restart_that_grows_with_its_data():
     plan = planned("redis", stack=False)
+    assert plan["staged"] == ["redis (2.0 KiB)"]
+    assert plan["inside"][1] == ("swap redis (restarts redis, which saves its data on the way down and loads the "
+                                 "snapshot's as it starts: both grow with its data, the window's floor)")
+
+
+def test_an_engine_that_cannot_stage_says_its_restore_and_safety_copy_are_in_the_window():
+    plan = planned("qdrant.kb", stack=False)
     assert plan["staged"] == []
-    assert plan["inside"][1] == "restore redis in place (2.0 KiB, its safety copy dumped first: grows with its data)"
+    assert plan["inside"][1] == ("restore qdrant.kb in place (4.0 KiB, its safety copy dumped first: grows with its "
+                                 "data)")
 
 
 def test_the_dry_run_prints_the_shape_on_one_line():

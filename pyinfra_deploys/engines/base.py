@@ -191,6 +191,11 @@ class Engine:
         the plan found the part different. [] where the engine stages nothing."""
         return []
 
+    def swap_note(self, component) -> str:
+        """What the window's swap of the component waits for, where it is more than a rename
+        (the dry run shows it): "" for none."""
+        return ""
+
     def staging_needs(self, stack, component, descriptor: dict) -> list[tuple[str, int]]:
         """Where on the host ``stage`` builds the part's copy and about how many bytes it takes
         there, ``[(path, bytes)]``: checked against the free space before anything is

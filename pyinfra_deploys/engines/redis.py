@@ -1,8 +1,11 @@
 """
 Redis: a cache, flushed by pattern after a rollback's change (``SCAN`` + ``UNLINK``,
 ``operations.redis.caches_flushed``); where it holds state (``rdb: true``) also one part,
-``<component>``, its RDB (``operations.redis.dumped``), restored by loading it beside the
-live data and swapping it in at a restart (``operations.redis.restored``). The
+``<component>``, its RDB (``operations.redis.dumped``). A rollback loads the snapshot's
+RDB beside the live data and checks it before the maintenance window (``staged``,
+``staged_checked``), swaps it in at a restart inside it (``restored``: the live files
+moved aside, the displaced copy) and, after it, writes the displaced copy into the safety
+snapshot (``displaced_dumped``) before dropping it (``aside_dropped``). The
 fingerprint (``facts.redis``) hashes the sorted key names and a sample of values on the
 host, leaving the cache patterns out where Redis holds state.
 """
@@ -22,6 +25,7 @@ from operations.parallel import Step
 from ..compose_file import after, env_of, password_from
 from .base import (
     PASSWORD_KEY_RULE,
+    data_path,
     SERVICE_RULE,
     Component,
     Engine,
@@ -143,7 +147,8 @@ class Redis(Engine):
         lines = []
         restore = plan.get("restore")
         if restore:
-            lines.append(f"{plan['component']}: " + (f"restore RDB, {moved(*restore['dbsize'], 'key')}"
+            lines.append(f"{plan['component']}: " + (f"restore RDB, {moved(*restore['dbsize'], 'key')} (staged beside "
+                                                     f"the live data, swapped in at a restart)"
                                                      if restore["changes"] else "RDB already matches the snapshot"))
         # caches are flushed after a change, not for their own sake: only when the run changes something
         flushes = plan.get("flushes", True)
@@ -152,12 +157,56 @@ class Redis(Engine):
                          + ((" (flush)" if flushes else " (left alone: the run changes nothing here)") if count else ""))
         return lines or [f"{plan['component']}: nothing to do"]
 
+    keeps_displaced = True  # the swap moves the live files to <dir>/.layra-displaced
+
+    def swap_note(self, component: RedisComponent) -> str:
+        return (f"restarts {component.service}, which saves its data on the way down and loads the snapshot's as it "
+                f"starts: both grow with its data, the window's floor")
+
+    def layout(self, stack, component: RedisComponent) -> dict:
+        return facts.layout_of(host.get_fact(facts.RedisPersistence, stack=stack, **component.client))
+
+    def file_arguments(self, stack, component: RedisComponent, descriptor: dict, files: dict, sha256s: dict) -> dict:
+        return {"stack": stack, "rdb_file": files[descriptor["file"]], "sha256": sha256s[descriptor["file"]],
+                **component.client}
+
+    def stage(self, stack, component: RedisComponent, descriptor: dict, files: dict, sha256s: dict,
+              differs: bool = False) -> list[Step]:
+        # loaded beside the live data and checked while the application serves; the window swaps
+        if not differs:
+            return []
+        return [Step(operations.staged, self.file_arguments(stack, component, descriptor, files, sha256s),
+                     component.name),
+                Step(operations.staged_checked, {"stack": stack, "sha256": sha256s[descriptor["file"]],
+                                                 "fingerprint": descriptor["fingerprint"], **component.state},
+                     component.name)]
+
+    def staging_needs(self, stack, component: RedisComponent, descriptor: dict) -> list[tuple[str, int]]:
+        # the staged RDB (and AOF) about the size of the data in memory, on the data's volume
+        persistence = host.get_fact(facts.RedisPersistence, stack=stack, **component.client)
+        path = data_path(stack, component.service, persistence["dir"])
+        return [(path, persistence.get("used_memory", 0) * (2 if persistence["appendonly"] else 1))] if path else []
+
     def restore(self, stack, component: RedisComponent, descriptor: dict, files: dict, sha256s: dict,
                 differs: bool = False) -> list[Step]:
-        return [Step(operations.restored, {"stack": stack, "rdb_file": files[descriptor["file"]],
-                                           "sha256": sha256s[descriptor["file"]],
-                                           "fingerprint": descriptor["fingerprint"], **component.state},
+        # staged and checked before the window where the plan found it different: only the swap
+        return [Step(operations.restored, {**self.file_arguments(stack, component, descriptor, files, sha256s),
+                                           "fingerprint": descriptor["fingerprint"], **component.state,
+                                           "staged": differs},
                      component.name)]
+
+    def keep_displaced(self, stack, component: RedisComponent, name: str, descriptor: dict, directory: str,
+                       **options) -> list:
+        return [operations.displaced_dumped(name=f"Keep the displaced {component.name}", stack=stack,
+                                            directory=directory, part=name, **component.state, **options)]
+
+    def displaced_present(self, stack, component: RedisComponent, descriptor: dict) -> bool:
+        return host.get_fact(facts.RedisCopy, stack=stack, layout=self.layout(stack, component), copy="displaced",
+                             service=component.service, fingerprint=False) is not None
+
+    def aside_dropped(self, stack, component: RedisComponent, descriptor: dict, **options) -> list:
+        return [operations.aside_dropped(name=f"Drop the displaced {component.name}", stack=stack,
+                                         **component.client, **options)]
 
     def integrity(self, stack, component: RedisComponent, descriptor: dict, sha256s: dict) -> Probe:
         def read(services: dict) -> Check:

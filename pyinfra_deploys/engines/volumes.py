@@ -160,6 +160,9 @@ class Volumes(Engine):
 
     keeps_displaced = True  # the swap renames each live volume to <path>.pre-restore
 
+    def swap_note(self, component: VolumesComponent) -> str:
+        return f"stops and starts {', '.join(component.services)}: the window's floor"
+
     def archives(self, descriptor: dict, files: dict, sha256s: dict) -> dict:
         return {name: {"file": files[want["file"]], "sha256": sha256s[want["file"]], "fingerprint": want["fingerprint"]}
                 for name, want in descriptor["volumes"].items()}

@@ -132,6 +132,15 @@ def test_rollback_restores_rows_tables_and_every_redis_database_shows_the_diff_f
                      run.output), run.output
     for host in sandbox.hosts:  # (phase 3 logged in since: its own session is there)
         assert redis_cli(host, "-n", "1", "EXISTS", f"user:session:e2e-{snapshot_id}") == "0"
+    # staged before the window, swapped in at a restart; the data it displaced (the writes
+    # since the backup) kept in the safety snapshot, counted per database, then dropped
+    record = run.record()["hosts"][state.name]
+    kept = manifest(state, record["safety_snapshot"])["parts"]["redis"]
+    assert kept["displaced"] is True
+    aside, restored = record["displaced"]["redis"]["db0"]
+    assert aside == restored + 1, "the key written after the backup is in the displaced copy"
+    assert record["displaced"]["redis"]["db1"] == [0, 1]
+    assert state.stack("docker compose exec -T redis ls -A /data </dev/null").split() == ["dump.rdb"]
 
     again = sandbox.pyinfra("rollback.py", "--data", f"snapshot={snapshot_id}", "-v")
 
