@@ -25,11 +25,11 @@ from operations.parallel import Step
 from ..compose_file import after, env_of, password_from
 from .base import (
     PASSWORD_KEY_RULE,
-    data_path,
     SERVICE_RULE,
     Component,
     Engine,
     SettingError,
+    data_path,
     password_key,
     service_name,
     setting,
