@@ -103,7 +103,7 @@ def snapshot_taken(stack, components: list[Component], root: str, snapshot_id: s
     keep_going = {"_ignore_errors": True}
     steps.append(stack_ops.state_saved(name="Save the stack's commit, files and containers",
                                        stack=stack, directory=directory, **keep_going))
-    for engine, component, name, part in parts:
+    for engine, component, name, part in host.loop(parts):
         steps += engine.dump(stack, component, name, part, directory, **keep_going)
 
     def failed() -> bool:

@@ -182,7 +182,7 @@ def migrate():
         # the incident starts with the release: a migration can damage data as it starts
         python.call(name="Note the release time", function=released, _if=nothing_failed)
         # where a point-in-time rollback of this release replays up to (until=migration)
-        for component in components:
+        for component in host.loop(components):
             engine_of(component).release_point_saved(stack, component, _if=nothing_failed)
         # A failed release is not the end of the run: the watch rolls it back.
         GUARD.deployed[host.name] = [

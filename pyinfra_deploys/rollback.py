@@ -415,7 +415,7 @@ def rollback():
 
     with RUN.phase("caches"):
         flushed = {plan["component"] for plan in cache_plans}
-        for component in components:
+        for component in host.loop(components):
             if component.name in flushed:
                 engine_of(component).caches_flushed(stack, component, _if=RUN.any_changes)
 

@@ -101,7 +101,7 @@ class SafetySnapshot:
             self.steps.append(stack_ops.state_saved(name="Save the stack's commit, files and containers",
                                                     stack=self.stack, directory=self.directory,
                                                     metadata=self.metadata, _ignore_errors=True))
-        for component, name, descriptor in self.earlier:
+        for component, name, descriptor in host.loop(self.earlier):
             self.steps += engine_of(component).keep_displaced(self.stack, component, name, descriptor,
                                                               self.directory, _ignore_errors=True)
 
@@ -110,7 +110,7 @@ class SafetySnapshot:
         (not those a dead run of this snapshot dumped before its restore)."""
         if self.done:
             return
-        for component, name, backup_part in self.backup_parts(parts):
+        for component, name, backup_part in host.loop(self.backup_parts(parts)):
             if name not in self.written:
                 self.steps += engine_of(component).dump(self.stack, component, name, backup_part, self.directory,
                                                         _ignore_errors=True)
@@ -122,7 +122,7 @@ class SafetySnapshot:
         rollback completes that run's snapshot before its window and keeps its own in another.)"""
         if self.done:
             return
-        for component, name, descriptor in parts:
+        for component, name, descriptor in host.loop(parts):
             self.steps += engine_of(component).keep_displaced(self.stack, component, name, descriptor,
                                                               self.directory, _ignore_errors=True)
         snapshots.completed(name=f"Complete snapshot {self.id}", root=self.root, snapshot_id=self.id,
@@ -136,7 +136,7 @@ class SafetySnapshot:
                       for component, name, descriptor in self.earlier + list(parts)}.values())
         python.call(name="Count the writes the displaced copies hold", function=self.counted, parts=every,
                     _if=lambda: verified.did_succeed() and not self.failed())
-        for component, name, descriptor in every:
+        for component, name, descriptor in host.loop(every):
             engine_of(component).aside_dropped(self.stack, component, descriptor,
                                                _if=lambda: verified.did_succeed() and not self.failed())
 

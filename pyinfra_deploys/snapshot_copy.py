@@ -326,10 +326,10 @@ def snapshot_copied(root: str, snapshot_id: str, local: Path, plan: dict, manife
     """Register the operations that write the copy as ``<id>.partial``, check it and complete it."""
     partial = partial_dir(root, snapshot_id)
     snapshots.started(name=f"Start the copy of snapshot {snapshot_id}", root=root, snapshot_id=snapshot_id)
-    for directory in plan["directories"]:
+    for directory in host.loop(plan["directories"]):
         files.directory(name=f"Directory {directory}/ of the copy", path=posixpath.join(partial, directory),
                         mode="700", present=True)
-    for relative, entry in plan["files"].items():
+    for relative, entry in host.loop(plan["files"].items()):
         files.put(name=f"Copy {relative} ({human_size(entry['size'])}) from {source_name}", src=str(local / relative),
                   dest=posixpath.join(partial, relative), mode="600", create_remote_dir=False)
     files.put(name="Write the copy's manifest", src=StringIO(manifest_text), dest=posixpath.join(partial, MANIFEST),
