@@ -79,6 +79,13 @@ def databases_args(databases) -> dict:
     return {} if databases is None else {"databases": list(databases)}
 
 
+def check_part(directory, part):
+    """Where a dump goes: an absolute snapshot directory, a plain part name."""
+    checked_path(directory, "directory")
+    if not valid_part_name(part):
+        raise OperationError(f"part must match [A-Za-z0-9][A-Za-z0-9._-]{{0,127}}, got {part!r}")
+
+
 def check_common(stack, service, password_key) -> Stack:
     if not isinstance(service, str) or not service:
         raise OperationError(f"service must name a compose service, got {service!r}")
@@ -199,9 +206,7 @@ def dumped(stack: Stack, directory: str, part: str, service: str = "redis",
         )
     """
     stack = check_common(stack, service, password_key)
-    checked_path(directory, "directory")
-    if not valid_part_name(part):
-        raise OperationError(f"part must match [A-Za-z0-9][A-Za-z0-9._-]{{0,127}}, got {part!r}")
+    check_part(directory, part)
 
     fingerprint = host.get_fact(RedisFingerprint, stack=stack, service=service, password_key=password_key,
                                 **volatile_args(volatile), **databases_args(databases))
@@ -475,9 +480,7 @@ def displaced_dumped(stack: Stack, directory: str, part: str, service: str = "re
         )
     """
     stack = check_common(stack, service, password_key)
-    checked_path(directory, "directory")
-    if not valid_part_name(part):
-        raise OperationError(f"part must match [A-Za-z0-9][A-Za-z0-9._-]{{0,127}}, got {part!r}")
+    check_part(directory, part)
     layout = data_layout(stack, service, password_key)
     found = copy_of(stack, service, layout, "displaced", True, **volatile_args(volatile), **databases_args(databases))
     if not found:
