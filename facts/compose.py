@@ -137,7 +137,9 @@ class ComposeServices(WholeOutputFact):
             "backend": {
                 "name": "layra-backend-1",
                 "state": "running",          # or "exited", ..., "missing"
-                "health": "healthy",         # "" when the service has no healthcheck
+                "health": "healthy",         # "" when the service has no healthcheck; "healthy"
+                                             # also where Docker still says "starting" but the
+                                             # healthcheck passes when run now (wait_ready.sh)
                 "health_output": "...",      # last healthcheck output, trimmed
                 "image": "sha256:...",
                 "config_hash": "5a1f...",    # label on the container
@@ -145,6 +147,8 @@ class ComposeServices(WholeOutputFact):
             },
         }
     """
+
+    shell_executable = "bash"  # wait_ready.sh
 
     def requires_command(self, *args, **kwargs) -> str:
         return "docker"
@@ -155,13 +159,20 @@ class ComposeServices(WholeOutputFact):
             section("desired"), ";",
             compose_command(stack, "config", "--hash", "'*'"), ";",
             section("containers"), ";",
-            project_containers_command(stack.project),
+            project_containers_command(stack.project), ";",
+            # where Docker has not checked a started container yet, its own healthcheck, now
+            section("probed"), "; [ -z \"$ids\" ] || {", script("wait_ready"), "\nlayra_probed $ids; }",
         )
 
     def process(self, output):
         sections = split_sections(output)
         desired = parse_hashes(sections.get("desired", []))
         containers = parse_containers(sections.get("containers", []))
+        passed = {line.split()[0] for line in sections.get("probed", []) if line.strip().endswith(" passed")}
+        for container in containers.values():
+            if container["health"] == "starting" and container["name"] in passed:
+                container["health"] = "healthy"
+                container["health_output"] = "its healthcheck passes, run now (Docker has yet to run it)"
         services = {}
         for name in sorted(set(desired) | set(containers)):
             container = containers.get(name) or {

@@ -48,12 +48,16 @@ class FakeDocker:
         self.path.write_text(json.dumps(world, indent=1))
 
     def container(self, service: str, status: str = "running", health: str | None = None, log=(),
-                  mounts=(), project: str | None = None, oneoff: bool = False) -> str:
-        """Add a container; its full id. ``mounts``: (volume, path on the host, path inside)."""
+                  mounts=(), project: str | None = None, oneoff: bool = False, healthcheck=(),
+                  probe: int = 0) -> str:
+        """Add a container; its full id. ``mounts``: (volume, path on the host, path inside);
+        ``healthcheck``: its Config.Healthcheck.Test (``["CMD-SHELL", "..."]``), whose run
+        through ``docker exec`` exits ``probe``."""
         world = self.load()
         made = new_container(world, project or self.project, service, {"status": status, "health": health,
                                                                         "log": list(log)})
         made["oneoff"] = oneoff
+        made["healthcheck"], made["probe"] = list(healthcheck), probe
         made["mounts"] = [{"name": n, "source": s, "destination": d} for n, s, d in mounts]
         self.save(world)
         return made["id"]
@@ -172,6 +176,15 @@ def inspect_line(template: str, c: dict) -> str:
         return "".join(json.dumps(line) + "\n" for line in c["log"]) if health else ""
     if template.startswith("{{if .State.Health}}{{len .State.Health.Log}}"):
         return str(len(c["log"]) if health else 0)
+    test = c.get("healthcheck") or []
+    if template == "{{with .Config.Healthcheck}}{{index .Test 0}}{{end}}":
+        return test[0] if test else ""
+    if template == "{{index .Config.Healthcheck.Test 1}}":
+        return test[1]
+    if template == '{{range slice .Config.Healthcheck.Test 1}}{{printf "%s\\x00" .}}{{end}}':
+        return "".join(f"{arg}\0" for arg in test[1:])
+    if template == "{{.Id}} {{if .State.Health}}{{.State.Health.Status}}{{end}} {{.Name}}":
+        return f"{c['id']} {health or ''} /{c['project']}-{c['service']}-1"
     fail(f"inspect template {template!r}")
 
 
@@ -243,6 +256,9 @@ def compose(world: dict, args: list[str]) -> int:
 
 
 def exec_in(world: dict, args: list[str]) -> int:
+    c = find(world, args[0]) if args else None
+    if c and c.get("healthcheck") and args[1:] in (["/bin/sh", "-c", *c["healthcheck"][1:2]], c["healthcheck"][1:]):
+        return c["probe"]
     reference, shell, flag, script = args
     if find(world, reference) is None or (shell, flag) != ("sh", "-c"):
         fail(f"exec {args}")

@@ -227,3 +227,30 @@ def test_inspect_without_fingerprints_reads_sizes_only(milvus):
     found, run = inspected(milvus, with_fingerprint=False)
     assert found["volumes"]["layra_etcd"]["bytes"] == du_bytes(milvus["etcd"])
     assert not any(line.startswith(("fingerprint\t", "restored\t")) for line in run.stdout.splitlines())
+
+
+def test_wait_ready_runs_a_starting_containers_own_healthcheck_instead_of_waiting_for_dockers_first(tmp_path):
+    docker = FakeDocker(tmp_path)
+    redis = docker.container("redis", health="starting",
+                             healthcheck=["CMD-SHELL", "redis-cli -h 127.0.0.1 ping | grep -q PONG"])
+    started = time.monotonic()
+    run = bash(in_library("wait_ready", 60, "redis"), docker.env)
+    assert (run.returncode, run.stderr) == (0, "") and time.monotonic() - started < 30
+    assert ["exec", redis[:12], "/bin/sh", "-c", "redis-cli -h 127.0.0.1 ping | grep -q PONG"] in docker.calls
+
+
+def test_a_healthcheck_given_as_cmd_runs_with_its_arguments_as_they_are(tmp_path):
+    docker = FakeDocker(tmp_path)
+    etcd = docker.container("milvus-etcd", health="starting",
+                            healthcheck=["CMD", "etcdctl", "--endpoints=http://127.0.0.1:2379", "endpoint health"])
+    run = bash(in_library("wait_ready", 60, "milvus-etcd"), docker.env)
+    assert (run.returncode, run.stderr) == (0, "")
+    assert ["exec", etcd[:12], "etcdctl", "--endpoints=http://127.0.0.1:2379", "endpoint health"] in docker.calls
+
+
+def test_a_starting_container_whose_own_healthcheck_fails_is_still_waited_for(tmp_path):
+    docker = FakeDocker(tmp_path)
+    minio = docker.container("milvus-minio", health="starting", healthcheck=["CMD", "false"], probe=1)
+    run = bash(in_library("wait_ready", 0, "milvus-minio"), docker.env)
+    assert run.returncode == 1
+    assert run.stderr == f"not ready: milvus-minio: container {minio[:12]} is starting after up to 0s\n"

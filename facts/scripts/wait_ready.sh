@@ -2,7 +2,10 @@
 # Waiting until containers are ready, one meaning everywhere (a service recreated, a
 # volume set started again, the stack brought up, Redis restarted on restored data):
 #
-# ready:      running, and healthy where it has a healthcheck;
+# ready:      running, and healthy where it has a healthcheck: Docker says so, or, while
+#             Docker still says starting, the container's own healthcheck command passes
+#             when run now (Docker runs its first check only one interval after the start:
+#             30 s by default, which a restart in the maintenance window must not wait out);
 # failed now: exited, dead or gone, or unhealthy (its healthcheck failed `retries` times
 #             after its start period: no waiting that out);
 # else:       waited for, up to the timeout.
@@ -25,6 +28,29 @@ layra_why() {
 layra_checked() {
   [ "$(docker inspect -f '{{if .State.Health}}{{len .State.Health.Log}}{{else}}0{{end}}' "$1" 2>/dev/null)" -gt 0 ]
 }
+# layra_probe CONTAINER: runs the container's own healthcheck command now, as Docker would
+# (`docker exec`, its user and environment; CMD-SHELL through /bin/sh -c): 0 when it passes.
+layra_probe() {
+  case $(docker inspect -f '{{with .Config.Healthcheck}}{{index .Test 0}}{{end}}' "$1" 2>/dev/null) in
+    CMD-SHELL)
+      timeout 30 docker exec "$1" /bin/sh -c "$(docker inspect -f '{{index .Config.Healthcheck.Test 1}}' "$1")" \
+        >/dev/null 2>&1 ;;
+    CMD)
+      docker inspect -f '{{range slice .Config.Healthcheck.Test 1}}{{printf "%s\x00" .}}{{end}}' "$1" | head -c -1 |
+        timeout 30 xargs -0 docker exec "$1" >/dev/null 2>&1 ;;
+    *) return 1 ;;
+  esac
+}
+# layra_probed CONTAINER...: "<name> passed" or "<name> failed" for each one Docker says is
+# starting, its own healthcheck run now (layra_probe).
+layra_probed() {
+  local id health name
+  docker inspect -f '{{.Id}} {{if .State.Health}}{{.State.Health.Status}}{{end}} {{.Name}}' "$@" 2>/dev/null |
+    while read -r id health name; do
+      [ "$health" = starting ] || continue
+      if layra_probe "$id" </dev/null; then echo "${name#/} passed"; else echo "${name#/} failed"; fi
+    done
+}
 # layra_wait_ready TIMEOUT CONTAINER...: 0 once every one is ready; 1 at once for one that
 # failed, or at the timeout; layra_bad then names the container (layra_why says why).
 layra_wait_ready() {
@@ -36,7 +62,7 @@ layra_wait_ready() {
       case $(layra_state "$c") in
         healthy|running) ;;
         unhealthy) [ -n "${as_sick:-}" ] || { layra_bad=$c; return 1; } ;;
-        starting) { [ -n "${as_sick:-}" ] && layra_checked "$c"; } || layra_bad=$c ;;
+        starting) { [ -n "${as_sick:-}" ] && layra_checked "$c"; } || layra_probe "$c" || layra_bad=$c ;;
         exited|dead|gone) layra_bad=$c; return 1 ;;
         *) layra_bad=$c ;;
       esac
