@@ -29,15 +29,16 @@ layra_checked() {
   [ "$(docker inspect -f '{{if .State.Health}}{{len .State.Health.Log}}{{else}}0{{end}}' "$1" 2>/dev/null)" -gt 0 ]
 }
 # layra_probe CONTAINER: runs the container's own healthcheck command now, as Docker would
-# (`docker exec`, its user and environment; CMD-SHELL through /bin/sh -c): 0 when it passes.
+# (`docker exec`, its user and environment; CMD-SHELL through /bin/sh -c): 0 when it passes
+# within 10 s (a slower check is left to Docker).
 layra_probe() {
   case $(docker inspect -f '{{with .Config.Healthcheck}}{{index .Test 0}}{{end}}' "$1" 2>/dev/null) in
     CMD-SHELL)
-      timeout 30 docker exec "$1" /bin/sh -c "$(docker inspect -f '{{index .Config.Healthcheck.Test 1}}' "$1")" \
+      timeout 10 docker exec "$1" /bin/sh -c "$(docker inspect -f '{{index .Config.Healthcheck.Test 1}}' "$1")" \
         >/dev/null 2>&1 ;;
     CMD)
       docker inspect -f '{{range slice .Config.Healthcheck.Test 1}}{{printf "%s\x00" .}}{{end}}' "$1" | head -c -1 |
-        timeout 30 xargs -0 docker exec "$1" >/dev/null 2>&1 ;;
+        timeout 10 xargs -0 docker exec "$1" >/dev/null 2>&1 ;;
     *) return 1 ;;
   esac
 }
