@@ -409,12 +409,19 @@ def layout_of(persistence: dict) -> dict:
 
 def copies_command(stack: Stack, service: str, layout: dict, mode: str, *args: str,
                    detached: bool = False) -> StringCommand:
-    """``scripts/redis_copies.sh <mode>`` in a throwaway container of the service (root, the
-    service's volumes, no dependency started): staging, swapping, serving or dropping the
-    copies beside its data. ``detached`` prints the container's id instead of waiting for it."""
-    run = ["-d"] if detached else ["--rm", "-T"]
+    """``scripts/redis_copies.sh <mode>`` as root in a throwaway container of the service (its
+    volumes, no dependency started): staging, swapping, serving the copies beside its data.
+    ``detached`` prints the container's id instead of waiting for it. The modes that only
+    look or remove (``present``, ``drop``) run in the service's own running container: a
+    throwaway one costs a second and more."""
+    if mode in ("present", "drop"):
+        container = compose_command(stack, "exec", "-T", "--user", "0", QuoteString(service), "sh")
+    else:
+        run = ["-d"] if detached else ["--rm", "-T"]
+        container = compose_command(stack, "run", *run, "--no-deps", "--user", "0", "--entrypoint", "sh",
+                                    QuoteString(service))
     return StringCommand(
-        compose_command(stack, "run", *run, "--no-deps", "--user", "0", "--entrypoint", "sh", QuoteString(service)),
+        container,
         "-c", QuoteString(script("redis_copies")), "sh", mode,
         QuoteString(layout["dir"]), QuoteString(layout["dbfilename"]), "yes" if layout["appendonly"] else "no",
         QuoteString(layout["appenddirname"]), QuoteString(layout["appendfilename"]), *map(QuoteString, args),

@@ -2,8 +2,9 @@
 # A Redis service's data and the two copies kept beside it in its data directory, on the
 # same volume: the snapshot's data staged before the maintenance window
 # (.layra-staged/), and the data a swap displaced (.layra-displaced/), the rollback's undo
-# until the safety snapshot keeps it (operations.redis). Runs in a throwaway container of
-# the Redis service (`docker compose run`, as root, with the service's volumes).
+# until the safety snapshot keeps it (operations.redis). Runs as root in a throwaway
+# container of the Redis service (`docker compose run`, with the service's volumes); present
+# and drop, which only look or remove, in the service's own running container.
 # Arguments: mode, dir, dbfilename, appendonly (yes|no), appenddirname ("" before Redis
 # 7), appendfilename, and the mode's own:
 #
