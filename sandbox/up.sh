@@ -333,9 +333,10 @@ provision_host() {  # I
   fi
 
   docker exec -i "$c" sh -c 'rm -rf /tmp/layra-stack-src && mkdir -p /tmp/layra-stack-src && tar -x -C /tmp/layra-stack-src' <"$stack_tar"
-  # The four hosts the tests use (two lanes of two) check health every 4 s (a restarted
-  # service is seen healthy soon); more hosts every 10 s, so that ten fit on a small machine.
-  # Each check is a `docker exec`: every 2 s, four idle hosts took half of the 2 cores.
+  # The four hosts the tests use (two lanes of two) check the health others wait on (the
+  # stack's compose file: MariaDB, Redis, etcd, the backend) every 4 s, a restarted one is
+  # seen healthy soon; more hosts every 10 s, so that ten fit on a small machine. Each check
+  # is a `docker exec`: every 2 s, four idle hosts took half of the 2 cores.
   local interval=4s; [ "$i" -le 4 ] || interval=10s
   docker exec -e SANDBOX_RESET="$RESET" -e HEALTH_INTERVAL="$interval" "$c" bash /tmp/layra-stack-src/install-stack.sh
 }

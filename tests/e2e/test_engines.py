@@ -55,8 +55,18 @@ def etcd(host: SandboxHost, *args: str) -> str:
 
 
 def set_states(host: SandboxHost, services=MILVUS_SET) -> dict[str, str]:
-    """service -> "running healthy" (or what it is), for each service of a set."""
-    out = host.stack("docker compose ps -a --format '{{.Service}} {{.State}} {{.Health}}' " + " ".join(services))
+    """service -> "running healthy" (or what it is), for each service of a set. A container
+    Docker still calls ``starting`` (its first check comes one interval after the start,
+    30 s for Milvus here) counts as healthy when its own healthcheck, run now through
+    ``docker exec`` (the set's checks are CMD ones: their arguments verbatim), passes:
+    the readiness a rollback waits for."""
+    out = host.stack(
+        "for id in $(docker compose ps -a -q " + " ".join(services) + "); do "
+        "set -- $(docker inspect -f '{{index .Config.Labels \"com.docker.compose.service\"}} {{.State.Status}} "
+        "{{if .State.Health}}{{.State.Health.Status}}{{end}}' \"$id\"); "
+        "if [ \"$2 $3\" = 'running starting' ] && docker inspect -f "
+        "'{{range slice .Config.Healthcheck.Test 1}}{{printf \"%s\\x00\" .}}{{end}}' \"$id\" | head -c -1 | "
+        "xargs -0 docker exec \"$id\" >/dev/null 2>&1; then set -- \"$1\" running healthy; fi; echo \"$@\"; done")
     return {line.split()[0]: " ".join(line.split()[1:]) for line in out.splitlines() if line.strip()}
 
 
