@@ -9,6 +9,8 @@ Every operation here takes the set the same way:
 + services: the compose services of the set, e.g. ``["milvus-standalone", "milvus-etcd",
   "milvus-minio"]``; all of their named volumes belong to the set
 + timeout: seconds to wait for the services to run and be healthy once started again
+  (for each round: a service another one of the set depends on starts, and is ready,
+  first)
 
 Archives are tar streams of each volume's directory on the host (owners, modes and
 links kept), compressed with zstd where the host has it, else gzip. A restore extracts
@@ -91,11 +93,11 @@ def usable_set(stack: Stack, services: list[str], fingerprint: bool = True) -> d
 
 def stop_start(stack: Stack, timeout: int) -> StringCommand:
     """Shell: ``stop_set`` stops the set's services together; ``start_set`` starts them
-    again (all of them, or those named) and waits until they are ready."""
+    again (all of them, or those named), a dependency first, each ready before what
+    depends on it starts (``start_ready``: not held to Docker's first healthcheck)."""
     return StringCommand(
         "stop_set() {", compose_command(stack, "stop", "--timeout", str(STOP_TIMEOUT), '"$@"'), "; };",
-        'start_set() { [ "$#" -eq 0 ] ||', compose_command(stack, "start", '"$@"'),
-        f'&& wait_ready {timeout} "$@"; }};',
+        f'start_set() {{ [ "$#" -eq 0 ] || start_ready {timeout} "$@"; }};',
     )
 
 

@@ -49,15 +49,16 @@ class FakeDocker:
 
     def container(self, service: str, status: str = "running", health: str | None = None, log=(),
                   mounts=(), project: str | None = None, oneoff: bool = False, healthcheck=(),
-                  probe: int = 0) -> str:
+                  probe: int = 0, depends_on: str = "") -> str:
         """Add a container; its full id. ``mounts``: (volume, path on the host, path inside);
         ``healthcheck``: its Config.Healthcheck.Test (``["CMD-SHELL", "..."]``), whose run
-        through ``docker exec`` exits ``probe``."""
+        through ``docker exec`` exits ``probe``; ``depends_on``: compose's label of that
+        name (``"milvus-etcd:service_healthy:false"``)."""
         world = self.load()
         made = new_container(world, project or self.project, service, {"status": status, "health": health,
                                                                         "log": list(log)})
         made["oneoff"] = oneoff
-        made["healthcheck"], made["probe"] = list(healthcheck), probe
+        made["healthcheck"], made["probe"], made["depends_on"] = list(healthcheck), probe, depends_on
         made["mounts"] = [{"name": n, "source": s, "destination": d} for n, s, d in mounts]
         self.save(world)
         return made["id"]
@@ -68,7 +69,8 @@ class FakeDocker:
         self.save(world)
 
     def starts_as(self, service: str, status: str = "running", health: str | None = None, log=()):
-        """What the service's containers that `docker compose up` creates start as."""
+        """What the service's containers that `docker compose up` creates start as, and
+        what `docker start` makes of its stopped ones."""
         world = self.load()
         world["up"][service] = {"status": status, "health": health, "log": list(log)}
         self.save(world)
@@ -183,6 +185,8 @@ def inspect_line(template: str, c: dict) -> str:
         return test[1]
     if template == '{{range slice .Config.Healthcheck.Test 1}}{{printf "%s\\x00" .}}{{end}}':
         return "".join(f"{arg}\0" for arg in test[1:])
+    if template == '{{index .Config.Labels "com.docker.compose.depends_on"}}':
+        return c.get("depends_on", "")
     if template == "{{.Id}} {{if .State.Health}}{{.State.Health.Status}}{{end}} {{.Name}}":
         return f"{c['id']} {health or ''} /{c['project']}-{c['service']}-1"
     fail(f"inspect template {template!r}")
@@ -272,6 +276,22 @@ def exec_in(world: dict, args: list[str]) -> int:
     fail(f"exec {script!r}")
 
 
+def start(world: dict, references: list[str]) -> int:
+    """`docker start`: each container runs (or starts as ``starts_as`` says); a running one
+    is left as it is. Its id printed, as docker does."""
+    for reference in references:
+        c = find(world, reference)
+        if c is None:
+            print(f"Error response from daemon: No such container: {reference}", file=sys.stderr)
+            return 1
+        if c["status"] != "running":
+            after = world["up"].get(c["service"], {"status": "running", "health": c["health"] and "starting"})
+            c["status"], c["health"] = after["status"], after["health"]
+            c["log"] = list(after.get("log", []))
+        print(reference)
+    return 0
+
+
 def remove(world: dict, references: list[str], stop_only: bool = False, force: bool = False) -> int:
     for reference in references:
         c = find(world, reference)
@@ -306,6 +326,8 @@ def main(args: list[str]) -> int:
             rc = compose(world, args[1:])
         elif args[:1] == ["exec"]:
             rc = exec_in(world, args[1:])
+        elif args[:1] == ["start"]:
+            rc = start(world, args[1:])
         elif args[:1] == ["stop"]:
             rc = remove(world, args[1:], stop_only=True)
         elif args[:2] == ["rm", "-f"]:

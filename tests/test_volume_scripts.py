@@ -254,3 +254,56 @@ def test_a_starting_container_whose_own_healthcheck_fails_is_still_waited_for(tm
     run = bash(in_library("wait_ready", 0, "milvus-minio"), docker.env)
     assert run.returncode == 1
     assert run.stderr == f"not ready: milvus-minio: container {minio[:12]} is starting after up to 0s\n"
+
+
+MILVUS_CHECK = ["CMD", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9091"]
+ETCD_CHECK = ["CMD", "etcdctl", "endpoint", "health"]
+
+
+def stopped_set(docker: FakeDocker, standalone_depends: str = "milvus-etcd:service_healthy:false"):
+    """Milvus and its etcd stopped; once started Docker calls both starting (its first check
+    is an interval away) while their own checks pass."""
+    docker.container("milvus-standalone", status="exited", health="healthy", healthcheck=MILVUS_CHECK,
+                     depends_on=standalone_depends)
+    docker.container("milvus-etcd", status="exited", health="healthy", healthcheck=ETCD_CHECK)
+    docker.starts_as("milvus-standalone", health="starting")
+    docker.starts_as("milvus-etcd", health="starting")
+
+
+def started(docker: FakeDocker) -> list[list[str]]:
+    """The services of each `docker start`, in order."""
+    by_id = {c["id"][:12]: c["service"] for c in docker.load()["containers"]}
+    return [[by_id[i[:12]] for i in call[1:]] for call in docker.calls if call[0] == "start"]
+
+
+def test_start_ready_starts_the_dependency_first_and_the_dependent_once_its_own_check_passes(tmp_path):
+    docker = FakeDocker(tmp_path)
+    stopped_set(docker)
+    run = bash(in_library("start_ready", 5, "milvus-standalone", "milvus-etcd"), docker.env)
+    assert (run.returncode, run.stderr) == (0, "")
+    assert started(docker) == [["milvus-etcd"], ["milvus-standalone"]]
+    etcd, = docker.ids("milvus-etcd")
+    probe_of_etcd = next(i for i, call in enumerate(docker.calls)
+                         if call[:1] == ["exec"] and etcd.startswith(call[1]) and call[2:] == ETCD_CHECK[1:])
+    start_of_milvus = max(i for i, call in enumerate(docker.calls) if call[0] == "start")
+    assert probe_of_etcd < start_of_milvus, "etcd's own check passed before Milvus started"
+    assert not [call for call in docker.calls if call[0] == "compose"], "no compose start: it waits for Docker"
+
+
+def test_start_ready_leaves_the_dependent_stopped_when_its_dependency_does_not_come_up(tmp_path):
+    docker = FakeDocker(tmp_path)
+    stopped_set(docker)
+    docker.starts_as("milvus-etcd", status="exited")
+    run = bash(in_library("start_ready", 60, "milvus-standalone", "milvus-etcd"), docker.env)
+    etcd, = docker.ids("milvus-etcd")
+    assert run.returncode == 1
+    assert run.stderr == f"not ready: milvus-etcd: container {etcd[:12]} is exited after up to 60s\n"
+    assert started(docker) == [["milvus-etcd"]]
+
+
+def test_start_ready_starts_at_once_a_service_whose_dependency_is_outside_the_set(tmp_path):
+    docker = FakeDocker(tmp_path)
+    stopped_set(docker, standalone_depends="milvus-minio:service_healthy:false,milvus-etcd:service_started:false")
+    run = bash(in_library("start_ready", 5, "milvus-standalone"), docker.env)
+    assert (run.returncode, run.stderr) == (0, "")
+    assert started(docker) == [["milvus-standalone"]]
