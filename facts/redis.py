@@ -488,3 +488,27 @@ class RedisCopy(RedisPipeFactBase):
             raise ValueError(f"redis copy: unexpected output {lines[:2]!r}")
         return {"snapshot": head[2] if len(head) == 3 else None,
                 "fingerprint": fingerprint_of(lines[1:]) if len(lines) > 1 else None}
+
+
+def fingerprint_lines_file(directory: str, part: str) -> str:
+    """Where ``operations.redis.displaced_dumped`` leaves the fingerprint's lines of the
+    copy it dumped, for ``displaced_described`` to turn into the part's descriptor."""
+    return f"{directory}/.{part}.fingerprint"
+
+
+class RedisFingerprintLines(WholeOutputFact):
+    """
+    Returns the fingerprint whose lines a dump wrote beside the RDB it streamed from the
+    same server (``fingerprint_lines_file``), None where there is no such file.
+
+    .. code:: python
+
+        {"dbsize": 3, "databases": {...}}  # RedisFingerprint's shape
+    """
+
+    def command(self, path: str) -> StringCommand:
+        return StringCommand("if [ -f", QuoteString(path), "]; then cat", QuoteString(path), "; else echo absent; fi")
+
+    def process(self, output):
+        lines = [line.strip() for line in output]
+        return None if lines == ["absent"] else fingerprint_of(lines)

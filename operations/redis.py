@@ -30,6 +30,7 @@ from facts.redis import (
     PASSWORD_KEY,
     RedisCopy,
     RedisFingerprint,
+    RedisFingerprintLines,
     RedisKeyCounts,
     RedisPersistence,
     cache_patterns,
@@ -37,6 +38,8 @@ from facts.redis import (
     copies_command,
     copy_served,
     databases_of,
+    fingerprint_command,
+    fingerprint_lines_file,
     layout_of,
     redis_auth,
     redis_exec,
@@ -45,7 +48,7 @@ from facts.redis import (
     valid_volatile,
 )
 from facts.secrets import KEY_PATTERN
-from facts.shell import failing
+from facts.shell import assign, failing
 from facts.snapshots import checksum_checked, descriptor_written, valid_part_name
 from facts.volumes import library
 from operations.arguments import checked_path
@@ -455,7 +458,8 @@ def displaced_dumped(stack: Stack, directory: str, part: str, service: str = "re
                      databases: list[int] | None = None):
     """
     Write the data a swap displaced (``<dir>/.layra-displaced``) into a snapshot, as
-    ``dumped`` writes the live data: ``<directory>/<part>.rdb.gz`` and its descriptor.
+    ``dumped`` writes the live data: ``<directory>/<part>.rdb.gz``, and its fingerprint's
+    lines for ``displaced_described``, which writes the descriptor from them.
 
     + stack, service, password_key: the server (see the module docstring)
     + directory: the snapshot directory on the host (it must exist; 0700)
@@ -463,10 +467,10 @@ def displaced_dumped(stack: Stack, directory: str, part: str, service: str = "re
     + volatile, databases: as for the fingerprint of the live data
 
     A throwaway container of the service serves the displaced copy on a unix socket (its
-    AOF, where it has one, from a copy of it: the displaced files are never written); its
-    fingerprint goes into the descriptor and its RDB streams through gzip into the
-    snapshot (a temporary name, renamed once whole). Nothing happens where nothing is
-    displaced. The live server is not touched: this runs after the window.
+    AOF, where it has one, from a copy of it: the displaced files are never written), once:
+    its RDB streams through gzip into the snapshot and its fingerprint is read from the
+    same server (both under temporary names, renamed once whole). Nothing happens where
+    nothing is displaced. The live server is not touched: this runs after the window.
 
     **Example:**
 
@@ -481,25 +485,67 @@ def displaced_dumped(stack: Stack, directory: str, part: str, service: str = "re
     """
     stack = check_common(stack, service, password_key)
     check_part(directory, part)
+    volatile_args(volatile)  # checked as everywhere
     layout = data_layout(stack, service, password_key)
-    found = copy_of(stack, service, layout, "displaced", True, **volatile_args(volatile), **databases_args(databases))
-    if not found:
+    if not copy_of(stack, service, layout, "displaced"):
         host.noop(f"redis {service}: no displaced copy to keep")
         return
     rdb_file = posixpath.join(directory, f"{part}.rdb.gz")
-    descriptor = {"component": part, "engine": "redis", "service": service, "file": f"{part}.rdb.gz",
-                  "fingerprint": found["fingerprint"], "tool_versions": {"redis": layout["version"]}, "displaced": True}
+    lines_file = fingerprint_lines_file(directory, part)
+    served = StringCommand('docker exec -i "$cid" redis-cli -s', COPY_SOCKET)
     yield StringCommand(
-        "set -o pipefail; umask 077;", StringCommand("tmp=", QuoteString(posixpath.join(directory, f".{part}.rdb.gz.tmp")),
-                                                      _separator=""), ";",
+        "set -o pipefail; umask 077;", assign(tmp=posixpath.join(directory, f".{part}.rdb.gz.tmp"),
+                                              lines_tmp=f"{lines_file}.tmp"),
         copy_served(stack, service, layout, "displaced",
                     absent=StringCommand("echo", QuoteString(f"the displaced copy of {service} is gone"), ">&2; exit 1")),
-        '{ docker exec "$cid" redis-cli -s', COPY_SOCKET, '--rdb - | gzip -c >"$tmp" && mv -f "$tmp"',
-        QuoteString(rdb_file), "; } || { rm -f \"$tmp\"; echo",
+        '{ docker exec "$cid" redis-cli -s', COPY_SOCKET, '--rdb - | gzip -c >"$tmp" &&',
+        "(", fingerprint_command(served, volatile, databases), ') >"$lines_tmp" &&',
+        'mv -f "$tmp"', QuoteString(rdb_file), '&& mv -f "$lines_tmp"', QuoteString(lines_file),
+        "; } || { rm -f \"$tmp\" \"$lines_tmp\"; echo",
         QuoteString(f"the displaced copy of {service} was not written to {rdb_file}"), ">&2; exit 1; }",
         _shell_executable="bash",
     )
+
+
+@operation()
+def displaced_described(stack: Stack, directory: str, part: str, service: str = "redis",
+                        password_key: str | None = PASSWORD_KEY):
+    """
+    Write the descriptor of a displaced copy ``displaced_dumped`` wrote into a snapshot
+    (``<directory>/<part>.json``, ``displaced: true``), from the fingerprint's lines it left
+    beside the RDB, which are removed then.
+
+    + stack, service, password_key: the server (see the module docstring)
+    + directory: the snapshot directory on the host
+    + part: the part's name, e.g. ``redis``
+
+    Nothing happens where there are no such lines (described already, or nothing was
+    displaced).
+
+    **Example:**
+
+    .. code:: python
+
+        redis.displaced_described(
+            name="Describe the displaced Redis",
+            stack=Stack("/srv/layra"),
+            directory="/var/backups/layra/20261121T140000Z-safety-before-rollback.partial",
+            part="redis",
+        )
+    """
+    stack = check_common(stack, service, password_key)
+    check_part(directory, part)
+    lines_file = fingerprint_lines_file(directory, part)
+    fingerprint = host.get_fact(RedisFingerprintLines, path=lines_file)
+    if fingerprint is None:
+        host.noop(f"redis {service}: no displaced copy's fingerprint to describe in {directory}")
+        return
+    layout = data_layout(stack, service, password_key)
+    rdb_file = posixpath.join(directory, f"{part}.rdb.gz")
+    descriptor = {"component": part, "engine": "redis", "service": service, "file": f"{part}.rdb.gz",
+                  "fingerprint": fingerprint, "tool_versions": {"redis": layout["version"]}, "displaced": True}
     yield from descriptor_written(directory, part, descriptor, rdb_file)
+    yield StringCommand("rm -f", QuoteString(lines_file))
 
 
 @operation()

@@ -5,7 +5,8 @@ Redis: a cache, flushed by pattern after a rollback's change (``SCAN`` + ``UNLIN
 RDB beside the live data and checks it before the maintenance window (``staged``,
 ``staged_checked``), swaps it in at a restart inside it (``restored``: the live files
 moved aside, the displaced copy) and, after it, writes the displaced copy into the safety
-snapshot (``displaced_dumped``) before dropping it (``aside_dropped``). The
+snapshot (``displaced_dumped``, served once for its RDB and its fingerprint;
+``displaced_described``) before dropping it (``aside_dropped``). The
 fingerprint (``facts.redis``) hashes the sorted key names and a sample of values on the
 host, leaving the cache patterns out where Redis holds state.
 """
@@ -198,7 +199,9 @@ class Redis(Engine):
     def keep_displaced(self, stack, component: RedisComponent, name: str, descriptor: dict, directory: str,
                        **options) -> list:
         return [operations.displaced_dumped(name=f"Keep the displaced {component.name}", stack=stack,
-                                            directory=directory, part=name, **component.state, **options)]
+                                            directory=directory, part=name, **component.state, **options),
+                operations.displaced_described(name=f"Describe the displaced {component.name}", stack=stack,
+                                               directory=directory, part=name, **component.client, **options)]
 
     def displaced_present(self, stack, component: RedisComponent, descriptor: dict) -> bool:
         return host.get_fact(facts.RedisCopy, stack=stack, layout=self.layout(stack, component), copy="displaced",
