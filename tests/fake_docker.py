@@ -49,10 +49,11 @@ class FakeDocker:
 
     def container(self, service: str, status: str = "running", health: str | None = None, log=(),
                   mounts=(), project: str | None = None, oneoff: bool = False, healthcheck=(),
-                  probe: int = 0, depends_on: str = "") -> str:
+                  probe: int | list[int] = 0, depends_on: str = "") -> str:
         """Add a container; its full id. ``mounts``: (volume, path on the host, path inside);
         ``healthcheck``: its Config.Healthcheck.Test (``["CMD-SHELL", "..."]``), whose run
-        through ``docker exec`` exits ``probe``; ``depends_on``: compose's label of that
+        through ``docker exec`` exits ``probe`` (a list: one status per run, the last one
+        kept); ``depends_on``: compose's label of that
         name (``"milvus-etcd:service_healthy:false"``)."""
         world = self.load()
         made = new_container(world, project or self.project, service, {"status": status, "health": health,
@@ -262,6 +263,8 @@ def compose(world: dict, args: list[str]) -> int:
 def exec_in(world: dict, args: list[str]) -> int:
     c = find(world, args[0]) if args else None
     if c and c.get("healthcheck") and args[1:] in (["/bin/sh", "-c", *c["healthcheck"][1:2]], c["healthcheck"][1:]):
+        if isinstance(c["probe"], list):  # one exit status per run, the last one kept
+            return c["probe"].pop(0) if len(c["probe"]) > 1 else c["probe"][0]
         return c["probe"]
     reference, shell, flag, script = args
     if find(world, reference) is None or (shell, flag) != ("sh", "-c"):

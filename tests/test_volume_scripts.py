@@ -307,3 +307,26 @@ def test_start_ready_starts_at_once_a_service_whose_dependency_is_outside_the_se
     run = bash(in_library("start_ready", 5, "milvus-standalone"), docker.env)
     assert (run.returncode, run.stderr) == (0, "")
     assert started(docker) == [["milvus-standalone"]]
+
+
+def probed(docker: FakeDocker, *containers: str) -> subprocess.CompletedProcess:
+    """wait_ready.sh's layra_probed on the containers, as ComposeServices runs it."""
+    return bash(StringCommand(library(STACK), "layra_probed", *containers), docker.env)
+
+
+def test_a_starting_container_whose_own_check_fails_once_and_then_passes_is_reported_passed(tmp_path):
+    docker = FakeDocker(tmp_path)
+    milvus = docker.container("milvus-standalone", health="starting", healthcheck=MILVUS_CHECK, probe=[1, 1, 0])
+    run = probed(docker, milvus)
+    assert (run.returncode, run.stdout) == (0, "layra-milvus-standalone-1 passed\n")
+    assert len([call for call in docker.calls if call[0] == "exec"]) == 3, "run again until it passed"
+
+
+def test_a_starting_container_whose_own_check_keeps_failing_is_reported_failed_after_five_seconds(tmp_path):
+    docker = FakeDocker(tmp_path)
+    milvus = docker.container("milvus-standalone", health="starting", healthcheck=MILVUS_CHECK, probe=1)
+    started = time.monotonic()
+    run = probed(docker, milvus)
+    assert (run.returncode, run.stdout) == (0, "layra-milvus-standalone-1 failed\n")
+    assert 5 <= time.monotonic() - started < 30
+    assert len([call for call in docker.calls if call[0] == "exec"]) == 6

@@ -43,13 +43,22 @@ layra_probe() {
   esac
 }
 # layra_probed CONTAINER...: "<name> passed" or "<name> failed" for each one Docker says is
-# starting, its own healthcheck run now (layra_probe).
+# starting, its own healthcheck run now (layra_probe) and, while it fails, once a second
+# for up to 5 s: Docker calls a starting container healthy at its first passing check and
+# keeps it so until `retries` checks in a row fail, so one failing run is no verdict (seen:
+# a real Milvus restored under load passed for the wait, then failed one run in phase 1).
 layra_probed() {
-  local id health name
+  local id health name tries
   docker inspect -f '{{.Id}} {{if .State.Health}}{{.State.Health.Status}}{{end}} {{.Name}}' "$@" 2>/dev/null |
     while read -r id health name; do
       [ "$health" = starting ] || continue
-      if layra_probe "$id" </dev/null; then echo "${name#/} passed"; else echo "${name#/} failed"; fi
+      tries=0
+      until layra_probe "$id" </dev/null; do
+        tries=$((tries + 1))
+        [ "$tries" -le 5 ] || { echo "${name#/} failed"; continue 2; }
+        sleep 1
+      done
+      echo "${name#/} passed"
     done
 }
 # layra_wait_ready TIMEOUT CONTAINER...: 0 once every one is ready; 1 at once for one that
