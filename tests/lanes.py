@@ -30,11 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 LANES = 2
 # Seconds each took in a full run on the 2-core machine: the longest start first.
 EXPECTED = {
-    "tests/reliability/test_faults.py": 536, "tests/e2e/test_rollback_run.py": 281,
-    "tests/e2e/test_point_in_time.py": 249, "tests/e2e/test_snapshot_restore.py": 241, "tests/e2e/test_rehearsal.py": 237,
-    "tests/e2e/test_watch.py": 227, "tests/e2e/test_engines.py": 214, "tests/e2e/test_stack_rollback.py": 153,
-    "tests/reliability/test_secrets.py": 114, "unit": 105, "tests/e2e/test_hostile_names.py": 94,
-    "tests/reliability/test_bad_input.py": 26,
+    "tests/reliability/test_faults.py": 514, "tests/e2e/test_rollback_run.py": 278,
+    "tests/e2e/test_rehearsal.py": 238, "tests/e2e/test_watch.py": 224, "tests/e2e/test_point_in_time.py": 221,
+    "tests/e2e/test_snapshot_restore.py": 221, "tests/e2e/test_engines.py": 190, "tests/e2e/test_stack_rollback.py": 177,
+    "tests/reliability/test_secrets.py": 112, "unit": 106, "tests/e2e/test_hostile_names.py": 93,
+    "tests/reliability/test_bad_input.py": 32,
 }
 SUMMARY = re.compile(r"^=+ (.*) in [\d.]+s(?: \(.*\))? =+$")
 COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|deselected|xfailed|xpassed|warnings?)")
