@@ -94,10 +94,12 @@ def usable_set(stack: Stack, services: list[str], fingerprint: bool = True) -> d
 def stop_start(stack: Stack, timeout: int) -> StringCommand:
     """Shell: ``stop_set`` stops the set's services together; ``start_set`` starts them
     again (all of them, or those named), a dependency first, each ready before what
-    depends on it starts (``start_ready``: not held to Docker's first healthcheck)."""
+    depends on it starts (``start_ready``: not held to Docker's first healthcheck); where
+    the containers do not say what they depend on, ``docker compose start`` orders them."""
     return StringCommand(
         "stop_set() {", compose_command(stack, "stop", "--timeout", str(STOP_TIMEOUT), '"$@"'), "; };",
-        f'start_set() {{ [ "$#" -eq 0 ] || start_ready {timeout} "$@"; }};',
+        f'start_set() {{ [ "$#" -eq 0 ] && return 0; start_ready {timeout} "$@"; case $? in 0) ;;',
+        "2)", compose_command(stack, "start", '"$@"'), f'&& wait_ready {timeout} "$@" ;; *) return 1 ;; esac; }};',
     )
 
 

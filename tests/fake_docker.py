@@ -49,12 +49,12 @@ class FakeDocker:
 
     def container(self, service: str, status: str = "running", health: str | None = None, log=(),
                   mounts=(), project: str | None = None, oneoff: bool = False, healthcheck=(),
-                  probe: int | list[int] = 0, depends_on: str = "") -> str:
+                  probe: int | list[int] = 0, depends_on: str | None = "") -> str:
         """Add a container; its full id. ``mounts``: (volume, path on the host, path inside);
         ``healthcheck``: its Config.Healthcheck.Test (``["CMD-SHELL", "..."]``), whose run
         through ``docker exec`` exits ``probe`` (a list: one status per run, the last one
-        kept); ``depends_on``: compose's label of that
-        name (``"milvus-etcd:service_healthy:false"``)."""
+        kept); ``depends_on``: compose's label of that name
+        (``"milvus-etcd:service_healthy:false"``; None: no such label)."""
         world = self.load()
         made = new_container(world, project or self.project, service, {"status": status, "health": health,
                                                                         "log": list(log)})
@@ -186,8 +186,9 @@ def inspect_line(template: str, c: dict) -> str:
         return test[1]
     if template == '{{range slice .Config.Healthcheck.Test 1}}{{printf "%s\\x00" .}}{{end}}':
         return "".join(f"{arg}\0" for arg in test[1:])
-    if template == '{{index .Config.Labels "com.docker.compose.depends_on"}}':
-        return c.get("depends_on", "")
+    if template == ('{{range $k, $v := .Config.Labels}}{{if eq $k "com.docker.compose.depends_on"}}'
+                    'labelled:{{$v}}{{end}}{{end}}'):
+        return "" if c.get("depends_on") is None else f"labelled:{c['depends_on']}"
     if template == "{{.Id}} {{if .State.Health}}{{.State.Health.Status}}{{end}} {{.Name}}":
         return f"{c['id']} {health or ''} /{c['project']}-{c['service']}-1"
     fail(f"inspect template {template!r}")
@@ -242,6 +243,8 @@ def compose(world: dict, args: list[str]) -> int:
                 if c["status"] == "running":
                     print(c["id"])
         return 0
+    if command == "start":
+        return start_containers(world, [c["id"] for service in rest for c in containers_of(world, project, service)], quiet=True)
     if command != "up":
         fail(f"compose {command}")
     seen, services = options(rest, {"-d", "--no-deps", "--force-recreate", "--no-recreate"}, {"--scale"})
@@ -279,9 +282,9 @@ def exec_in(world: dict, args: list[str]) -> int:
     fail(f"exec {script!r}")
 
 
-def start(world: dict, references: list[str]) -> int:
-    """`docker start`: each container runs (or starts as ``starts_as`` says); a running one
-    is left as it is. Its id printed, as docker does."""
+def start_containers(world: dict, references: list[str], quiet: bool = False) -> int:
+    """`docker start` (and `docker compose start`, ``quiet``): each container runs (or starts
+    as ``starts_as`` says); a running one is left as it is. Its id printed, as docker does."""
     for reference in references:
         c = find(world, reference)
         if c is None:
@@ -291,7 +294,8 @@ def start(world: dict, references: list[str]) -> int:
             after = world["up"].get(c["service"], {"status": "running", "health": c["health"] and "starting"})
             c["status"], c["health"] = after["status"], after["health"]
             c["log"] = list(after.get("log", []))
-        print(reference)
+        if not quiet:
+            print(reference)
     return 0
 
 
@@ -330,7 +334,7 @@ def main(args: list[str]) -> int:
         elif args[:1] == ["exec"]:
             rc = exec_in(world, args[1:])
         elif args[:1] == ["start"]:
-            rc = start(world, args[1:])
+            rc = start_containers(world, args[1:])
         elif args[:1] == ["stop"]:
             rc = remove(world, args[1:], stop_only=True)
         elif args[:2] == ["rm", "-f"]:

@@ -309,6 +309,19 @@ def test_start_ready_starts_at_once_a_service_whose_dependency_is_outside_the_se
     assert started(docker) == [["milvus-standalone"]]
 
 
+def test_a_set_whose_containers_do_not_say_what_they_depend_on_is_started_by_compose_in_its_order(tmp_path):
+    from operations.volumes import stop_start
+    docker = FakeDocker(tmp_path)
+    stopped_set(docker, standalone_depends=None)
+    alone = bash(in_library("start_ready", 5, "milvus-standalone", "milvus-etcd"), docker.env)
+    assert alone.returncode == 2 and started(docker) == [], "nothing started: the order is unknown"
+    run = bash(StringCommand(library(STACK), stop_start(STACK, 5), "start_set milvus-standalone milvus-etcd"),
+               docker.env)
+    assert (run.returncode, run.stderr) == (0, "")
+    assert [call[call.index("start"):] for call in docker.calls if call[0] == "compose"] == \
+        [["start", "milvus-standalone", "milvus-etcd"]]
+
+
 def probed(docker: FakeDocker, *containers: str) -> subprocess.CompletedProcess:
     """wait_ready.sh's layra_probed on the containers, as ComposeServices runs it."""
     return bash(StringCommand(library(STACK), "layra_probed", *containers), docker.env)

@@ -25,6 +25,8 @@
 # Docker's own verdict on the dependency, one healthcheck interval after its start (10 s
 # in Layra's compose file): inside the window, the dependency's own check run now is
 # enough. TIMEOUT is each round's; dependencies outside the set are left as they are.
+# Exit 2, nothing started, where a container has no such label (a compose that does not
+# write it): the order is unknown, the caller leaves it to `docker compose start`.
 #
 # shellcheck disable=SC2154 # project is assigned before the script (facts.shell.assign)
 fingerprint() {
@@ -63,22 +65,26 @@ wait_ready() {
 depends_of() {
   local c label item
   for c in $(containers "$1"); do
-    label=$(docker inspect -f '{{index .Config.Labels "com.docker.compose.depends_on"}}' "$c") || return 1
+    label=$(docker inspect -f '{{range $k, $v := .Config.Labels}}{{if eq $k "com.docker.compose.depends_on"}}labelled:{{$v}}{{end}}{{end}}' "$c") || return 1
+    [ "${label#labelled:}" != "$label" ] || return 2
+    label=${label#labelled:}
     for item in ${label//,/ }; do printf '%s\n' "${item%%:*}"; done
-  done | sort -u
+  done
 }
 start_ready() {
   local timeout=$1 s d ids waits
   local -a left round rest
-  local -A in_set started
+  local -A in_set started needs
   shift
   for s in "$@"; do in_set[$s]=1; done
+  # every service's dependencies read once, before anything starts
+  for s in "$@"; do needs[$s]=$(depends_of "$s") || return; done
   left=("$@")
   while [ ${#left[@]} -gt 0 ]; do
     round=() rest=()
     for s in "${left[@]}"; do
       waits=
-      for d in $(depends_of "$s"); do
+      for d in ${needs[$s]}; do
         [ -z "${in_set[$d]:-}" ] || [ -n "${started[$d]:-}" ] || waits=1
       done
       if [ -z "$waits" ]; then round+=("$s"); else rest+=("$s"); fi
