@@ -107,14 +107,20 @@ def quoted_name(column: str) -> str:
     return f"CONCAT('`', REPLACE({column}, '`', '``'), '`')"
 
 
-BASE_TABLES = "information_schema.tables WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE'"
+# The tables that hold data: base tables and MariaDB's sequences (one row, its state;
+# RENAME TABLE moves one between databases and a dump recreates it with SETVAL). Any other
+# kind but a view is refused (``unsupported_tables``).
+TABLE_TYPES = "('BASE TABLE', 'SEQUENCE')"
+KNOWN_TYPES = "('BASE TABLE', 'SEQUENCE', 'VIEW')"
+DATA_TABLES = f"information_schema.tables WHERE table_schema = DATABASE() AND table_type IN {TABLE_TYPES}"
 
 # Everything but the data, independent of the database's own name, so that a shadow
 # copy and the live database fingerprint alike: one hash of the whole schema, the number
-# of base tables (a fingerprint with fewer is refused), then one line per column, index,
+# of data tables (a fingerprint with fewer is refused), the tables of a kind it refuses,
+# then one line per column, index,
 # view, routine, trigger and event with a short hash of its definition, so that a plan
 # can name what changed.
-SCHEMA_SQL = """
+SCHEMA_SQL = f"""
 SET SESSION group_concat_max_len = 4294967295;
 SELECT 'database', DATABASE();
 SELECT 'schema', SHA2(CONCAT_WS('|',
@@ -123,7 +129,7 @@ SELECT 'schema', SHA2(CONCAT_WS('|',
           ORDER BY c.table_name, ordinal_position SEPARATOR ',')
      FROM information_schema.columns c JOIN information_schema.tables t
        ON t.table_schema = c.table_schema AND t.table_name = c.table_name
-    WHERE c.table_schema = DATABASE() AND t.table_type = 'BASE TABLE'),
+    WHERE c.table_schema = DATABASE() AND t.table_type IN {TABLE_TYPES}),
   (SELECT GROUP_CONCAT(CONCAT_WS(':', table_name, index_name, seq_in_index, column_name, non_unique)
           ORDER BY table_name, index_name, seq_in_index SEPARATOR ',')
      FROM information_schema.statistics WHERE table_schema = DATABASE()),
@@ -139,12 +145,14 @@ SELECT 'schema', SHA2(CONCAT_WS('|',
   (SELECT GROUP_CONCAT(CONCAT_WS(':', event_name, SHA2(event_definition, 256)) ORDER BY event_name SEPARATOR ',')
      FROM information_schema.events WHERE event_schema = DATABASE())
 ), 256);
-SELECT 'tables', COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE';
+SELECT 'tables', COUNT(*) FROM {DATA_TABLES};
+SELECT 'unsupported', table_name, table_type FROM information_schema.tables
+ WHERE table_schema = DATABASE() AND table_type NOT IN {KNOWN_TYPES} ORDER BY table_name;
 SELECT 'column', c.table_name, column_name, LEFT(SHA2(CONCAT_WS(':', column_type, is_nullable,
        IFNULL(column_default, 'NULL'), column_key, extra, IFNULL(collation_name, '')), 256), 16)
   FROM information_schema.columns c JOIN information_schema.tables t
     ON t.table_schema = c.table_schema AND t.table_name = c.table_name
- WHERE c.table_schema = DATABASE() AND t.table_type = 'BASE TABLE' ORDER BY c.table_name, ordinal_position;
+ WHERE c.table_schema = DATABASE() AND t.table_type IN {TABLE_TYPES} ORDER BY c.table_name, ordinal_position;
 SELECT 'index', table_name, index_name, LEFT(SHA2(GROUP_CONCAT(CONCAT_WS(':', seq_in_index, column_name, non_unique)
        ORDER BY seq_in_index SEPARATOR ','), 256), 16)
   FROM information_schema.statistics WHERE table_schema = DATABASE()
@@ -160,12 +168,12 @@ SELECT 'event', event_name, LEFT(SHA2(event_definition, 256), 16)
   FROM information_schema.events WHERE event_schema = DATABASE() ORDER BY event_name;
 """.strip()
 
-# Writes the statements that count and checksum every base table (run by a second client).
+# Writes the statements that count and checksum every data table (run by a second client).
 COUNTS_SQL = f"""
 SELECT CONCAT('SELECT ''rows'', ', QUOTE(table_name), ', COUNT(*) FROM ', {quoted_name('table_name')}, ';')
-  FROM {BASE_TABLES} ORDER BY table_name;
+  FROM {DATA_TABLES} ORDER BY table_name;
 SELECT CONCAT('CHECKSUM TABLE ', GROUP_CONCAT({quoted_name('table_name')} ORDER BY table_name SEPARATOR ', '), ';')
-  FROM {BASE_TABLES} HAVING COUNT(*) > 0;
+  FROM {DATA_TABLES} HAVING COUNT(*) > 0;
 """.strip()
 
 
@@ -265,8 +273,8 @@ def database_missing(output: list[str]) -> bool:
 def parse_fingerprint(output: list[str]) -> dict:
     if database_missing(output):
         return {"exists": False}
-    fingerprint, database, listed, _ = parse_lines(output)
-    problems = fingerprint_problems(fingerprint, listed)
+    fingerprint, database, listed, other = parse_lines(output)
+    problems = fingerprint_problems(fingerprint, listed, other)
     if problems:
         raise PartialFingerprint(f"{host_name()}: the fingerprint of mysql/{database or '?'} is partial, refused: "
                                  + "; ".join(problems))
@@ -304,9 +312,20 @@ def parse_lines(output: list[str]) -> tuple[dict, str, int | None, list[list[str
     return fingerprint, database, listed, other
 
 
-def fingerprint_problems(fingerprint: dict, listed: int | None) -> list[str]:
+# Why a kind of table that is neither a base table, a sequence nor a view is refused
+UNSUPPORTED = {"SYSTEM VERSIONED": "its history is in no dump and CHECKSUM TABLE reads it, so no restore could "
+                                   "match the snapshot"}
+
+
+def unsupported_tables(other: list[list[str]]) -> list[str]:
+    """The tables of a kind the fingerprint leaves out, each with why (a refusal)."""
+    return [f"table {name} is {kind}: " + UNSUPPORTED.get(kind, "a kind of table layra-rollback does not know")
+            for _, name, kind in (fields for fields in other if fields[0] == "unsupported" and len(fields) == 3)]
+
+
+def fingerprint_problems(fingerprint: dict, listed: int | None, other: list[list[str]]) -> list[str]:
     """Why a parsed fingerprint does not cover the whole database."""
-    problems = []
+    problems = unsupported_tables(other)
     if not fingerprint["schema_sha256"]:
         problems.append("no schema hash")
     if listed is None:
@@ -348,8 +367,8 @@ def summary(fingerprint: dict) -> str:
     return f"{counted(len(tables), 'table')}, {counted(sum(table.get('rows', 0) for table in tables.values()), 'row')}"
 
 
-# Per base table: its id in InnoDB (a RENAME keeps it; a rebuild, a TRUNCATE or a new table
-# gets another) and the time of its last write (kept in memory since the server started:
+# Per table: its id in InnoDB (a RENAME keeps it; a rebuild, a TRUNCATE or a new table
+# gets another; a sequence has none: MariaDB stamps none of its writes) and the time of its last write (kept in memory since the server started:
 # none for a table unwritten since; MariaDB stamps a write with its transaction's start,
 # MySQL with its commit), in UTC, with the server's clock and uptime, and when the oldest
 # other open transaction started. Only plain names get an id: InnoDB encodes the others
@@ -362,11 +381,12 @@ SET SESSION time_zone = '+00:00';
 SHOW GLOBAL STATUS LIKE 'Uptime';
 SELECT 'open', IFNULL(MIN(trx_started), 'none') FROM information_schema.innodb_trx
  WHERE trx_mysql_thread_id <> CONNECTION_ID();
-SELECT 'stamp', t.table_name, IFNULL(IF(t.table_name REGEXP '^[A-Za-z0-9_]+$', s.table_id, NULL), 'none'),
+SELECT 'stamp', t.table_name,
+       IFNULL(IF(t.table_type = 'BASE TABLE' AND t.table_name REGEXP '^[A-Za-z0-9_]+$', s.table_id, NULL), 'none'),
        IFNULL(t.update_time, 'none')
   FROM information_schema.tables t LEFT JOIN information_schema.{innodb} s
     ON BINARY s.name = BINARY CONCAT(t.table_schema, '/', t.table_name)
- WHERE t.table_schema = DATABASE() AND t.table_type = 'BASE TABLE' ORDER BY t.table_name;
+ WHERE t.table_schema = DATABASE() AND t.table_type IN {TABLE_TYPES} ORDER BY t.table_name;
 """.strip() for flavor, fresh, innodb in ((MARIADB, "", "innodb_sys_tables"),
                                           (MYSQL, "SET SESSION information_schema_stats_expiry = 0;\n",
                                            "innodb_tables"))}
@@ -403,6 +423,8 @@ class MysqlTableStamps(MysqlFactBase):
         schema, database, listed, other = parse_lines(output)
         if not schema["schema_sha256"] or listed is None:
             raise PartialFingerprint(f"{host_name()}: the schema of mysql/{database or '?'} could not be read")
+        if unsupported_tables(other):
+            raise PartialFingerprint(f"{host_name()}: mysql/{database}: " + "; ".join(unsupported_tables(other)))
         clock = next((fields[1:] for fields in other if fields[0] == "now" and len(fields) == 3), None)
         uptime = next((fields[1] for fields in other if fields[0] == "Uptime" and len(fields) == 2), "")
         now, started = (clock[0], int(clock[1]) - int(uptime)) if clock and clock[1].isdigit() and \

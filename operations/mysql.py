@@ -35,6 +35,7 @@ from facts.mysql import (
     DUMP_OPTIONS,
     MYSQL,
     PASSWORD_KEY,
+    TABLE_TYPES,
     BinlogPoint,
     MysqlBinlog,
     MysqlFingerprint,
@@ -85,7 +86,7 @@ def dumped(stack: Stack, database: str, directory: str, part: str, service: str 
       displaced copy, ``<database>__pre_restore``, kept as a snapshot of ``<database>``
       (nothing happens when there is none)
 
-    ``mysqldump --single-transaction --routines --triggers --events`` (MySQL's also
+    ``mysqldump --single-transaction --routines --triggers --events --skip-add-locks`` (MySQL's also
     ``--set-gtid-purged=OFF``: ``facts.mysql.DUMP_OPTIONS``) streams out of the
     container and is compressed on the host (zstd where it has it: the dump is then bound
     by the server, not by the compressor); the file appears under its final name only
@@ -142,8 +143,10 @@ def dumped(stack: Stack, database: str, directory: str, part: str, service: str 
         "(", fingerprint_again, ') > "$out.fingerprint.before" &&',
         "(", client_function(stack, service, user, password_key),
         assign(db=read),
+        # no LOCK TABLES in the dump: MariaDB refuses to load, under it, a table whose default
+        # draws from a sequence (ERROR 1100), and InnoDB gains nothing from it
         'm -dump --single-transaction --routines --triggers --events --hex-blob --no-tablespaces'
-        ' --skip-dump-date', *DUMP_OPTIONS[versions["flavor"]],
+        ' --skip-add-locks --skip-dump-date', *DUMP_OPTIONS[versions["flavor"]],
         *(COORDINATE_OPTIONS[versions["flavor"]] if coordinates else ()), '"$db" </dev/null', ") |", compress,
         '> "$dump.tmp" &&',
         "(", fingerprint_again, ') > "$out.fingerprint.after" &&', *coordinates_read,
@@ -472,7 +475,7 @@ def binlog_exported(stack: Stack, database: str, replay: dict, path: str, until_
 
 
 # Statements that empty the live database of views, routines, events and triggers (which
-# would block moving tables across databases) and exchange all tables in one RENAME.
+# would block moving tables across databases) and exchange all tables (sequences too) in one RENAME.
 SWAP_SQL = """
 SELECT CONCAT('DROP TRIGGER ', {q_schema_trigger}, ';') FROM information_schema.triggers
  WHERE trigger_schema IN ('$db', '$shadow');
@@ -482,10 +485,10 @@ SELECT CONCAT('DROP ', routine_type, ' ', {q_routine}, ';') FROM information_sch
 SELECT CONCAT('DROP EVENT ', {q_event}, ';') FROM information_schema.events WHERE event_schema = '$db';
 SELECT CONCAT('RENAME TABLE ', GROUP_CONCAT(pair ORDER BY step SEPARATOR ', '), ';') FROM (
   SELECT 1 AS step, CONCAT('`$db`.', {q_table}, ' TO `$previous`.', {q_table}) AS pair
-    FROM information_schema.tables WHERE table_schema = '$db' AND table_type = 'BASE TABLE'
+    FROM information_schema.tables WHERE table_schema = '$db' AND table_type IN {table_types}
   UNION ALL
   SELECT 2, CONCAT('`$shadow`.', {q_table}, ' TO `$db`.', {q_table})
-    FROM information_schema.tables WHERE table_schema = '$shadow' AND table_type = 'BASE TABLE'
+    FROM information_schema.tables WHERE table_schema = '$shadow' AND table_type IN {table_types}
 ) AS pairs HAVING COUNT(*) > 0;
 """.strip()
 
@@ -500,6 +503,7 @@ SWAP_SQL = SWAP_SQL.format(
     q_routine=f"{_q('routine_schema')}, '.', {_q('routine_name')}",
     q_event=f"{_q('event_schema')}, '.', {_q('event_name')}",
     q_table=_q("table_name"),
+    table_types=TABLE_TYPES,
 )
 
 def swap_sql(database: str) -> str:

@@ -51,6 +51,10 @@ def test_batch_escapes_in_names_are_read_back():
     pytest.param([*HEAD, "tables\t2", *OBJECTS, *COUNTS[1:]], "table kb_é has no rows", id="no count"),
     pytest.param([*HEAD, *OBJECTS, *COUNTS], "no table count", id="no table count"),
     pytest.param([HEAD[0], "tables\t2", *OBJECTS, *COUNTS], "no schema hash", id="no schema hash"),
+    pytest.param([*HEAD, "tables\t2", "unsupported\taudit\tSYSTEM VERSIONED", *OBJECTS, *COUNTS],
+                 "table audit is SYSTEM VERSIONED: its history is in no dump", id="a system-versioned table"),
+    pytest.param([*HEAD, "tables\t2", "unsupported\tlater\tSOME NEW KIND", *OBJECTS, *COUNTS],
+                 "table later is SOME NEW KIND: a kind of table layra-rollback does not know", id="an unknown kind"),
 ])
 def test_a_fingerprint_that_would_leave_part_of_the_database_out_is_refused(lines, why):
     with pytest.raises(PartialFingerprint, match="the fingerprint of mysql/hostile is partial, refused: .*" + why):

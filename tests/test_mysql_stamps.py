@@ -114,6 +114,14 @@ def test_a_name_read_twice_leaves_the_tables_untold():
     assert facts.MysqlTableStamps().process(lines)["tables"] is None
 
 
+def test_a_table_of_a_kind_the_fingerprint_refuses_refuses_the_stamps_too():
+    lines = ["database\tlayra", "schema\t" + "d4" * 32, "tables\t1", "unsupported\taudit\tSYSTEM VERSIONED",
+             "now\t2026-12-07 18:00:03\t1796666403", "Uptime\t455", "open\tnone", "stamp\tusers\t41\tnone",
+             WHOLE_MARKER]
+    with pytest.raises(facts.PartialFingerprint, match="mysql/layra: table audit is SYSTEM VERSIONED"):
+        facts.MysqlTableStamps().process(lines)
+
+
 def test_phase_4_reads_the_whole_fingerprint_where_a_stamp_moved(probe):
     check, read = probe(stamped(tables={**CHECKED["tables"], "knowledge_bases": [28, "2026-12-07 18:00:05"]}))
     assert check.ok and read == ["MysqlTableStamps", "MysqlFingerprint"]
