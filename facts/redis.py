@@ -400,6 +400,9 @@ LAYOUT_KEYS = ("dir", "dbfilename", "appendonly", "appenddirname", "appendfilena
 # The copies kept beside the data, in the data directory (scripts/redis_copies.sh).
 COPIES = {"staged": ".layra-staged", "displaced": ".layra-displaced"}
 COPY_SOCKET = "/tmp/layra-copy.sock"  # where a copy is served, inside its throwaway container
+# How long a served copy may answer nothing at all, not even LOADING, before it counts as
+# failed (scripts/redis_served.sh): its load itself may take as long as the data needs.
+COPY_QUIET_SECONDS = 60
 
 
 def layout_of(persistence: dict) -> dict:
@@ -428,19 +431,18 @@ def copies_command(stack: Stack, service: str, layout: dict, mode: str, *args: s
     )
 
 
-def copy_served(stack: Stack, service: str, layout: dict, copy: str, absent: str) -> StringCommand:
-    """Bash that serves the ``copy`` in a throwaway container of the service, its id in
+def copy_served(stack: Stack, service: str, layout: dict, copy: str, absent: str,
+                quiet: int = COPY_QUIET_SECONDS) -> StringCommand:
+    """Shell that serves the ``copy`` in a throwaway container of the service, its id in
     ``$cid`` (removed when the shell exits), and waits until it answers ``PING`` on
-    ``COPY_SOCKET`` (loaded); ``absent`` runs where there is no such copy. A copy that does
-    not load fails, with the server's last lines."""
+    ``COPY_SOCKET`` (loaded: ``scripts/redis_served.sh``); ``absent`` runs where there is
+    no such copy. A copy that does not load, or whose server answers nothing for ``quiet``
+    seconds, fails, with the server's last lines."""
     return StringCommand(
         "cid=$(", copies_command(stack, service, layout, "serve", copy, detached=True), ") || exit 1;",
-        "trap 'docker rm -f \"$cid\" >/dev/null 2>&1' EXIT;",
-        'until [ "$(docker exec "$cid" redis-cli -s', COPY_SOCKET, 'ping 2>/dev/null)" = PONG ]; do',
-        "case $(docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' \"$cid\") in",
-        "'exited 3')", absent, ";;",
-        "exited*|dead*) docker logs --tail 5 \"$cid\" >&2; echo", QuoteString(f"the {copy} copy does not load"),
-        ">&2; exit 1 ;; esac; sleep 0.2; done;",
+        "trap 'docker rm -f \"$cid\" >/dev/null 2>&1' EXIT;", script("redis_served"), "\n",
+        'redis_served "$cid"', COPY_SOCKET, QuoteString(copy), str(int(quiet)),
+        "|| case $? in 3)", absent, ";; *) exit 1 ;; esac;",
     )
 
 

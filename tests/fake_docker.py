@@ -7,7 +7,7 @@ than passing on a guess.
 The world: containers (id, project, service, one-off or not, status, health and its log,
 volume mounts), volumes (driver, options), what a service's new containers start as
 (``up``), and every call made (``calls``). ``docker compose`` acts on the project it is
-given with ``-p``: ``up --force-recreate``, ``up --scale``, ``ps -q``.
+given with ``-p``: ``up --force-recreate``, ``up --scale``, ``ps -q``, ``start``, ``run -d``.
 
     docker = FakeDocker(tmp_path, project="layra")
     old = docker.container("backend", health="healthy")
@@ -69,11 +69,15 @@ class FakeDocker:
         world["volumes"][name] = {"driver": driver, "options": options}
         self.save(world)
 
-    def starts_as(self, service: str, status: str = "running", health: str | None = None, log=()):
-        """What the service's containers that `docker compose up` creates start as, and
-        what `docker start` makes of its stopped ones."""
+    def starts_as(self, service: str, status: str = "running", health: str | None = None, log=(),
+                  exit_code: int = 0, pings=(), output=()):
+        """What the service's containers that `docker compose up` (or `run -d`) creates start
+        as, and what `docker start` makes of its stopped ones: ``exit_code`` once exited;
+        ``pings``, what `redis-cli -s <socket> ping` run in it answers, one per call (the
+        last one kept); ``output``, what `docker logs` prints."""
         world = self.load()
-        world["up"][service] = {"status": status, "health": health, "log": list(log)}
+        world["up"][service] = {"status": status, "health": health, "log": list(log), "exit_code": exit_code,
+                                "pings": list(pings), "output": list(output)}
         self.save(world)
 
     def set(self, **values):
@@ -94,7 +98,9 @@ def new_container(world: dict, project: str, service: str, start: dict) -> dict:
     world["created"] += 1
     made = {"id": hashlib.sha256(f"{service}-{world['created']}".encode()).hexdigest(), "project": project,
             "service": service, "oneoff": False, "status": start.get("status", "running"),
-            "health": start.get("health"), "log": list(start.get("log", [])), "mounts": []}
+            "health": start.get("health"), "log": list(start.get("log", [])), "mounts": [],
+            "exit_code": start.get("exit_code", 0), "pings": list(start.get("pings", [])),
+            "output": list(start.get("output", []))}
     world["containers"].append(made)
     return made
 
@@ -171,6 +177,8 @@ def inspect_line(template: str, c: dict) -> str:
     if 'index .Config.Labels "com.docker.compose.service"' in template and "range .Mounts" in template:
         mounts = "".join(f"\t{m['name']}\t{m['source']}\t{m['destination']}" for m in c["mounts"])
         return f"{c['service']}\t{c['status']}{mounts}"
+    if template == "{{.State.Status}} {{.State.ExitCode}}":
+        return f"{c['status']} {c.get('exit_code', 0)}"
     if template == "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}healthy{{end}}":
         return f"{c['status']} {health or 'healthy'}"
     if template.startswith('{{if and (eq .State.Status "running") .State.Health}}'):
@@ -243,6 +251,16 @@ def compose(world: dict, args: list[str]) -> int:
                 if c["status"] == "running":
                     print(c["id"])
         return 0
+    if command == "run":
+        service = next(i for i, word in enumerate(rest) if not word.startswith("-") and rest[i - 1] not in
+                       ("--user", "--entrypoint"))  # what follows the service is its command
+        seen, _ = options(rest[:service], {"-d", "--no-deps"}, {"--user", "--entrypoint"})
+        if "-d" not in seen or "--no-deps" not in seen:
+            fail(f"compose run {rest}")
+        made = new_container(world, project, rest[service], world["up"].get(rest[service], {}))
+        made["oneoff"] = True
+        print(made["id"])
+        return 0
     if command == "start":
         return start_containers(world, [c["id"] for service in rest for c in containers_of(world, project, service)], quiet=True)
     if command != "up":
@@ -269,6 +287,12 @@ def exec_in(world: dict, args: list[str]) -> int:
         if isinstance(c["probe"], list):  # one exit status per run, the last one kept
             return c["probe"].pop(0) if len(c["probe"]) > 1 else c["probe"][0]
         return c["probe"]
+    if c and args[1:3] == ["redis-cli", "-s"] and args[4:] == ["ping"]:
+        if not c["pings"] or c["status"] != "running":
+            print("Could not connect to Redis at the socket: No such file or directory")
+            return 1
+        print(c["pings"].pop(0) if len(c["pings"]) > 1 else c["pings"][0])
+        return 0
     reference, shell, flag, script = args
     if find(world, reference) is None or (shell, flag) != ("sh", "-c"):
         fail(f"exec {args}")
@@ -333,6 +357,9 @@ def main(args: list[str]) -> int:
             rc = compose(world, args[1:])
         elif args[:1] == ["exec"]:
             rc = exec_in(world, args[1:])
+        elif args[:3] == ["logs", "--tail", "5"] and len(args) == 4 and find(world, args[3]):
+            print("\n".join(find(world, args[3])["output"][-5:]))
+            rc = 0
         elif args[:1] == ["start"]:
             rc = start_containers(world, args[1:])
         elif args[:1] == ["stop"]:
