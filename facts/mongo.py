@@ -30,7 +30,7 @@ from pyinfra.api import QuoteString, StringCommand
 from .compose import Stack, compose_command
 from .secrets import export_from_env_file
 from .shadow import valid_database
-from .shell import WholeOutputFact, parse_probe, probe
+from .shell import PartialFingerprint, WholeOutputFact, host_name, parse_probe, probe
 from .text import counted
 
 # The env file key of the password, where a component names none: Layra's own.
@@ -76,7 +76,8 @@ COPIES = {"live": "", "shadow": "__restore__", "aside": "__pre_restore__"}
 # Counts and dbHash's md5 per collection of one copy (its prefix stripped; views and
 # system.* left out): the same for the live collections and a copy of them. The live copy
 # is every collection without a copy's prefix. dbHash holds a shared lock on the database
-# while it reads; a server without it (CommandNotFound, code 59) gives counts only.
+# while it reads; a server without it (CommandNotFound, code 59: a mongos) gives no md5,
+# and the fact refuses such a fingerprint: counts alone cannot tell a changed document.
 FINGERPRINT_JS = script("fingerprint", """\
 const target = db.getSiblingDB(env.LAYRA_DB), prefix = env.LAYRA_PREFIX || "";
 const copies = (env.LAYRA_COPY_PREFIXES || "").split(" ").filter((each) => each !== "");
@@ -213,8 +214,9 @@ class MongoPing(MongoFactBase):
 class MongoFingerprint(MongoFactBase):
     """
     Returns what one copy of a database holds, independent of its name: each collection's
-    document count and ``dbHash`` md5, and dbHash's md5 over them all (``None`` where the
-    server has no ``dbHash``). Views and ``system.*`` collections are left out. ``copy`` is
+    document count and ``dbHash`` md5, and dbHash's md5 over them all. A server without
+    ``dbHash`` (a mongos) fails the fact: counts alone would call a database whose
+    documents changed at the same count unchanged. Views and ``system.*`` collections are left out. ``copy`` is
     ``live`` (default: every collection without a copy's prefix), ``shadow`` (the staged
     ``__restore__<collection>``) or ``aside`` (the displaced ``__pre_restore__<collection>``),
     named without the prefix. ``exists`` is false when the copy has no collection.
@@ -238,6 +240,12 @@ class MongoFingerprint(MongoFactBase):
             name: {"count": int(each["count"]), "md5": each.get("md5")}
             for name, each in (answer.get("collections") or {}).items()
         }
+        unhashed = sorted(name for name, each in collections.items() if not each["md5"])
+        if unhashed:
+            raise PartialFingerprint(
+                f"{host_name()}: a MongoDB fingerprint is partial, refused: no dbHash md5 for "
+                f"{', '.join(unhashed)} (a server without dbHash, such as a mongos): document counts alone "
+                "cannot tell a changed document")
         return {"exists": bool(answer.get("exists")), "collections": collections, "md5": answer.get("md5")}
 
 

@@ -24,6 +24,7 @@ from .shadow import valid_database
 from .shell import (
     COMPRESSOR_PROBE,
     COMPRESSORS,
+    PartialFingerprint,
     UnreadableOutput,
     WholeOutputFact,
     assign,
@@ -247,10 +248,6 @@ class MysqlFingerprint(MysqlFactBase):
 
     def process(self, output):
         return parse_fingerprint(output)
-
-
-class PartialFingerprint(UnreadableOutput):
-    """A fingerprint that would leave part of the database out: refused, never compared."""
 
 
 # mysql -B writes these characters of a value as escapes (without -r)

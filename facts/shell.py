@@ -118,6 +118,10 @@ class UnreadableOutput(FactError):
     operation the fact's default, and an operation on a host among others would go on."""
 
 
+class PartialFingerprint(UnreadableOutput):
+    """A fingerprint that would leave part of the data out: refused, never compared."""
+
+
 class WholeOutputFact(FactBase):
     """A fact whose output is read whole or not at all.
 

@@ -28,6 +28,7 @@ from facts.mongo import (
     VERSIONS_JS,
     MongoFingerprint,
     MongoVersions,
+    PartialFingerprint,
     copy_env,
     mongo_tool,
     same_data,
@@ -199,6 +200,12 @@ def test_the_fingerprint_is_the_last_json_line_after_any_warning():
 def test_a_fingerprint_without_a_json_answer_is_an_error():
     with pytest.raises(ValueError, match="no JSON answer"):
         MongoFingerprint().process(read_whole(["MongoServerError: not authorized on layra"]))
+
+
+def test_a_server_without_dbhash_refuses_a_fingerprint_of_counts_alone():
+    counts_only = {"exists": True, "collections": {"users": {"count": 10, "md5": None}}, "md5": None}
+    with pytest.raises(PartialFingerprint, match="no dbHash md5 for users .*counts alone cannot tell"):
+        MongoFingerprint().process(read_whole([json.dumps(counts_only)]))
 
 
 def test_a_different_md5_is_different_data_even_with_the_same_counts():
