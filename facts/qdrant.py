@@ -22,13 +22,18 @@ from pyinfra.api import QuoteString, StringCommand
 
 from .compose import Stack
 from .secrets import export_from_env_file
-from .shell import WholeOutputFact, assign, section, split_sections
+from .shell import WholeOutputFact, assign, script, section, split_sections
 
 DEFAULT_URL = "http://127.0.0.1:6333"
 DEFAULT_KEY = "QDRANT_API_KEY"
-FINGERPRINT_FIELDS = ("points", "config_sha256", "sample_sha256")
-# Points (the first by id) whose ids, payloads and vectors the fingerprint hashes.
+FINGERPRINT_FIELDS = ("points", "config_sha256", "sample_sha256", "points_sha256")
+# What every snapshot's fingerprint holds (points_sha256 only those taken since every point is hashed).
+SNAPSHOT_FIELDS = FINGERPRINT_FIELDS[:3]
+# Points (the first by id) whose ids, payloads and vectors the fingerprint hashes apart:
+# what a snapshot taken before every point was hashed is compared by.
 SAMPLE_SIZE = 256
+# How many points the fingerprint reads at a time, hashing every one (scripts/qdrant_points.sh).
+PAGE_SIZE = 256
 
 # Collection and snapshot names go into URLs and file names: no `/`, `?`, `%`, space.
 NAME = re.compile(r"^[A-Za-z0-9_.-]{1,255}\Z")
@@ -138,8 +143,10 @@ class QdrantFingerprint(QdrantFactBase):
     """
     Returns what each collection is, in one round trip: the server's version, then each
     collection's point count, a hash of its configuration and a hash of a sample of
-    its points (ids, payloads and vectors of the first ``SAMPLE_SIZE`` by id, hashed on
-    the host: no point leaves it). ``reachable`` is False when nothing answers at ``url``.
+    every one of its points (ids, payloads and vectors, read ``PAGE_SIZE`` at a time in id
+    order and hashed on the host: no point leaves it), and of the first ``SAMPLE_SIZE``
+    apart (the sample, what snapshots taken before every point was hashed are compared
+    by). ``reachable`` is False when nothing answers at ``url``.
 
     .. code:: python
 
@@ -151,20 +158,22 @@ class QdrantFingerprint(QdrantFactBase):
                     "points": 300,               # points_count
                     "config_sha256": "9f2c...",  # of the config as sorted-key JSON
                     "sample_sha256": "d1e4...",
+                    "points_sha256": "7a0b...",
                 },
             },
         }
 
     The same data and configuration fingerprint alike, also after a snapshot recovery.
-    A change to points beyond the sample that keeps their number is not seen. A wrong
-    API key fails the fact with Qdrant's message.
+    Reading every point grows with the collection (a scroll, which Qdrant serves beside
+    its searches). A wrong API key fails the fact with Qdrant's message.
     """
 
     def command(self, stack: Stack, url: str = DEFAULT_URL, password_key: str | None = DEFAULT_KEY) -> StringCommand:
         stack = Stack.of(stack)
         sample = json.dumps({"limit": SAMPLE_SIZE, "with_payload": True, "with_vector": True})
         return StringCommand(
-            qdrant_client(stack, url, password_key),
+            qdrant_client(stack, url, password_key), script("qdrant_points"), "\n",
+            "err=$(mktemp) || exit 1; trap 'rm -f \"$err\"' EXIT;",
             section("version"), "; v=$(", qdrant_call("GET", "/", *WITH_STATUS), "); printf '%s\\n' \"$v\";",
             "case $v in *000) exit 0 ;; esac;",  # nothing answers: nothing more to ask
             section("collections"), "; list=$(", qdrant_call("GET", "/collections", *WITH_STATUS), ");",
@@ -175,6 +184,8 @@ class QdrantFingerprint(QdrantFactBase):
                                 QuoteString(sample), *WITH_STATUS), '); code=${s##*$\'\\n\'}; s=${s%$\'\\n\'*};',
             'echo "sample $c"; if [ "$code" = 200 ]; then printf \'%s\' "$s" | sed', QuoteString(STRIP_TIMING),
             "| sha256sum; else printf '%s\\n' \"$s\"; fi; echo \"$code\";",
+            'echo "points $c"; if h=$(set -o pipefail; qdrant_points "$c"', str(PAGE_SIZE),
+            '2>"$err" | sha256sum); then printf \'%s\\n200\\n\' "$h"; else cat "$err"; fi;',
             "done",
         )
 
@@ -198,24 +209,26 @@ class QdrantFingerprint(QdrantFactBase):
                 entry.update(points=info.get("points_count"), config_sha256=canonical_sha256(info.get("config")))
             else:
                 check(status, body, f"POST /collections/{name}/points/scroll")
-                entry["sample_sha256"] = body.split()[0]
+                entry[f"{kind}_sha256"] = body.split()[0]
         return {"reachable": True, "version": version, "collections": collections}
 
 
 def same_data(live: dict | None, snapshot: dict | None) -> bool:
     """Whether a live collection (a ``QdrantFingerprint`` collection entry) holds the
-    snapshot's data: its points, configuration and sample."""
-    return bool(live) and bool(snapshot) and all(live.get(field) == snapshot.get(field)
-                                                 for field in FINGERPRINT_FIELDS)
+    snapshot's data: its point count, configuration, sample and every point (a snapshot
+    taken before every point was hashed has no ``points_sha256``: its sample decides)."""
+    fields = [field for field in FINGERPRINT_FIELDS if field != "points_sha256" or "points_sha256" in (snapshot or {})]
+    return bool(live) and bool(snapshot) and all(live.get(field) == snapshot.get(field) for field in fields)
 
 
 def groups(lines: list[str]) -> dict[tuple[str, str], list[str]]:
-    """The lines after each ``collection NAME`` / ``sample NAME`` marker, by (kind, name)."""
+    """The lines after each ``collection NAME`` / ``sample NAME`` / ``points NAME`` marker,
+    by (kind, name)."""
     found: dict[tuple[str, str], list[str]] = {}
     current: list[str] = []
     for line in lines:
         kind, _, name = line.strip().partition(" ")
-        if kind in ("collection", "sample") and valid_name(name):
+        if kind in ("collection", "sample", "points") and valid_name(name):
             current = found.setdefault((kind, name), [])
         else:
             current.append(line)

@@ -31,8 +31,8 @@ from facts.lock import holding_work
 from facts.qdrant import (
     DEFAULT_KEY,
     DEFAULT_URL,
-    FINGERPRINT_FIELDS,
     JSON_BODY,
+    SNAPSHOT_FIELDS,
     QdrantFingerprint,
     QdrantSnapshots,
     qdrant_call,
@@ -212,9 +212,9 @@ def restored(stack: Stack, collection: str, snapshot_file: str, sha256: str, fin
         check_file = checksum_checked(snapshot_file, sha256, f"qdrant collection {collection}")
     except ValueError as error:
         raise OperationError(str(error)) from None
-    if not isinstance(fingerprint, dict) or any(field not in fingerprint for field in FINGERPRINT_FIELDS):
+    if not isinstance(fingerprint, dict) or any(field not in fingerprint for field in SNAPSHOT_FIELDS):
         raise OperationError(f"fingerprint must be a QdrantFingerprint collection entry "
-                             f"({', '.join(FINGERPRINT_FIELDS)}), got {fingerprint!r}")
+                             f"({', '.join(SNAPSHOT_FIELDS)}), got {fingerprint!r}")
 
     current = live_fingerprint(stack, url, password_key)["collections"].get(collection)
     if same_data(current, fingerprint):

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from facts.compose import Stack
-from facts.qdrant import QdrantFingerprint, QdrantSnapshots
+from facts.qdrant import QdrantFingerprint, QdrantSnapshots, same_data
 from operations.qdrant import dump_command
 
 STANDIN = Path(__file__).resolve().parents[1] / "sandbox/stack/release-1.0.0/standins/qdrant_standin.py"
@@ -266,6 +266,20 @@ def test_the_fingerprint_fact_reads_the_standin_with_the_key_from_the_env_file(s
          {"points": [{"id": 2, "vector": [0.2, 0.2, 0.3, 0.4], "payload": {"n": "changed"}}]})
     changed = run_fact(QdrantFingerprint(), server)["collections"]["fingerprinted"]
     assert changed["points"] == 3 and changed["sample_sha256"] != first["collections"]["fingerprinted"]["sample_sha256"]
+
+
+def test_a_change_to_one_point_far_past_the_sample_at_the_same_count_changes_the_fingerprint(server):
+    collection(server, "paged", range(1, 601))  # three pages of 256
+    before = run_fact(QdrantFingerprint(), server)["collections"]["paged"]
+    call(server, "PUT", "/collections/paged/points?wait=true",
+         {"points": [{"id": 550, "vector": [55.0, 0.2, 0.3, 0.4], "payload": {"n": "changed"}}]})
+    after = run_fact(QdrantFingerprint(), server)["collections"]["paged"]
+    assert (after["points"], after["sample_sha256"]) == (before["points"], before["sample_sha256"]) == (
+        600, before["sample_sha256"])
+    assert after["points_sha256"] != before["points_sha256"]
+    assert not same_data(after, before)
+    # a snapshot taken before every point was hashed is compared by its sample
+    assert same_data(after, {key: value for key, value in before.items() if key != "points_sha256"})
 
 
 def test_the_fingerprint_fact_fails_with_qdrants_message_on_a_wrong_key(server):

@@ -4,7 +4,7 @@ server's own collection snapshot (``operations.qdrant.dumped``: created, downloa
 its sha256 checked, deleted on the server), recovered with ``priority=snapshot`` and the
 checksum (``operations.qdrant.restored``). Every collection the server has, unless the
 component names ``collections``. The fingerprint (``facts.qdrant``) is each collection's
-point count and hashes of its configuration and of a sample of its points.
+point count and hashes of its configuration, of a sample of its points and of every point.
 """
 
 from __future__ import annotations
