@@ -56,6 +56,22 @@ SAMPLE_SCRIPT = (
     "return t .. ' ' .. redis.sha1hex(table.concat(v, string.char(0)))"
 )
 
+# The same for every key, its whole value: every element of a list, a set, a hash, a sorted
+# set (with its scores) and every entry of a stream (id and fields). A key is read in one
+# call, atomically: a collection of millions of members holds the server that long.
+VALUE_SCRIPT = (
+    "local k = KEYS[1] local t = redis.call('TYPE', k)['ok'] local v = {} "
+    "if t == 'string' then v = {redis.call('GET', k)} "
+    "elseif t == 'list' then v = redis.call('LRANGE', k, 0, -1) "
+    "elseif t == 'zset' then v = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES') "
+    "elseif t == 'set' then v = redis.call('SMEMBERS', k) table.sort(v) "
+    "elseif t == 'hash' then local h = redis.call('HGETALL', k) "
+    "for i = 1, #h, 2 do v[#v + 1] = h[i] .. '=' .. h[i + 1] end table.sort(v) "
+    "elseif t == 'stream' then local e = redis.call('XRANGE', k, '-', '+') "
+    "for i = 1, #e do v[#v + 1] = e[i][1] for j = 1, #e[i][2] do v[#v + 1] = e[i][2][j] end end end "
+    "return t .. ' ' .. redis.sha1hex(table.concat(v, string.char(0)))"
+)
+
 # Settings RedisPersistence reads with CONFIG GET (one at a time: Redis 6 takes one).
 PERSISTENCE_SETTINGS = ("dir", "dbfilename", "appendonly", "appenddirname", "appendfilename")
 
@@ -247,7 +263,7 @@ def fingerprint_command(cli: StringCommand, volatile: list = (), databases: list
     return StringCommand(
         "rcli() {", cli, "--no-raw", '"$@"', "; };",
         'volatile() { case $1 in', *cases, "*) cat ;; esac; };",
-        assign(dbs=dbs, sample_size=str(SAMPLE_SIZE), sample_script=SAMPLE_SCRIPT),
+        assign(dbs=dbs, sample_size=str(SAMPLE_SIZE), sample_script=SAMPLE_SCRIPT, value_script=VALUE_SCRIPT),
         script("redis_fingerprint"), "\nlayra_redis_fingerprint",
     )
 
@@ -267,6 +283,7 @@ class RedisFingerprint(RedisPipeFactBase):
                     "keys_sha256": "9f2c...",  # sha256 of the sorted key names
                     "sample": 40,              # keys whose values are hashed (every n-th, at most 1000)
                     "sample_sha256": "d1e4...",
+                    "values_sha256": "5be0...",  # of every key's whole value
                 },
                 "2": {...},
             },
@@ -274,9 +291,10 @@ class RedisFingerprint(RedisPipeFactBase):
 
     ``databases``: the logical databases to read (None: every one that has keys, from
     ``INFO keyspace``). The key names are listed with ``SCAN`` and sorted and hashed on the
-    host; the sample's values are hashed by the server itself (a read-only Lua script,
-    ``SAMPLE_SCRIPT``: type plus sha1 of the value per key), so binary values need no care
-    (``scripts/redis_fingerprint.sh``).
+    host; the values are hashed by the server itself (read-only Lua scripts: type plus sha1
+    of the value per key), so binary values need no care (``scripts/redis_fingerprint.sh``):
+    every key's whole value (``VALUE_SCRIPT``), and apart a sample's (``SAMPLE_SCRIPT``,
+    capped collections: what a snapshot taken before every value was hashed is compared by).
 
     The same data gives the same fingerprint, also after an RDB restore. Keys with a TTL
     count while they live: a snapshot restored after some of its keys expired has fewer.
@@ -307,9 +325,11 @@ def fingerprint_of(output: list[str]) -> dict:
         raise ValueError(f"redis fingerprint: unexpected output {lines[:3]!r}")
     for line in lines[1:]:
         if line.startswith("db ") and line[3:].isdigit():
-            current = databases.setdefault(line[3:], {"keys": None, "sample": []})
+            current = databases.setdefault(line[3:], {"keys": None, "sample": [], "values": None})
         elif current is not None and line.startswith("keys "):
             current["keys"] = line.split()[1:]
+        elif current is not None and line.startswith("values "):
+            current["values"] = line.split()[1:]
         elif current is not None and line:
             current["sample"].append(line)
     named = lines[0].split()[1:]
@@ -322,16 +342,22 @@ def fingerprint_of(output: list[str]) -> dict:
         keys = found["keys"] or []
         if len(keys) != 2 or not keys[0].isdigit():
             raise ValueError(f"redis fingerprint of database {db}: unexpected output {keys!r}")
+        if found["values"] is None or len(found["values"]) != 2 or found["values"][0] != keys[0]:
+            raise ValueError(f"redis fingerprint of database {db}: {keys[0]} keys listed, their values read: "
+                             f"{found['values']!r}")
         fingerprint["databases"][db] = {
             "dbsize": int(keys[0]), "keys_sha256": keys[1], "sample": len(found["sample"]),
             "sample_sha256": hashlib.sha256("".join(f"{line}\n" for line in found["sample"]).encode()).hexdigest(),
+            "values_sha256": found["values"][1],
         }
         fingerprint["dbsize"] += int(keys[0])
     return fingerprint
 
 
-# What a RedisFingerprint holds: the snapshot's descriptor must give each.
+# What a RedisFingerprint holds: the snapshot's descriptor must give each (values_sha256
+# only where it was taken since every value is hashed).
 FINGERPRINT_FIELDS = ("dbsize", "keys_sha256", "sample", "sample_sha256")
+WHOLE_FIELD = "values_sha256"
 
 
 def databases_of(fingerprint: dict | None) -> dict | None:
@@ -342,14 +368,23 @@ def databases_of(fingerprint: dict | None) -> dict | None:
     databases = fingerprint.get("databases")
     if databases is None:
         databases = {"0": fingerprint} if "dbsize" in fingerprint else {}
-    return {db: {field: found.get(field) for field in FINGERPRINT_FIELDS}
+    return {db: {field: found.get(field) for field in (*FINGERPRINT_FIELDS, WHOLE_FIELD) if field in found}
             for db, found in databases.items() if found.get("dbsize")}
 
 
 def same_data(live: dict | None, snapshot: dict | None) -> bool:
-    """Whether the live server holds the snapshot's data: every database with keys, alike."""
+    """Whether the live server holds the snapshot's data: every database with keys, alike
+    (every value; a snapshot taken before every value was hashed: its sample)."""
     have, want = databases_of(live), databases_of(snapshot)
-    return have is not None and want is not None and have == want
+    if have is None or want is None or have.keys() != want.keys():
+        return False
+    for db, wanted in want.items():
+        found = dict(have[db])
+        if WHOLE_FIELD not in wanted:
+            found.pop(WHOLE_FIELD, None)
+        if found != wanted:
+            return False
+    return True
 
 
 class RedisPersistence(RedisFactBase):

@@ -32,18 +32,19 @@ def test_unquote_reverses_redis_cli_quoting_including_escaped_bytes():
 
 
 def test_the_fingerprint_of_the_same_output_is_the_same_and_counts_each_databases_sample():
-    output = ["dbs 1 2", "db 1", "keys 2 ab12", '"string 11"', '"hash 22"', "db 2", "keys 1 cd34", '"string 33"']
+    output = ["dbs 1 2", "db 1", "keys 2 ab12", '"string 11"', '"hash 22"', "values 2 ee11", "db 2", "keys 1 cd34",
+              '"string 33"', "values 1 ff22"]
     first, second = RedisFingerprint().process(read_whole(output)), RedisFingerprint().process(read_whole(list(output)))
     assert first == second
     assert first["dbsize"] == 3
     assert first["databases"]["1"]["keys_sha256"] == "ab12" and first["databases"]["1"]["sample"] == 2
-    assert first["databases"]["2"]["dbsize"] == 1
+    assert first["databases"]["2"]["dbsize"] == 1 and first["databases"]["2"]["values_sha256"] == "ff22"
 
 
 def test_a_different_value_in_the_sample_changes_the_fingerprint():
     base = ["dbs 0", "db 0", "keys 1 ab12"]
-    one = RedisFingerprint().process(read_whole(base + ['"string 11"']))["databases"]["0"]
-    other = RedisFingerprint().process(read_whole(base + ['"string 12"']))["databases"]["0"]
+    one = RedisFingerprint().process(read_whole([*base, '"string 11"', "values 1 ee11"]))["databases"]["0"]
+    other = RedisFingerprint().process(read_whole([*base, '"string 12"', "values 1 ee12"]))["databases"]["0"]
     assert one["keys_sha256"] == other["keys_sha256"]
     assert one["sample_sha256"] != other["sample_sha256"]
 
@@ -51,6 +52,13 @@ def test_a_different_value_in_the_sample_changes_the_fingerprint():
 def test_the_fingerprint_fails_on_an_error_reply_instead_of_hashing_it():
     output = ["dbs 0", "db 0", "keys 1 ab12", "(error) NOSCRIPT scripts are disabled"]
     with pytest.raises(ValueError, match="NOSCRIPT"):
+        RedisFingerprint().process(read_whole(output))
+
+
+@pytest.mark.parametrize("values", [[], ["values 2 ee11"]], ids=["no values line", "fewer values than keys"])
+def test_the_fingerprint_fails_where_not_every_keys_value_was_read(values):
+    output = ["dbs 0", "db 0", "keys 3 ab12", '"string 11"', *values]
+    with pytest.raises(ValueError, match="3 keys listed, their values read"):
         RedisFingerprint().process(read_whole(output))
 
 

@@ -67,6 +67,33 @@ def test_a_changed_value_in_one_database_changes_the_fingerprint(server):
     assert not same_data(after, before)
 
 
+@pytest.mark.parametrize("build, change", [
+    pytest.param(["MSET", *[f"k{i:04d} {i}" for i in range(1500)]], ["SET", "k0001", "changed"],
+                 id="a key the sample skips (every 2nd of 1500)"),
+    pytest.param(["HSET", "big", *[f"f{i:04d} {i}" for i in range(1500)]], ["HSET", "big", "f1200", "changed"],
+                 id="a field of a hash the sample counts only"),
+    pytest.param(["RPUSH", "log", *map(str, range(1500))], ["LSET", "log", "1200", "changed"],
+                 id="a list element past the sample's first 1000"),
+    pytest.param(["XADD", "events", "1-1", "a", "1"], ["XDEL", "events", "1-1"],
+                 id="a stream entry (the sample counts entries only)"),
+])
+def test_a_change_the_sample_does_not_read_changes_the_fingerprint(server, build, change):
+    cli, host = server
+    cli(*[word for arg in build for word in arg.split(" ")])
+    before = fingerprint(host)["databases"]["0"]
+    cli(*change)
+    if change[0] == "XDEL":  # as many entries, another one
+        cli("XADD", "events", "1-2", "a", "1")
+    after = fingerprint(host)["databases"]["0"]
+    assert (after["dbsize"], after["keys_sha256"], after["sample_sha256"]) == (
+        before["dbsize"], before["keys_sha256"], before["sample_sha256"])
+    assert after["values_sha256"] != before["values_sha256"]
+    assert not same_data({"databases": {"0": after}}, {"databases": {"0": before}})
+    # a snapshot taken before every value was hashed is compared by its sample
+    old = {key: value for key, value in before.items() if key != "values_sha256"}
+    assert same_data({"databases": {"0": after}}, {"databases": {"0": old}})
+
+
 def test_the_same_data_in_other_databases_is_other_data(server):
     cli, host = server
     cli("-n", "1", "SET", "user:1", "ada")

@@ -7,13 +7,17 @@
 #   keys <count> <sha256 of the sorted key names>
 #   "<type> <sha1 of the value>"      one per sampled key (every n-th key, at most
 #                                     $sample_size), hashed by the server itself
+#   values <count> <sha256>           every key's "<type> <sha1 of its whole value>",
+#                                     hashed by the server, the lines hashed here
 #
+# A reply that is not a type and a hash (an error) is printed instead of the values line.
 # Set before it: `rcli` (redis-cli --no-raw in the service, its credentials exported: the
 # first arguments may be `-n DB`), `volatile DB` (a filter: the key names of database DB
-# without those that are not state), dbs, sample_size and sample_script (read-only Lua).
-# shellcheck disable=SC2154 # dbs, sample_size and sample_script are assigned before the script
+# without those that are not state), dbs, sample_size, sample_script and value_script
+# (read-only Lua).
+# shellcheck disable=SC2154 # dbs, sample_size, sample_script, value_script are assigned before the script
 layra_redis_fingerprint() {
-  local db info keys n step
+  local db info keys values bad n step
   if [ -z "$dbs" ]; then
     # an error reply (NOAUTH, a renamed INFO) must not read as "no database has keys"
     info=$(printf 'INFO keyspace\n' | rcli | tr -d '\r') || return 1
@@ -26,6 +30,7 @@ layra_redis_fingerprint() {
   # shellcheck disable=SC2086 # the numbers split on purpose: one line
   echo "dbs" $dbs
   keys=$(mktemp) || return 1
+  values=$(mktemp) || { rm -f "$keys"; return 1; }
   for db in $dbs; do
     echo "db $db"
     rcli -n "$db" --scan | LC_ALL=C sort -u | volatile "$db" >"$keys" || { rm -f "$keys"; return 1; }
@@ -33,7 +38,15 @@ layra_redis_fingerprint() {
     step=$(( (n + sample_size - 1) / sample_size + (n == 0) ))
     echo "keys $n $(sha256sum <"$keys" | cut -d' ' -f1)"
     awk -v s="$step" -v script="$sample_script" '(NR - 1) % s == 0 {print "EVAL \"" script "\" 1 " $0}' "$keys" |
-      rcli -n "$db" || { rm -f "$keys"; return 1; }
+      rcli -n "$db" || { rm -f "$keys" "$values"; return 1; }
+    awk -v script="$value_script" '{print "EVAL \"" script "\" 1 " $0}' "$keys" |
+      rcli -n "$db" >"$values" || { rm -f "$keys" "$values"; return 1; }
+    bad=$(grep -v -m 1 -E '^"[a-z]+ [0-9a-f]{40}"$' "$values")
+    if [ -n "$bad" ]; then
+      printf '%s\n' "$bad"
+    else
+      echo "values $(wc -l <"$values") $(sha256sum <"$values" | cut -d' ' -f1)"
+    fi
   done
-  rm -f "$keys"
+  rm -f "$keys" "$values"
 }

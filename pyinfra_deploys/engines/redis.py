@@ -7,8 +7,8 @@ RDB beside the live data and checks it before the maintenance window (``staged``
 moved aside, the displaced copy) and, after it, writes the displaced copy into the safety
 snapshot (``displaced_dumped``, served once for its RDB and its fingerprint;
 ``displaced_described``) before dropping it (``aside_dropped``). The
-fingerprint (``facts.redis``) hashes the sorted key names and a sample of values on the
-host, leaving the cache patterns out where Redis holds state.
+fingerprint (``facts.redis``) hashes the sorted key names, every value and a sample of
+values on the host, leaving the cache patterns out where Redis holds state.
 """
 
 from __future__ import annotations
