@@ -57,19 +57,25 @@ SAMPLE_SCRIPT = (
 )
 
 # The same for every key, its whole value: every element of a list, a set, a hash, a sorted
-# set (with its scores) and every entry of a stream (id and fields). A key is read in one
-# call, atomically: a collection of millions of members holds the server that long.
+# set (with its scores) and every entry of a stream (id and fields), each prefixed with its
+# length (no two values hash alike by where their elements split); a module's type (JSON,
+# Bloom, time series) by its DUMP. A key is read in one call, atomically: a collection of
+# millions of members holds the server that long (past busy-reply-threshold, 5 s, other
+# clients are answered BUSY meanwhile).
 VALUE_SCRIPT = (
     "local k = KEYS[1] local t = redis.call('TYPE', k)['ok'] local v = {} "
-    "if t == 'string' then v = {redis.call('GET', k)} "
-    "elseif t == 'list' then v = redis.call('LRANGE', k, 0, -1) "
-    "elseif t == 'zset' then v = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES') "
-    "elseif t == 'set' then v = redis.call('SMEMBERS', k) table.sort(v) "
+    "local function e(s) return #s .. ':' .. s end "
+    "local function all(list) for i = 1, #list do v[#v + 1] = e(list[i]) end end "
+    "if t == 'string' then all({redis.call('GET', k)}) "
+    "elseif t == 'list' then all(redis.call('LRANGE', k, 0, -1)) "
+    "elseif t == 'zset' then all(redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')) "
+    "elseif t == 'set' then all(redis.call('SMEMBERS', k)) table.sort(v) "
     "elseif t == 'hash' then local h = redis.call('HGETALL', k) "
-    "for i = 1, #h, 2 do v[#v + 1] = h[i] .. '=' .. h[i + 1] end table.sort(v) "
-    "elseif t == 'stream' then local e = redis.call('XRANGE', k, '-', '+') "
-    "for i = 1, #e do v[#v + 1] = e[i][1] for j = 1, #e[i][2] do v[#v + 1] = e[i][2][j] end end end "
-    "return t .. ' ' .. redis.sha1hex(table.concat(v, string.char(0)))"
+    "for i = 1, #h, 2 do v[#v + 1] = e(h[i]) .. e(h[i + 1]) end table.sort(v) "
+    "elseif t == 'stream' then local x = redis.call('XRANGE', k, '-', '+') "
+    "for i = 1, #x do v[#v + 1] = e(x[i][1]) .. #x[i][2] .. ';' all(x[i][2]) end "
+    "elseif t ~= 'none' then all({redis.call('DUMP', k)}) end "
+    "return t .. ' ' .. redis.sha1hex(table.concat(v))"
 )
 
 # Settings RedisPersistence reads with CONFIG GET (one at a time: Redis 6 takes one).

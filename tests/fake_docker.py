@@ -70,14 +70,15 @@ class FakeDocker:
         self.save(world)
 
     def starts_as(self, service: str, status: str = "running", health: str | None = None, log=(),
-                  exit_code: int = 0, pings=(), output=()):
+                  exit_code: int = 0, pings=(), output=(), copying: int = 0):
         """What the service's containers that `docker compose up` (or `run -d`) creates start
         as, and what `docker start` makes of its stopped ones: ``exit_code`` once exited;
         ``pings``, what `redis-cli -s <socket> ping` run in it answers, one per call (the
-        last one kept); ``output``, what `docker logs` prints."""
+        last one kept); ``output``, what `docker logs` prints; ``copying``, how many calls
+        of `test -e /tmp/layra-copy.copying` in it find the marker (redis_copies.sh serve)."""
         world = self.load()
         world["up"][service] = {"status": status, "health": health, "log": list(log), "exit_code": exit_code,
-                                "pings": list(pings), "output": list(output)}
+                                "pings": list(pings), "output": list(output), "copying": copying}
         self.save(world)
 
     def set(self, **values):
@@ -100,7 +101,7 @@ def new_container(world: dict, project: str, service: str, start: dict) -> dict:
             "service": service, "oneoff": False, "status": start.get("status", "running"),
             "health": start.get("health"), "log": list(start.get("log", [])), "mounts": [],
             "exit_code": start.get("exit_code", 0), "pings": list(start.get("pings", [])),
-            "output": list(start.get("output", []))}
+            "output": list(start.get("output", [])), "copying": start.get("copying", 0)}
     world["containers"].append(made)
     return made
 
@@ -293,6 +294,9 @@ def exec_in(world: dict, args: list[str]) -> int:
             return 1
         print(c["pings"].pop(0) if len(c["pings"]) > 1 else c["pings"][0])
         return 0
+    if c and args[1:] == ["test", "-e", "/tmp/layra-copy.copying"]:
+        c["copying"] = max(c.get("copying", 0) - 1, -1)
+        return 0 if c["copying"] >= 0 else 1
     reference, shell, flag, script = args
     if find(world, reference) is None or (shell, flag) != ("sh", "-c"):
         fail(f"exec {args}")

@@ -76,6 +76,8 @@ def test_a_changed_value_in_one_database_changes_the_fingerprint(server):
                  id="a list element past the sample's first 1000"),
     pytest.param(["XADD", "events", "1-1", "a", "1"], ["XDEL", "events", "1-1"],
                  id="a stream entry (the sample counts entries only)"),
+    pytest.param(["HSET", "h", "a", "b=c"], ["HSET", "h", "a=b", "c"],
+                 id="a hash whose field and value split elsewhere (the sample joins them with =)"),
 ])
 def test_a_change_the_sample_does_not_read_changes_the_fingerprint(server, build, change):
     cli, host = server
@@ -84,6 +86,8 @@ def test_a_change_the_sample_does_not_read_changes_the_fingerprint(server, build
     cli(*change)
     if change[0] == "XDEL":  # as many entries, another one
         cli("XADD", "events", "1-2", "a", "1")
+    if change[:2] == ["HSET", "h"]:  # the one field replaced
+        cli("HDEL", "h", "a")
     after = fingerprint(host)["databases"]["0"]
     assert (after["dbsize"], after["keys_sha256"], after["sample_sha256"]) == (
         before["dbsize"], before["keys_sha256"], before["sample_sha256"])

@@ -48,6 +48,14 @@ def test_a_copy_still_loading_past_the_quiet_limit_is_waited_for_until_it_answer
     assert removed(docker)
 
 
+def test_a_displaced_aof_still_being_copied_past_the_quiet_limit_is_waited_for(docker):
+    docker.starts_as("redis", pings=[""] * 10 + ["PONG"], copying=10)  # no server until the copy is made
+    run, took = served(docker)
+    assert run.returncode == 0, run.stderr
+    assert took > 3
+    assert removed(docker)
+
+
 def test_a_server_that_answers_nothing_for_the_quiet_limit_fails_with_its_last_lines(docker):
     docker.starts_as("redis", pings=[""], output=["Fatal: the disk is gone"])
     run, took = served(docker)

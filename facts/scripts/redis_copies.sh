@@ -22,7 +22,8 @@
 # serve COPY (staged|displaced): a redis-server on that copy, in the foreground, on the
 #   unix socket /tmp/layra-copy.sock only (the host reads it with `docker exec`). Exit 3
 #   when there is no such copy. The copy is never written: a staged copy is served from
-#   its RDB, a displaced AOF from a copy in the container.
+#   its RDB, a displaced AOF from a copy in the container (/tmp/layra-copy.copying exists
+#   while that copy is made).
 # present COPY: prints "present <the SHA256 it was staged from, if any>" or "absent".
 # drop: the displaced copy removed (kept by then in a verified safety snapshot).
 set -eu
@@ -56,8 +57,13 @@ case $mode in
       --repl-diskless-sync yes --repl-diskless-sync-delay 0 --appendfilename "$aoffile"
     if [ -n "$aofdir" ]; then set -- "$@" --appenddirname "$aofdir"; fi
     if [ "$copy" = "$displaced" ] && [ "$aof" = yes ] && [ -e "$copy/$aofpath" ]; then
-      # Redis with AOF on may add to its AOF as it starts: served from a copy
-      mkdir /tmp/layra-copy && cp -a "$copy/$aofpath" /tmp/layra-copy/
+      # Redis with AOF on may add to its AOF as it starts: served from a copy (marked while
+      # it is made, which grows with the data: redis_served.sh waits for it)
+      if ! { : >/tmp/layra-copy.copying && mkdir /tmp/layra-copy && cp -a "$copy/$aofpath" /tmp/layra-copy/; }; then
+        echo "could not copy $dir/$copy/$aofpath to serve it" >&2
+        exit 1
+      fi
+      rm /tmp/layra-copy.copying
       exec redis-server "$@" --dir /tmp/layra-copy --appendonly yes --dbfilename "$db"
     fi
     exec redis-server "$@" --dir "$dir/$copy" --appendonly no --dbfilename "$db" ;;

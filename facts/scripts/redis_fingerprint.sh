@@ -33,7 +33,7 @@ layra_redis_fingerprint() {
   values=$(mktemp) || { rm -f "$keys"; return 1; }
   for db in $dbs; do
     echo "db $db"
-    rcli -n "$db" --scan | LC_ALL=C sort -u | volatile "$db" >"$keys" || { rm -f "$keys"; return 1; }
+    rcli -n "$db" --scan | LC_ALL=C sort -u | volatile "$db" >"$keys" || { rm -f "$keys" "$values"; return 1; }
     n=$(wc -l <"$keys")
     step=$(( (n + sample_size - 1) / sample_size + (n == 0) ))
     echo "keys $n $(sha256sum <"$keys" | cut -d' ' -f1)"
@@ -41,7 +41,7 @@ layra_redis_fingerprint() {
       rcli -n "$db" || { rm -f "$keys" "$values"; return 1; }
     awk -v script="$value_script" '{print "EVAL \"" script "\" 1 " $0}' "$keys" |
       rcli -n "$db" >"$values" || { rm -f "$keys" "$values"; return 1; }
-    bad=$(grep -v -m 1 -E '^"[a-z]+ [0-9a-f]{40}"$' "$values")
+    bad=$(grep -v -m 1 -E '^"[^ "]+ [0-9a-f]{40}"$' "$values")
     if [ -n "$bad" ]; then
       printf '%s\n' "$bad"
     else
