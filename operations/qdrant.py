@@ -171,7 +171,7 @@ def dumped(stack: Stack, collection: str, directory: str, part: str, service: st
 @operation()
 def restored(stack: Stack, collection: str, snapshot_file: str, sha256: str, fingerprint: dict,
              url: str = DEFAULT_URL, password_key: str | None = DEFAULT_KEY, timeout: int = 600,
-             snapshots_path: str | None = SNAPSHOTS_PATH):
+             snapshots_path: str | None = SNAPSHOTS_PATH, live_differs: bool = False):
     """
     Put a collection back to a snapshot's: nothing happens when its fingerprint already
     equals the snapshot's.
@@ -181,6 +181,9 @@ def restored(stack: Stack, collection: str, snapshot_file: str, sha256: str, fin
     + sha256: the file's checksum from the snapshot manifest
     + fingerprint: the part's fingerprint (a ``QdrantFingerprint`` collection entry)
     + snapshots_path: where the server keeps snapshots (``None``: unknown)
+    + live_differs: the caller read the collection moments ago and it differed from the
+      snapshot (the rollback's plan): its fingerprint, which reads every point, is not read
+      again
 
     The file's checksum is checked first: a file that does not match is refused before
     Qdrant is touched. Then Qdrant recovers the collection with ``priority=snapshot``
@@ -216,18 +219,20 @@ def restored(stack: Stack, collection: str, snapshot_file: str, sha256: str, fin
         raise OperationError(f"fingerprint must be a QdrantFingerprint collection entry "
                              f"({', '.join(SNAPSHOT_FIELDS)}), got {fingerprint!r}")
 
-    current = live_fingerprint(stack, url, password_key)["collections"].get(collection)
-    if same_data(current, fingerprint):
-        host.noop(f"qdrant collection {collection} already matches the snapshot ({current['points']} points)")
-        return
+    current = None
+    if not live_differs:
+        current = live_fingerprint(stack, url, password_key)["collections"].get(collection)
+        if same_data(current, fingerprint):
+            host.noop(f"qdrant collection {collection} already matches the snapshot ({current['points']} points)")
+            return
 
     kept = []
     if snapshots_path:
         listed = ask(QdrantSnapshots, stack=stack, collection=collection, url=url, password_key=password_key)
         kept = [s["name"] for s in listed if s["checksum"] == sha256 and valid_name(s["name"])]
     source = f"recovering {kept[0]}" if kept else f"uploading {snapshot_file}"
-    logger.info(f"{host.print_prefix}qdrant {collection}: {current['points'] if current else 'no collection'} -> "
-                f"{fingerprint['points']} points ({source})")
+    was = "differs, as the plan read it" if live_differs else f"{current['points']} points" if current else "no collection"
+    logger.info(f"{host.print_prefix}qdrant {collection}: {was} -> {fingerprint['points']} points ({source})")
 
     yield check_file
     refused = f"qdrant did not restore {collection} from {snapshot_file}:"

@@ -105,7 +105,8 @@ class Qdrant(Engine):
         return [Step(operations.restored, {"stack": stack, "collection": collection,
                                            "snapshot_file": files[descriptor["file"]],
                                            "sha256": sha256s[descriptor["file"]],
-                                           "fingerprint": descriptor["fingerprint"], **component.client},
+                                           "fingerprint": descriptor["fingerprint"], "live_differs": differs,
+                                           **component.client},
                      f"{component.name}/{collection}")]
 
     def integrity(self, stack, component: QdrantComponent, descriptor: dict, sha256s: dict) -> Probe:

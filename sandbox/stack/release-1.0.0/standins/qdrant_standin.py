@@ -45,6 +45,7 @@ Data: <storage>/collections/<c>/{config,points}.json; snapshots: <snapshots>/<c>
 cluster; everything fits in memory.
 """
 import argparse
+import bisect
 import datetime
 import email.parser
 import email.policy
@@ -125,6 +126,31 @@ def collection_config(name):
 
 def load_collection(name):
     return collection_config(name), read_json(os.path.join(coll_dir(name), "points.json"), {})
+
+
+def point_order(point_id):
+    """Qdrant's scroll order: numeric ids first, then UUIDs."""
+    return (0, point_id, "") if isinstance(point_id, int) else (1, 0, str(point_id))
+
+
+# points.json read once per version of the file (written by os.replace: a new inode), in
+# scroll order: a page costs its own points, as Qdrant's scroll does, not the collection's.
+ORDERED: dict[str, tuple] = {}
+
+
+def ordered_points(name):
+    collection_config(name)  # 404 when there is no such collection
+    path = os.path.join(coll_dir(name), "points.json")
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return [], []
+    version = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+    cached = ORDERED.get(path)
+    if cached is None or cached[0] != version:
+        points = sorted(read_json(path, {}).values(), key=lambda pt: point_order(pt["id"]))
+        cached = ORDERED[path] = (version, points, [point_order(pt["id"]) for pt in points])
+    return cached[1], cached[2]
 
 
 def sha256_file(path):
@@ -410,16 +436,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def scroll(self, name):
         body = self.body_json()
-        _, points = load_collection(name)
-
-        def order(point_id):  # Qdrant: numeric ids first, then UUIDs
-            return (0, point_id, "") if isinstance(point_id, int) else (1, 0, str(point_id))
-
-        ordered = sorted(points.values(), key=lambda pt: order(pt["id"]))
-        if body.get("offset") is not None:
-            ordered = [pt for pt in ordered if order(pt["id"]) >= order(body["offset"])]
+        ordered, orders = ordered_points(name)
+        start = 0 if body.get("offset") is None else bisect.bisect_left(orders, point_order(body["offset"]))
         limit = int(body.get("limit") or 10)
-        page, nxt = ordered[:limit], (ordered[limit]["id"] if len(ordered) > limit else None)
+        page = ordered[start:start + limit]
+        nxt = ordered[start + limit]["id"] if len(ordered) > start + limit else None
         with_payload = body.get("with_payload", True) is not False
         with_vector = bool(body.get("with_vector") or body.get("with_vectors"))
         out = [{"id": pt["id"], **({"payload": pt["payload"]} if with_payload else {}),
