@@ -22,7 +22,15 @@ from pyinfra.api import QuoteString, StringCommand
 
 from .compose import Stack
 from .secrets import export_from_env_file
-from .shell import WholeOutputFact, assign, script, section, split_sections
+from .shell import (
+    PartialFingerprint,
+    WholeOutputFact,
+    assign,
+    host_name,
+    script,
+    section,
+    split_sections,
+)
 
 DEFAULT_URL = "http://127.0.0.1:6333"
 DEFAULT_KEY = "QDRANT_API_KEY"
@@ -210,6 +218,12 @@ class QdrantFingerprint(QdrantFactBase):
             else:
                 check(status, body, f"POST /collections/{name}/points/scroll")
                 entry[f"{kind}_sha256"] = body.split()[0]
+        unread = sorted(name for name, entry in collections.items()
+                        if valid_name(name) and None in (entry["config_sha256"], entry["sample_sha256"],
+                                                         entry["points_sha256"]))
+        if unread:
+            raise PartialFingerprint(f"{host_name()}: the Qdrant fingerprint is partial, refused: "
+                                     f"{', '.join(unread)} listed but not read whole")
         return {"reachable": True, "version": version, "collections": collections}
 
 

@@ -1,13 +1,18 @@
 """facts/scripts/qdrant_points.sh run for real under bash, with `qdrant` (the client
 function the fingerprint defines) a stand-in answering canned pages: every page is read,
-following next_page_offset to its end, and any failure is the function's."""
+following next_page_offset to its end, and any failure is the function's; and a collection
+listed but not read whole refuses the fingerprint."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 
-from facts.shell import script
+import pytest
+
+from facts.qdrant import QdrantFingerprint
+from facts.shell import PartialFingerprint, script
+from tests.whole_output import read_whole
 
 TIMING = ',"status":"ok","time":0.000123}'
 
@@ -53,3 +58,13 @@ def test_a_next_page_offset_that_does_not_move_fails_instead_of_reading_forever(
     done = run({"null": (page([], 5) + TIMING, 200), "5": (stuck, 200)})
     assert done.returncode == 1
     assert done.stderr.splitlines() == ["next_page_offset 5 does not move", "000"]
+
+
+def test_a_listed_collection_whose_points_were_not_read_refuses_the_fingerprint():
+    ok = '{"result":{"points_count":2,"config":{}},"status":"ok","time":0.1}'
+    output = ["--- layra:version ---", '{"version":"1.12.0"}', "200",
+              "--- layra:collections ---", '{"result":{"collections":[{"name":"kb"},{"name":"gone"}]}}', "200",
+              "--- layra:info ---", "collection kb", ok, "200", "sample kb", "ab  -", "200", "points kb", "cd  -", "200",
+              "collection gone", ok, "200", "sample gone", "ef  -", "200"]
+    with pytest.raises(PartialFingerprint, match="gone listed but not read whole"):
+        QdrantFingerprint().process(read_whole(output))
