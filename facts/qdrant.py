@@ -230,9 +230,11 @@ class QdrantFingerprint(QdrantFactBase):
 def same_data(live: dict | None, snapshot: dict | None) -> bool:
     """Whether a live collection (a ``QdrantFingerprint`` collection entry) holds the
     snapshot's data: its point count, configuration, sample and every point (a snapshot
-    taken before every point was hashed has no ``points_sha256``: its sample decides)."""
+    taken before every point was hashed has no ``points_sha256``: its sample decides). A
+    collection listed without figures (a name that cannot go into a URL) is never alike."""
     fields = [field for field in FINGERPRINT_FIELDS if field != "points_sha256" or "points_sha256" in (snapshot or {})]
-    return bool(live) and bool(snapshot) and all(live.get(field) == snapshot.get(field) for field in fields)
+    return bool(live) and bool(snapshot) and live.get("sample_sha256") is not None and all(
+        live.get(field) == snapshot.get(field) for field in fields)
 
 
 def groups(lines: list[str]) -> dict[tuple[str, str], list[str]]:

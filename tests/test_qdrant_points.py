@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from facts.qdrant import QdrantFingerprint
+from facts.qdrant import QdrantFingerprint, same_data
 from facts.shell import PartialFingerprint, script
 from tests.whole_output import read_whole
 
@@ -68,3 +68,8 @@ def test_a_listed_collection_whose_points_were_not_read_refuses_the_fingerprint(
               "collection gone", ok, "200", "sample gone", "ef  -", "200"]
     with pytest.raises(PartialFingerprint, match="gone listed but not read whole"):
         QdrantFingerprint().process(read_whole(output))
+
+
+def test_a_collection_listed_without_figures_is_never_alike_even_to_itself():
+    unread = {"points": None, "config_sha256": None, "sample_sha256": None, "points_sha256": None}
+    assert not same_data(unread, dict(unread))
